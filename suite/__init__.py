@@ -1,0 +1,1 @@
+"""suite: a declarative benchmark-and-reproduction suite for gradient-based meta-learning."""

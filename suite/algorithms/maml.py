@@ -1,0 +1,58 @@
+"""MAML (Finn, Abbeel & Levine 2017, arXiv 1703.03400, Algorithm 2), with the true second-order meta-gradient.
+
+    sample a batch of tasks T_i
+    for each T_i:  θ'_i = θ − α ∇θ L_Ti(f_θ) on its support set       (inner_steps times)
+    θ ← Adam(θ, ∇θ Σ_i L_Ti(f_θ'_i) on the query sets)                 (differentiating through θ'_i)
+"""
+from __future__ import annotations
+
+import torch
+from torch.func import vmap
+
+from suite.algorithms import OPTIMIZER_SCHEMA, Learner as BaseLearner, make_torch_optimizer
+from suite.algorithms.inner import sgd_adapt
+from suite.schema import Field
+
+HYPERPARAMETERS = {
+    "iterations": Field("positive_int", doc="meta-iterations"),
+    "meta_batch": Field("positive_int", doc="tasks per meta-iteration"),
+    "shots": Field("positive_int", doc="support points (regression) or images per class (classification)"),
+    "queries": Field("positive_int", doc="query points, or images per class, per training task"),
+    "inner_steps": Field("positive_int", doc="gradient steps in the inner loop during training"),
+    "inner_lr": Field("positive_float", doc="α, the inner-loop step size"),
+    "meta_optimizer": Field(OPTIMIZER_SCHEMA, doc="outer optimiser (Adam in the paper)"),
+}
+
+
+def query_loss_after_adaptation(loss, params, support_x, support_y, query_x, query_y, steps, lr):
+    adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr)
+    return loss(adapted, query_x, query_y)
+
+
+def meta_loss(model, params, tasks, steps, lr, vectorize: bool):
+    """Mean over tasks of the query loss after adaptation: one vmap over tasks, or a per-task loop."""
+    def per_task(p, sx, sy, qx, qy):
+        return query_loss_after_adaptation(model.loss, p, sx, sy, qx, qy, steps, lr)
+
+    if vectorize:
+        return vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors()).mean()
+    return torch.stack([per_task(params, *tasks[i].tensors()) for i in range(len(tasks))]).mean()
+
+
+def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
+    """(∇θ of the meta-loss, the meta-loss), second order: autograd differentiates through the inner steps."""
+    loss = meta_loss(model, params, tasks, steps, lr, vectorize)
+    grads = torch.autograd.grad(loss, list(params.values()))
+    return dict(zip(params, grads)), loss.detach()
+
+
+class Learner(BaseLearner):
+    def __init__(self, model, params, hp, vectorize):
+        super().__init__(model, params, hp, vectorize)
+        self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
+
+    def step(self, tasks, iteration, generator):
+        grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
+                                    self.vectorize)
+        self.apply_gradients(grads)
+        return loss.item()

@@ -1,0 +1,73 @@
+"""Reptile (Nichol, Achiam & Schulman 2018, arXiv 1803.02999 v3, Algorithm 2, batched version).
+
+    ε = meta_step annealed linearly to meta_step_final over the iterations
+    for each of n tasks T_i:  W_i = k steps of the inner optimiser on mini-batches of T_i, from φ
+    φ ← φ + ε · mean_i (W_i − φ)
+
+With meta_batch = 1 this is the serial version (Algorithm 1). The inner mini-batches are drawn without
+replacement from the task's `shots` points, reshuffled when exhausted (supervised-reptile's _mini_batches).
+"""
+from __future__ import annotations
+
+import torch
+from torch.func import vmap
+
+from suite.algorithms import OPTIMIZER_SCHEMA, Learner as BaseLearner
+from suite.algorithms.inner import optimizer_adapt
+from suite.schema import Field
+
+HYPERPARAMETERS = {
+    "iterations": Field("positive_int", doc="meta-iterations"),
+    "meta_batch": Field("positive_int", doc="tasks per meta-iteration (1 = serial Reptile)"),
+    "shots": Field("positive_int", doc="training points (regression) or images per class for each task"),
+    "inner_batch": Field("positive_int", doc="points (or images) per inner mini-batch"),
+    "inner_steps": Field("positive_int", doc="k, inner-loop iterations per task"),
+    "inner_optimizer": Field(OPTIMIZER_SCHEMA, doc="SGD, or Adam (β1 = 0 in the paper's code)"),
+    "meta_step": Field("positive_float", doc="ε at the first iteration"),
+    "meta_step_final": Field("float", doc="ε at the last iteration (linear annealing; equal to meta_step for none)"),
+}
+
+
+def meta_step_size(hp, iteration: int) -> float:
+    frac = iteration / hp["iterations"]
+    return frac * hp["meta_step_final"] + (1 - frac) * hp["meta_step"]
+
+
+def inner_batches(n_tasks, n_points, batch_size, steps, generator) -> torch.Tensor:
+    """Indices [n_tasks, steps, batch_size]: consecutive slices of a shuffle, reshuffled when exhausted."""
+    if batch_size > n_points:
+        raise ValueError(f"inner_batch ({batch_size}) exceeds the points per task ({n_points})")
+    per_epoch = n_points // batch_size
+    epochs = -(-steps // per_epoch)
+    orders = [torch.stack([torch.randperm(n_points, generator=generator) for _ in range(epochs)])
+              for _ in range(n_tasks)]
+    idx = torch.stack(orders)[:, :, : per_epoch * batch_size].reshape(n_tasks, epochs * per_epoch, batch_size)
+    return idx[:, :steps]
+
+
+class Learner(BaseLearner):
+    def task_shape(self):
+        return self.hp["meta_batch"], self.hp["shots"], 0
+
+    def adapted_params(self, tasks, batches):
+        params = {k: p.detach() for k, p in self.params.items()}
+
+        def per_task(p, x, y, b):
+            return optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"])
+
+        if self.vectorize:
+            return vmap(per_task, in_dims=(None, 0, 0, 0))(params, tasks.support_x, tasks.support_y, batches)
+        per = [per_task(params, tasks.support_x[i], tasks.support_y[i], batches[i]) for i in range(len(tasks))]
+        return {k: torch.stack([w[k] for w in per]) for k in params}
+
+    def step(self, tasks, iteration, generator):
+        with torch.no_grad():  # reported: the mean support loss of φ before this update
+            loss = vmap(self.model.loss, in_dims=(None, 0, 0))(self.params, tasks.support_x, tasks.support_y).mean()
+        batches = inner_batches(len(tasks), tasks.support_x.shape[1], self.hp["inner_batch"],
+                                self.hp["inner_steps"], generator).to(tasks.support_x.device)
+        adapted = self.adapted_params(tasks, batches)
+        epsilon = meta_step_size(self.hp, iteration)
+        with torch.no_grad():
+            for k, p in self.params.items():
+                p.add_(epsilon * (adapted[k].mean(0) - p))
+        return loss.item()

@@ -1,0 +1,142 @@
+"""`suite bench`: meta-iterations per second and peak memory of each algorithm in a manifest bench setting,
+vectorised over tasks (torch.func.vmap) and as a per-task loop of the same update, side by side in one run.
+
+Each measurement runs in a fresh process so that its peak memory is its own: on CPU the process's peak resident
+set (torch and its libraries included, so compare rows rather than read one alone); on CUDA, torch's peak
+allocation.
+A reference row times the leanest hand-written loop (plain autograd with create_graph=True, as learn2learn does)
+so the speed-up is also stated against that.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pandas as pd
+import torch
+
+from suite.algorithms import make_learner
+from suite.manifest import Manifest, RunConfig
+from suite.runner import build, iteration_generator, resolve_device
+
+WARMUP = 10
+
+
+def _rss_kib(field: str) -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, reference_loop: bool) -> dict:
+    device = torch.device(device)
+    family, model = build(cfg)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    learner = make_learner(cfg.algorithm, model, model.init_params(cfg.seed, device=device), cfg.hyperparameters,
+                           vectorize)
+    step = _autograd_loop_step(learner) if reference_loop else learner.step
+    n_tasks, shots, queries = learner.task_shape()
+
+    def one(it):
+        generator = iteration_generator(cfg.seed, it)
+        step(family.sample(n_tasks, shots, queries, generator, split="train").to(device), it, generator)
+
+    for it in range(WARMUP):
+        one(it)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    began = time.perf_counter()
+    for it in range(WARMUP, WARMUP + iterations):
+        one(it)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - began
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+            else _rss_kib("VmHWM:") / 1024)
+    return {"it/s": iterations / seconds, "ms/it": 1000 * seconds / iterations, "peak memory MiB": peak}
+
+
+def _autograd_loop_step(learner):
+    """Second-order MAML written as the plainest per-task loop: torch.autograd.grad(create_graph=True)."""
+    params, hp, loss = learner.params, learner.hp, learner.model.loss
+
+    def step(tasks, iteration, generator):
+        for i in range(len(tasks)):
+            sx, sy, qx, qy = tasks[i].tensors()
+            adapted = dict(params)
+            for _ in range(hp["inner_steps"]):
+                grads = torch.autograd.grad(loss(adapted, sx, sy), list(adapted.values()), create_graph=True)
+                adapted = {k: p - hp["inner_lr"] * g for (k, p), g in zip(adapted.items(), grads)}
+            (loss(adapted, qx, qy) / len(tasks)).backward()
+        learner.optimizer.step()
+        learner.optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _in_child(args):
+    return _measure(*args)
+
+
+def bench_configs(manifest: Manifest, claim_id: str) -> list[RunConfig]:
+    """Every run of the bench setting named after the claim: the claim's task and model, each algorithm once."""
+    setting = manifest.bench.get(claim_id)
+    if setting is None:
+        raise_missing(manifest, claim_id)
+    body = manifest.claim(claim_id).body()
+    return [RunConfig(claim_id, "bench", name, body["seeds"][0], body["task"], body["model"], run["algorithm"],
+                      {k: v for k, v in run.items() if k not in ("algorithm", "evaluation")}, body["evaluation"],
+                      body["execution"]) for name, run in setting.items()]
+
+
+def raise_missing(manifest: Manifest, claim_id: str):
+    from suite.manifest import ManifestError
+
+    raise ManifestError(f"{manifest.path}: no bench setting for claim {claim_id!r} (bench settings: "
+                        f"{', '.join(manifest.bench) or 'none'})")
+
+
+def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: str) -> str:
+    device = str(resolve_device(device_spec))
+    jobs = []
+    for cfg in bench_configs(manifest, claim_id):
+        if cfg.algorithm == "pretrained":  # one pooled batch: there is no per-task computation to vectorise
+            jobs.append((cfg.run, "pooled batch", (cfg, device, True, iterations, False)))
+            continue
+        jobs.append((cfg.run, "vectorised", (cfg, device, True, iterations, False)))
+        jobs.append((cfg.run, "per-task loop", (cfg, device, False, iterations, False)))
+        if cfg.algorithm == "maml":
+            jobs.append((cfg.run, "plain autograd loop (reference)", (cfg, device, False, iterations, True)))
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for run, path, args in jobs:
+        with context.Pool(1) as pool:
+            measured = pool.apply(_in_child, (args,))
+        rows.append({"algorithm": run, "implementation": path, **measured})
+    table = pd.DataFrame(rows)
+    lines = [f"Bench setting of {claim_id} on {device} ({torch.get_num_threads()} threads), "
+             f"{iterations} timed meta-iterations after {WARMUP} warm-up:", "",
+             table.to_markdown(index=False, floatfmt=".3g"), ""]
+    for run in table["algorithm"].unique():
+        r = table[table["algorithm"] == run].set_index("implementation")["it/s"]
+        if "vectorised" not in r:
+            continue
+        lines.append(f"{run}: vectorised is {r['vectorised'] / r['per-task loop']:.1f}x the per-task loop")
+        if "plain autograd loop (reference)" in r:
+            lines.append(f"{run}: vectorised is {r['vectorised'] / r['plain autograd loop (reference)']:.1f}x "
+                         "the plain autograd loop")
+    maml = table[(table["algorithm"] == "maml")].set_index("implementation")["it/s"] if "maml" in set(
+        table["algorithm"]) else None
+    if maml is not None:
+        ratio = maml["vectorised"] / maml["per-task loop"]
+        paper_iters = next(c for c in bench_configs(manifest, claim_id) if c.run == "maml").hyperparameters["iterations"]
+        lines += ["", f"Target: second-order MAML vectorised >= 8x the per-task loop: {ratio:.1f}x, "
+                      f"{'met' if ratio >= 8 else 'NOT met'}. At this speed the paper's {paper_iters} MAML "
+                      f"iterations take {paper_iters / maml['vectorised'] / 60:.1f} min."]
+    return "\n".join(lines)

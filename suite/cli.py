@@ -1,0 +1,133 @@
+"""The `suite` command line."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+import yaml
+
+from suite.manifest import MANIFEST_ENV, PAPER, ManifestError, load_manifest
+from suite.runner import RESULTS_ENV, RunError, results_root
+
+
+def _errors_are_clear(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ManifestError, RunError) as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+
+@click.group()
+@click.option("--manifest", "manifest_path", envvar=MANIFEST_ENV, default="benchmarks.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help=f"Manifest of papers and claims (or set {MANIFEST_ENV}).")
+@click.option("--results", "results_path", envvar=RESULTS_ENV, default="results", show_default=True,
+              type=click.Path(file_okay=False), help=f"Results folder (or set {RESULTS_ENV}).")
+@click.pass_context
+def main(ctx, manifest_path, results_path):
+    """Re-run published MAML-family claims and compare them with the papers' numbers."""
+    ctx.obj = {"manifest": manifest_path, "results": results_path}
+
+
+def _manifest(ctx):
+    return load_manifest(ctx.obj["manifest"])
+
+
+@main.command()
+@click.option("--claim", "claims", multiple=True, required=True, help="Claim id (repeatable).")
+@click.option("--profile", default=PAPER, show_default=True, help="paper (the published protocol) or smoke (tiny).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Run these seeds instead of the claim's.")
+@click.option("--run", "runs", multiple=True, help="Only these runs of the claim (repeatable).")
+@click.option("--overwrite", is_flag=True, help="Replace results or checkpoints from another configuration.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+@_errors_are_clear
+def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
+    """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
+    from suite.report import build_reports, load_results, to_markdown
+    from suite.runner import resolve_device, train_and_evaluate
+
+    manifest = _manifest(ctx)
+    dev = resolve_device(device)
+    configs = [cfg for c in claims for cfg in
+               manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]
+    root = results_root(ctx.obj["results"])
+    for cfg in configs:
+        click.echo(f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash}) on {dev}",
+                   err=True)
+        train_and_evaluate(cfg, root, dev, manifest.path.resolve().parent, overwrite=overwrite,
+                           progress=not no_progress)
+    click.echo(to_markdown(build_reports(manifest, load_results(root), list(claims))))
+
+
+@main.command()
+@click.option("--claim", "claims", multiple=True, help="Only these claims.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of printing.")
+@click.pass_context
+@_errors_are_clear
+def report(ctx, claims, fmt, output):
+    """Published vs measured for every claim, with verdicts."""
+    from suite.report import build_reports, load_results, to_csv, to_markdown
+    from suite.runner import atomic_write_bytes
+
+    manifest = _manifest(ctx)
+    reports = build_reports(manifest, load_results(results_root(ctx.obj["results"])), list(claims) or None)
+    text = to_markdown(reports) if fmt == "markdown" else to_csv(reports)
+    if output:
+        atomic_write_bytes(Path(output), text.encode())
+    else:
+        click.echo(text)
+
+
+@main.command(name="list")
+@click.pass_context
+@_errors_are_clear
+def list_claims(ctx):
+    """The claims in the manifest, with their status."""
+    import pandas as pd
+
+    from suite.report import build_reports, load_results
+
+    manifest = _manifest(ctx)
+    reports = build_reports(manifest, load_results(results_root(ctx.obj["results"])))
+    rows = [{"claim": r.claim.id, "paper": f"arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}",
+             "where": r.claim.body()["where"], "runs": ", ".join(r.claim.body()["runs"]), "status": r.verdict}
+            for r in reports]
+    click.echo(pd.DataFrame(rows).to_markdown(index=False) if rows else "No claims in the manifest.")
+
+
+@main.command()
+@click.argument("claim_id")
+@click.option("--profile", default=PAPER, show_default=True)
+@click.pass_context
+@_errors_are_clear
+def show(ctx, claim_id, profile):
+    """A claim's full protocol for a profile, as the runs will see it (with config hashes)."""
+    manifest = _manifest(ctx)
+    claim = manifest.claim(claim_id)
+    body = claim.body(profile)
+    hashes = {f"{c.run} seed {c.seed}": c.hash for c in claim.run_configs(profile)}
+    click.echo(yaml.safe_dump({"claim": claim_id, "profile": profile, **body, "paper": {"id": body["paper"], **claim.paper},
+                               "config_hashes": hashes}, sort_keys=False, allow_unicode=True, width=110))
+
+
+@main.command()
+@click.option("--claim", default="maml-sinusoid", show_default=True, help="Claim whose setting is benchmarked.")
+@click.option("--iterations", default=200, show_default=True, help="Timed meta-iterations per measurement.")
+@click.option("--device", default="auto", show_default=True)
+@click.pass_context
+@_errors_are_clear
+def bench(ctx, claim, iterations, device):
+    """Meta-iterations per second and peak memory of each algorithm: vectorised over tasks vs a per-task loop."""
+    from suite.bench import run_bench
+
+    click.echo(run_bench(_manifest(ctx), claim, iterations, device))
+
+
+if __name__ == "__main__":
+    main()

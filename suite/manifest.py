@@ -1,0 +1,399 @@
+"""benchmarks.yaml: papers and claims, validated on load. Profiles override only what they name.
+
+A claim's `paper` profile is the claim as written; every other profile (`smoke` at least) is a partial mapping
+merged into it. Each profile is validated in full, so a bad override is reported like a bad field.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from suite.algorithms import ALGORITHMS, algorithm_schema, check_optimizer
+from suite.evaluate import EVALUATION_SCHEMA, check_evaluation
+from suite.models import SCHEMAS as MODEL_SCHEMAS, check_model_config, model_schema
+from suite.schema import Field, ManifestError, check_mapping, expand_braces, validate
+from suite.tasks import FAMILIES, task_schema
+
+MANIFEST_ENV = "SUITE_MANIFEST"
+DEFAULT_MANIFEST = "benchmarks.yaml"
+PAPER = "paper"
+REQUIRED_PROFILES = ("smoke",)
+
+PAPER_SCHEMA = {
+    "title": Field("str"),
+    "authors": Field("str_list"),
+    "year": Field("positive_int"),
+    "venue": Field("str", required=False),
+    "arxiv": Field(lambda v, w: _match(v, w, r"\d{4}\.\d{4,5}", "an arXiv id like 1703.03400")),
+    "arxiv_version": Field(lambda v, w: _match(v, w, r"v\d+", "an arXiv version like v3"),
+                           doc="the version whose numbers the claims quote"),
+}
+
+INTERVAL_KINDS = ("ci95-episodes", "std-seeds", "unknown", "none")
+PUBLISHED_SCHEMA = {
+    "run": Field("str"),
+    "metric": Field("str", doc="e.g. mse@1 or accuracy@3"),
+    "row": Field("str", doc="the row of the paper's table"),
+    "column": Field("str", doc="the column of the paper's table"),
+    "value": Field("float"),
+    "interval": Field("positive_float", required=False, doc="the published ± half-width"),
+    "interval_n": Field("positive_int", required=False, doc="seeds the published std is over (std-seeds)"),
+    "interval_kind": Field("str", choices=INTERVAL_KINDS,
+                           doc="what the ± means: 95% CI over episodes, std over seeds, unknown, or none"),
+    "tolerance": Field({
+        "relative": Field("positive_float", required=False),
+        "absolute": Field("positive_float", required=False),
+        "reason": Field("str"),
+    }, required=False, doc="how far off still counts as reproduced, with its reason"),
+    "source": Field("str", doc="where in the paper the number is printed"),
+}
+
+RELATION_KINDS = ("less", "greater", "at_most", "at_least", "nondecreasing", "nonincreasing")
+RELATION_SCHEMA = {
+    "statement": Field("str"),
+    "source": Field("str"),
+    "kind": Field("str", choices=RELATION_KINDS),
+    "left": Field("str_list", required=False, doc="runs on the left of a pairwise relation"),
+    "right": Field("str_list", required=False, doc="runs on the right of a pairwise relation"),
+    "runs": Field("str_list", required=False, doc="runs in order, for nondecreasing / nonincreasing"),
+    "metrics": Field("str_list", doc="metrics compared, e.g. ['mse@{1..10}']"),
+    "margin": Field(lambda v, w: _nonnegative(v, w)),
+    "margin_reason": Field("str"),
+}
+
+EXECUTION_SCHEMA = {
+    "checkpoint_every": Field("positive_int", doc="iterations between checkpoints"),
+    "log_every": Field("positive_int", doc="iterations between learning-curve points"),
+    "eval_chunk": Field("positive_int", doc="test tasks evaluated at once (memory only)"),
+}
+
+CLAIM_KEYS = ("paper", "where", "statement", "task", "model", "seeds", "runs", "evaluation", "expectations",
+              "notes", "execution", "profiles")
+OVERRIDABLE = ("task", "model", "seeds", "runs", "evaluation", "execution")
+
+
+def _match(v, where, pattern, what):
+    if not isinstance(v, str) or not re.fullmatch(pattern, v):
+        raise ManifestError(f"{where}: expected {what}, got {v!r}")
+    return v
+
+
+def _nonnegative(v, where):
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+        raise ManifestError(f"{where}: expected a number >= 0, got {v!r}")
+    return float(v)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by the keys beside it
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunConfig:
+    """Everything one training + evaluation depends on; `hashed` is what the config hash covers."""
+
+    claim: str
+    profile: str
+    run: str
+    seed: int
+    task: dict
+    model: dict
+    algorithm: str
+    hyperparameters: dict
+    evaluation: dict
+    execution: dict
+
+    @property
+    def hashed(self) -> dict:
+        return {"task": self.task, "model": self.model, "algorithm": self.algorithm,
+                "hyperparameters": self.hyperparameters, "evaluation": self.evaluation, "seed": self.seed}
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.hashed)
+
+    def to_json(self) -> dict:
+        return {"claim": self.claim, "profile": self.profile, "run": self.run, **self.hashed,
+                "execution": self.execution, "config_hash": self.hash}
+
+
+@dataclass
+class Claim:
+    id: str
+    paper: dict
+    profiles: dict  # profile name -> validated, merged claim body
+
+    def body(self, profile: str = PAPER) -> dict:
+        if profile not in self.profiles:
+            raise ManifestError(f"claim {self.id!r} has no profile {profile!r} (profiles: "
+                                f"{', '.join(self.profiles)})")
+        return self.profiles[profile]
+
+    def run_configs(self, profile: str = PAPER, seeds=None, runs=None) -> list[RunConfig]:
+        body = self.body(profile)
+        unknown = sorted(set(runs or ()) - set(body["runs"]))
+        if unknown:
+            raise ManifestError(f"claim {self.id!r} has no run {unknown[0]!r} (runs: {', '.join(body['runs'])})")
+        out = []
+        for name, run in body["runs"].items():
+            if runs and name not in runs:
+                continue
+            hp = {k: v for k, v in run.items() if k not in ("algorithm", "evaluation")}
+            evaluation = deep_merge(body["evaluation"], run.get("evaluation", {}))
+            for seed in seeds if seeds is not None else body["seeds"]:
+                out.append(RunConfig(self.id, profile, name, seed, body["task"], body["model"], run["algorithm"],
+                                     hp, evaluation, body["execution"]))
+        return out
+
+
+@dataclass
+class Manifest:
+    path: Path
+    papers: dict
+    claims: dict
+    bench: dict  # claim id -> runs timed by `suite bench` on that claim's task and model
+
+    def claim(self, claim_id: str) -> Claim:
+        if claim_id not in self.claims:
+            raise ManifestError(f"{self.path}: no claim {claim_id!r} (claims: {', '.join(self.claims) or 'none'})")
+        return self.claims[claim_id]
+
+
+def manifest_path(explicit: str | None = None) -> Path:
+    return Path(explicit or os.environ.get(MANIFEST_ENV) or DEFAULT_MANIFEST)
+
+
+def load_manifest(path: str | Path | None = None) -> Manifest:
+    path = manifest_path(path if path is None else str(path))
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found (pass --manifest PATH or set {MANIFEST_ENV})")
+    try:
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = "; ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+        raise ManifestError(f"{path}: malformed YAML{where}: {what}") from None
+    return parse_manifest(raw, path)
+
+
+def parse_manifest(raw, path: Path) -> Manifest:
+    try:
+        check_mapping(raw, "top level")
+        validate(raw, {"version": Field("int", choices=(1,)), "papers": Field(check_mapping),
+                       "claims": Field(check_mapping), "bench": Field(check_mapping, required=False)}, "")
+        papers = {key: validate(paper, PAPER_SCHEMA, f"papers.{key}") for key, paper in raw["papers"].items()}
+    except ManifestError as e:
+        raise ManifestError(f"{path}: {e}") from None
+    claims = {}
+    for claim_id, body in raw["claims"].items():
+        try:
+            claims[claim_id] = parse_claim(claim_id, body, papers)
+        except ManifestError as e:
+            raise ManifestError(f"{path}: claim {claim_id!r}: {e}") from None
+    bench = {}
+    for claim_id, runs in (raw.get("bench") or {}).items():
+        try:
+            if claim_id not in claims:
+                raise ManifestError(f"no claim {claim_id!r} to take the task and model from")
+            bench[claim_id] = parse_runs(check_mapping(runs, "runs"), "runs", has_bn=False,
+                                         evaluation=claims[claim_id].body()["evaluation"])
+        except ManifestError as e:
+            raise ManifestError(f"{path}: bench {claim_id!r}: {e}") from None
+    return Manifest(path, papers, claims, bench)
+
+
+def parse_claim(claim_id: str, body, papers: dict) -> Claim:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(claim_id)):
+        raise ManifestError("claim ids are lower-case words joined by '-'")
+    check_mapping(body, "claim")
+    unknown = sorted(set(body) - set(CLAIM_KEYS))
+    if unknown:
+        raise ManifestError(f"unknown field {unknown[0]!r} (known fields: {', '.join(CLAIM_KEYS)})")
+    validate({k: body.get(k) for k in ("paper", "where", "statement")},
+             {"paper": Field("str"), "where": Field("str"), "statement": Field("str")}, "")
+    if body["paper"] not in papers:
+        raise ManifestError(f"paper: {body['paper']!r} is not among the manifest's papers "
+                            f"({', '.join(papers) or 'none'})")
+    overrides = check_mapping(body.get("profiles") or {}, "profiles")
+    if PAPER in overrides:
+        raise ManifestError(f"profiles.{PAPER}: the paper profile is the claim itself; it takes no overrides")
+    for name in REQUIRED_PROFILES:
+        if name not in overrides:
+            raise ManifestError(f"profiles.{name}: missing required profile (a tiny version of the claim for CI)")
+    base = {k: v for k, v in body.items() if k != "profiles"}
+    profiles = {PAPER: parse_body(base, where="")}
+    for name, override in overrides.items():
+        check_mapping(override, f"profiles.{name}")
+        for key in override:
+            if key not in OVERRIDABLE:
+                raise ManifestError(f"profiles.{name}.{key}: a profile may override only "
+                                    f"{', '.join(OVERRIDABLE)}")
+        try:
+            profiles[name] = parse_body(deep_merge(base, override), where="")
+        except ManifestError as e:
+            raise ManifestError(f"profile {name!r}: {e}") from None
+    claim = Claim(claim_id, papers[body["paper"]], profiles)
+    check_expectations(profiles[PAPER])
+    return claim
+
+
+def _field(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def parse_body(body: dict, where: str) -> dict:
+    out = {k: body[k] for k in ("paper", "where", "statement")}
+    task = check_mapping(body.get("task"), _field(where, "task")) if "task" in body else None
+    if task is None:
+        raise ManifestError(f"{_field(where, 'task')}: missing required field")
+    family = task.get("family")
+    if family not in FAMILIES:
+        raise ManifestError(f"{_field(where, 'task.family')}: unknown task family {family!r} "
+                            f"(known: {', '.join(FAMILIES)})")
+    out["task"] = validate(task, task_schema(family), _field(where, "task"))
+
+    model = body.get("model")
+    check_mapping(model, _field(where, "model"))
+    if model.get("kind") not in MODEL_SCHEMAS:
+        raise ManifestError(f"{_field(where, 'model.kind')}: unknown model {model.get('kind')!r} "
+                            f"(known: {', '.join(MODEL_SCHEMAS)})")
+    out["model"] = validate(model, model_schema(model["kind"]), _field(where, "model"))
+    check_model_config(out["model"], _field(where, "model"))
+
+    out["seeds"] = validate({"seeds": body.get("seeds")}, {"seeds": Field("int_list")}, where)["seeds"]
+    out["execution"] = validate(body.get("execution"), EXECUTION_SCHEMA, _field(where, "execution"))
+    if out["execution"]["checkpoint_every"] % out["execution"]["log_every"]:
+        raise ManifestError(f"{_field(where, 'execution.checkpoint_every')}: must be a multiple of log_every "
+                            "(checkpoints fall on learning-curve points, so a resumed run is exact)")
+    out["evaluation"] = validate(body.get("evaluation"), EVALUATION_SCHEMA, _field(where, "evaluation"))
+    has_bn = out["model"]["kind"] == "conv"
+    check_evaluation(out["evaluation"], _field(where, "evaluation"), has_bn)
+
+    runs = check_mapping(body.get("runs"), _field(where, "runs"))
+    if not runs:
+        raise ManifestError(f"{_field(where, 'runs')}: a claim needs at least one run")
+    out["runs"] = parse_runs(runs, _field(where, "runs"), has_bn, out["evaluation"])
+    out["expectations"] = validate(body.get("expectations"), {
+        "published": Field(lambda v, w: _list_of_mappings(v, w, PUBLISHED_SCHEMA), required=False),
+        "relations": Field(lambda v, w: _list_of_mappings(v, w, RELATION_SCHEMA), required=False),
+    }, _field(where, "expectations"))
+    out["notes"] = validate({"notes": body.get("notes")}, {"notes": Field("str_list", required=False)},
+                            where).get("notes", [])
+    return out
+
+
+def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict) -> dict:
+    out = {}
+    for name, run in runs.items():
+        rw = f"{where}.{name}"
+        check_mapping(run, rw)
+        algorithm = run.get("algorithm")
+        if algorithm not in ALGORITHMS:
+            raise ManifestError(f"{rw}.algorithm: unknown algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
+        schema = dict(algorithm_schema(algorithm), evaluation=Field(check_mapping, required=False,
+                                                                     doc="overrides of the claim's evaluation"))
+        parsed = validate(run, schema, rw)
+        for key, value in parsed.items():
+            if key.endswith("optimizer"):
+                check_optimizer(value, f"{rw}.{key}")
+        if "evaluation" in parsed:
+            merged = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION_SCHEMA, f"{rw}.evaluation")
+            check_evaluation(merged, f"{rw}.evaluation", has_bn)
+        out[name] = parsed
+    return out
+
+
+def _list_of_mappings(value, where, schema):
+    if not isinstance(value, list):
+        raise ManifestError(f"{where}: expected a list, got {value!r}")
+    return [validate(item, schema, f"{where}[{i}]") for i, item in enumerate(value)]
+
+
+def metric_names(body: dict) -> set[str]:
+    """The metrics every run's evaluation produces (names like mse@5)."""
+    family = FAMILIES[body["task"]["family"]]
+    names = ("mse",) if family.LOSS == "mse" else ("loss", "accuracy")
+    return {f"{n}@{s}" for n in names for s in body["evaluation"]["steps"]}
+
+
+def expand_metrics(patterns: list[str]) -> list[str]:
+    return [m for p in patterns for m in expand_braces(p)]
+
+
+def check_expectations(body: dict):
+    """Cross-field checks of the paper profile's expectations: runs and metrics exist, intervals are explained."""
+    metrics, runs = metric_names(body), body["runs"]
+    for i, e in enumerate(body["expectations"].get("published", [])):
+        where = f"expectations.published[{i}]"
+        if e["run"] not in runs:
+            raise ManifestError(f"{where}.run: no run {e['run']!r} in this claim (runs: {', '.join(runs)})")
+        if e["metric"] not in metrics:
+            raise ManifestError(f"{where}.metric: {e['metric']!r} is not measured by the evaluation "
+                                f"(measured: {', '.join(sorted(metrics))})")
+        kind, tol = e["interval_kind"], e.get("tolerance")
+        if kind == "none" and "interval" in e:
+            raise ManifestError(f"{where}.interval: interval_kind is 'none' but an interval is given")
+        if kind != "none" and "interval" not in e:
+            raise ManifestError(f"{where}.interval: required when interval_kind is {kind!r}")
+        if kind == "std-seeds" and "interval_n" not in e:
+            raise ManifestError(f"{where}.interval_n: required when interval_kind is 'std-seeds' (how many seeds)")
+        if kind in ("none", "unknown") and tol is None:
+            raise ManifestError(f"{where}.tolerance: required when the published interval is {kind!r} "
+                                "(say how far off still counts as reproduced, and why)")
+        if tol is not None and ("relative" in tol) == ("absolute" in tol):
+            raise ManifestError(f"{where}.tolerance: give exactly one of 'relative' or 'absolute'")
+    for i, r in enumerate(body["expectations"].get("relations", [])):
+        where = f"expectations.relations[{i}]"
+        pairwise = r["kind"] in ("less", "greater", "at_most", "at_least")
+        needed, unwanted = (("left", "right"), ("runs",)) if pairwise else (("runs",), ("left", "right"))
+        for key in needed:
+            if key not in r:
+                raise ManifestError(f"{where}.{key}: required for a {r['kind']!r} relation")
+        for key in unwanted:
+            if key in r:
+                raise ManifestError(f"{where}.{key}: not used by a {r['kind']!r} relation")
+        for key in ("left", "right", "runs"):
+            for run in r.get(key, []):
+                if run not in runs:
+                    raise ManifestError(f"{where}.{key}: no run {run!r} in this claim (runs: {', '.join(runs)})")
+        for m in expand_metrics(r["metrics"]):
+            if m not in metrics:
+                raise ManifestError(f"{where}.metrics: {m!r} is not measured by the evaluation "
+                                    f"(measured: {', '.join(sorted(metrics))})")

@@ -1,0 +1,128 @@
+"""Functional models: an nn.Module used only as a parameter layout, evaluated with torch.func.functional_call
+on a dict of parameters, so that algorithms can differentiate through and vmap over parameter updates."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from suite.schema import Field, ManifestError
+
+INIT_SCHEMES = ("pytorch", "truncated-normal")
+
+MLP_SCHEMA = {
+    "kind": Field("str", choices=("mlp", "conv")),
+    "hidden": Field("positive_int_list", doc="hidden layer widths, e.g. [40, 40]"),
+    "activation": Field("str", choices=("relu",)),
+    "init": Field("str", choices=INIT_SCHEMES,
+                  doc="'pytorch' (nn.Linear's default) or 'truncated-normal' (weights N(0, init_std²) cut at "
+                      "2 std, zero biases: cbfinn/maml's construct_fc_weights)"),
+    "init_std": Field("positive_float", required=False, doc="std of the truncated normal"),
+}
+
+CONV_SCHEMA = {
+    "kind": Field("str", choices=("mlp", "conv")),
+    "in_channels": Field("positive_int"),
+    "image_size": Field("positive_int"),
+    "filters": Field("positive_int"),
+    "layers": Field("positive_int"),
+    "downsample": Field("str", choices=("stride", "max-pool"),
+                        doc="stride-2 convolutions (MAML/Reptile Omniglot) or 2x2 max-pool (Mini-ImageNet)"),
+    "batch_norm_eps": Field("positive_float", doc="TF's batch norm default is 1e-3, PyTorch's 1e-5"),
+    "init": Field("str", choices=("pytorch",)),
+}
+
+SCHEMAS = {"mlp": MLP_SCHEMA, "conv": CONV_SCHEMA}
+
+
+def model_schema(kind: str) -> dict[str, Field]:
+    return SCHEMAS[kind]
+
+
+def check_model_config(config: dict, where: str):
+    if config.get("init") == "truncated-normal" and "init_std" not in config:
+        raise ManifestError(f"{where}.init_std: required when init is 'truncated-normal'")
+
+
+class BatchNorm(nn.Module):
+    """Batch norm that always normalises with the statistics of the batch it is given (as MAML's and Reptile's
+    TF code do), written from tensor ops: F.batch_norm under torch.func.vmap gives second-order gradients
+    about 1% off (functorch #534), these ops are exact."""
+
+    def __init__(self, channels: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        dims = [0, *range(2, x.dim())]
+        mean = x.mean(dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(dims, keepdim=True)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+
+def _mlp(config, in_dim, out_dim):
+    layers, width = [], in_dim
+    for h in config["hidden"]:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, out_dim))
+    module = nn.Sequential(*layers)
+    if config["init"] == "truncated-normal":
+        std = config["init_std"]
+        for layer in module:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+                nn.init.zeros_(layer.bias)
+    return module
+
+
+def _conv(config, out_dim):
+    blocks, channels, size = [], config["in_channels"], config["image_size"]
+    stride = 2 if config["downsample"] == "stride" else 1
+    for _ in range(config["layers"]):
+        blocks += [nn.Conv2d(channels, config["filters"], 3, stride=stride, padding=1),
+                   BatchNorm(config["filters"], config["batch_norm_eps"]), nn.ReLU()]
+        if config["downsample"] == "max-pool":
+            blocks.append(nn.MaxPool2d(2, ceil_mode=False))
+        channels = config["filters"]
+        size = (size + 1) // 2 if stride == 2 else size // 2
+    return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(channels * size * size, out_dim))
+
+
+class FunctionalModel:
+    """forward(params, x) and loss(params, x, y) for a parameter dict; init_params(seed) makes a fresh dict."""
+
+    def __init__(self, config: dict, in_dim: int, out_dim: int, loss: str):
+        self.config, self.loss_name = config, loss
+        self._build = lambda: _mlp(config, in_dim, out_dim) if config["kind"] == "mlp" else _conv(config, out_dim)
+        self.module = self._build()
+
+    def init_params(self, seed: int, device="cpu", dtype=torch.float32) -> dict[str, torch.Tensor]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self._build()
+        return {k: v.detach().to(device=device, dtype=dtype) for k, v in module.named_parameters()}
+
+    def forward(self, params, x):
+        return functional_call(self.module, params, (x,))
+
+    def loss(self, params, x, y):
+        out = self.forward(params, x)
+        if self.loss_name == "mse":
+            return F.mse_loss(out, y)
+        return F.cross_entropy(out, y)
+
+    def metrics(self, params, x, y) -> dict[str, torch.Tensor]:
+        """Per-task evaluation metrics (the loss, plus accuracy for classification)."""
+        out = self.forward(params, x)
+        if self.loss_name == "mse":
+            return {"mse": F.mse_loss(out, y)}
+        return {"loss": F.cross_entropy(out, y), "accuracy": (out.argmax(-1) == y).float().mean()}
+
+    @property
+    def has_conv(self) -> bool:
+        return self.config["kind"] == "conv"

@@ -1,0 +1,236 @@
+"""Compare results with the manifest's expectations and give an honest verdict.
+
+Verdict rules (the README states them too):
+- a stated tolerance decides: |measured − published| ≤ tolerance (relative to the published value, or absolute);
+- else, ± a 95% CI over episodes: reproduced when the difference is within the two half-widths combined,
+  √(h_published² + h_measured²) (the two means do not differ significantly at the 5% level);
+- else, ± a std over seeds: reproduced when the difference is within 1.96·√(s_p²/n_p + s_m²/n_m);
+- only the `paper` profile can reproduce anything: other profiles are reported as "<profile> only";
+- results whose config hash differs from the manifest's current config are stale and ignored.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from suite.manifest import PAPER, Claim, Manifest, expand_metrics
+
+REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
+HOLDS, FAILS = "holds", "fails"
+
+
+def load_results(root: Path) -> list[dict]:
+    out = []
+    for path in sorted(root.glob("*/*/*/seed*/results.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        record["_path"] = str(path)
+        out.append(record)
+    return out
+
+
+@dataclass
+class Measured:
+    mean: float
+    interval: float | None  # ci95 over episodes (one seed) or std over seeds (several)
+    interval_kind: str
+    n: int
+    seeds: list[int] = field(default_factory=list)
+
+
+def measure(records: list[dict], metric: str) -> Measured | None:
+    """One seed: mean ± 95% CI over its episodes; several seeds: mean ± std over the seeds' means."""
+    rows = [r for r in records if metric in r["metrics"]]
+    if not rows:
+        return None
+    if len(rows) == 1:
+        m = rows[0]["metrics"][metric]
+        return Measured(m["mean"], m["ci95"], "ci95-episodes", m["n"], [rows[0]["seed"]])
+    means = [r["metrics"][metric]["mean"] for r in rows]
+    mean = sum(means) / len(means)
+    std = math.sqrt(sum((x - mean) ** 2 for x in means) / (len(means) - 1))
+    return Measured(mean, std, "std-seeds", len(means), [r["seed"] for r in rows])
+
+
+def judge(expectation: dict, measured: Measured) -> tuple[str, float]:
+    """(verdict, allowed difference) for a published number, by the rules in this module's docstring."""
+    published, diff = expectation["value"], abs(measured.mean - expectation["value"])
+    tol = expectation.get("tolerance")
+    if tol is not None:
+        allowed = tol["relative"] * abs(published) if "relative" in tol else tol["absolute"]
+    elif expectation["interval_kind"] == "ci95-episodes":
+        h_m = measured.interval if measured.interval_kind == "ci95-episodes" else 1.96 * measured.interval / math.sqrt(measured.n)
+        allowed = math.sqrt(expectation["interval"] ** 2 + h_m ** 2)
+    else:  # std-seeds
+        s_m = measured.interval if measured.interval_kind == "std-seeds" else 0.0
+        allowed = 1.96 * math.sqrt(expectation["interval"] ** 2 / expectation["interval_n"]
+                                   + s_m ** 2 / max(measured.n if measured.interval_kind == "std-seeds" else 1, 1))
+    return (REPRODUCED if diff <= allowed else NOT_REPRODUCED), allowed
+
+
+def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
+    """(holds / fails / None when a run is missing, the comparisons that failed)."""
+    metrics, margin, kind = expand_metrics(relation["metrics"]), relation["margin"], relation["kind"]
+    failures = []
+
+    def mean(run, metric):
+        m = measure(by_run.get(run, []), metric)
+        return None if m is None else m.mean
+
+    def ok(a, b):  # is "a kind b" true with the margin?
+        return {"less": a < b - margin, "greater": a > b + margin,
+                "at_most": a <= b + margin, "at_least": a >= b - margin}[kind]
+
+    for metric in metrics:
+        if kind in ("nondecreasing", "nonincreasing"):
+            values = [mean(r, metric) for r in relation["runs"]]
+            if None in values:
+                return None, []
+            for (ra, a), (rb, b) in zip(zip(relation["runs"], values), zip(relation["runs"][1:], values[1:])):
+                good = b >= a - margin if kind == "nondecreasing" else b <= a + margin
+                if not good:
+                    failures.append(f"{metric}: {ra} {a:.4g} → {rb} {b:.4g}")
+            continue
+        for left in relation["left"]:
+            for right in relation["right"]:
+                a, b = mean(left, metric), mean(right, metric)
+                if a is None or b is None:
+                    return None, []
+                if not ok(a, b):
+                    failures.append(f"{metric}: {left} {a:.4g} vs {right} {b:.4g}")
+    return (HOLDS if not failures else FAILS), failures
+
+
+@dataclass
+class ClaimReport:
+    claim: Claim
+    profile: str | None  # the profile whose results are reported (paper when it has any)
+    numbers: pd.DataFrame
+    relations: pd.DataFrame
+    verdict: str
+    stale: list[str]
+    provenance: list[dict]
+
+
+def _fmt(value, interval=None):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.4g}" + (f" ± {interval:.2g}" if interval is not None else "")
+
+
+def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
+    mine = [r for r in records if r["claim"] == claim.id]
+    current, stale = [], []
+    for r in mine:
+        hashes = {c.hash for c in claim.run_configs(r["profile"], seeds=[r["seed"]], runs=[r["run"]])} \
+            if r["profile"] in claim.profiles and r["run"] in claim.body(r["profile"])["runs"] else set()
+        (current if r["config_hash"] in hashes else stale).append(r)
+    profiles = {r["profile"] for r in current}
+    profile = PAPER if PAPER in profiles else (sorted(profiles)[0] if profiles else None)
+    chosen = [r for r in current if r["profile"] == profile]
+    by_run: dict[str, list[dict]] = {}
+    for r in chosen:
+        by_run.setdefault(r["run"], []).append(r)
+    expectations = claim.body(PAPER)["expectations"]
+    only = None if profile in (None, PAPER) else f"{profile} only"
+
+    rows = []
+    for e in expectations.get("published", []):
+        m = measure(by_run.get(e["run"], []), e["metric"])
+        verdict, allowed = (NOT_RUN, None) if m is None else judge(e, m)
+        rows.append({
+            "row": e["row"], "column": e["column"], "run": e["run"], "metric": e["metric"],
+            "published": e["value"], "published ±": e.get("interval"), "± means": e["interval_kind"],
+            "measured": None if m is None else m.mean, "measured ±": None if m is None else m.interval,
+            "measured ± means": None if m is None else m.interval_kind, "n": None if m is None else m.n,
+            "difference": None if m is None else m.mean - e["value"], "allowed": allowed,
+            "verdict": only if (only and m is not None) else verdict, "source": e["source"],
+        })
+    numbers = pd.DataFrame(rows)
+
+    rel_rows = []
+    for r in expectations.get("relations", []):
+        held, failures = check_relation(r, by_run)
+        verdict = NOT_RUN if held is None else (f"{only} ({held})" if only else held)
+        rel_rows.append({"relation": r["statement"], "source": r["source"], "margin": r["margin"],
+                         "verdict": verdict, "failed comparisons": "; ".join(failures[:4]) +
+                         (f" (+{len(failures) - 4} more)" if len(failures) > 4 else "")})
+    relations = pd.DataFrame(rel_rows)
+
+    if profile is None:
+        verdict = NOT_RUN
+    elif only:
+        verdict = only
+    else:
+        verdicts = list(numbers.get("verdict", [])) + list(relations.get("verdict", []))
+        if any(v == NOT_RUN for v in verdicts):
+            verdict = "incomplete"
+        elif all(v in (REPRODUCED, HOLDS) for v in verdicts):
+            verdict = REPRODUCED
+        else:
+            verdict = NOT_REPRODUCED
+    provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
+                   ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "gpu_hours")}}
+                  for r in chosen]
+    return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance)
+
+
+def build_reports(manifest: Manifest, records: list[dict], claim_ids=None) -> list[ClaimReport]:
+    ids = claim_ids or list(manifest.claims)
+    return [claim_report(manifest.claim(c), records) for c in ids]
+
+
+def to_csv(reports: list[ClaimReport]) -> str:
+    frames = []
+    for rep in reports:
+        if len(rep.numbers):
+            frames.append(rep.numbers.assign(claim=rep.claim.id, profile=rep.profile, kind="number"))
+        if len(rep.relations):
+            frames.append(rep.relations.assign(claim=rep.claim.id, profile=rep.profile, kind="relation"))
+    if not frames:
+        return ""
+    df = pd.concat(frames, ignore_index=True)
+    first = ["claim", "profile", "kind"]
+    return df[first + [c for c in df.columns if c not in first]].to_csv(index=False)
+
+
+def to_markdown(reports: list[ClaimReport]) -> str:
+    counts = pd.Series([r.verdict for r in reports]).value_counts()
+    lines = ["# Reproduction report", "",
+             "Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()), ""]
+    for rep in reports:
+        c = rep.claim
+        body = c.body(PAPER)
+        lines += [f"## {c.id}: {rep.verdict}", "",
+                  f"{c.paper['title']} ({', '.join(c.paper['authors'][:2])}{' et al.' if len(c.paper['authors']) > 2 else ''}, "
+                  f"{c.paper['year']}; arXiv {c.paper['arxiv']}{c.paper['arxiv_version']}), {body['where']}.", "",
+                  f"> {body['statement']}", ""]
+        if rep.profile and rep.profile != PAPER:
+            lines += [f"**Only the `{rep.profile}` profile has been run: these numbers are not a reproduction.**", ""]
+        if len(rep.numbers):
+            table = pd.DataFrame({
+                "": rep.numbers["row"], "column": rep.numbers["column"],
+                "published": [_fmt(v, i if i == i else None) for v, i in
+                              zip(rep.numbers["published"], rep.numbers["published ±"])],
+                "± is": rep.numbers["± means"],
+                "measured": [_fmt(v, i if i == i else None) for v, i in
+                             zip(rep.numbers["measured"], rep.numbers["measured ±"])],
+                "difference": [_fmt(v) for v in rep.numbers["difference"]],
+                "allowed": [_fmt(v) for v in rep.numbers["allowed"]],
+                "verdict": rep.numbers["verdict"],
+            })
+            lines += [table.to_markdown(index=False), ""]
+        if len(rep.relations):
+            lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
+        if rep.provenance:
+            p = pd.DataFrame(rep.provenance)
+            lines += [f"Profile `{rep.profile}`; provenance:", "", p.to_markdown(index=False), ""]
+        if rep.stale:
+            lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration.", ""]
+    return "\n".join(lines)

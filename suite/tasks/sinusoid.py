@@ -1,0 +1,39 @@
+"""Sinusoid regression (MAML paper §5.1; cbfinn/maml data_generator.generate_sinusoid_batch).
+
+A task is y = A·sin(x − φ) with A ~ U[amplitude], φ ~ U[phase], x ~ U[x_range]; the loss is MSE.
+"""
+from __future__ import annotations
+
+import torch
+
+from suite.schema import Field
+from suite.tasks import TaskBatch
+
+SCHEMA = {
+    "amplitude": Field("range", doc="[low, high] of the uniform amplitude A"),
+    "phase": Field("range", doc="[low, high] of the uniform phase φ, in radians"),
+    "x_range": Field("range", doc="[low, high] of the uniform inputs x"),
+}
+
+LOSS = "mse"
+INPUT_DIM = 1
+OUTPUT_DIM = 1
+
+
+class Tasks:
+    def __init__(self, amplitude, phase, x_range):
+        self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
+
+    def _uniform(self, shape, bounds, generator):
+        low, high = bounds
+        return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
+
+    def sample(self, n_tasks: int, shots: int, queries: int, generator: torch.Generator, split: str) -> TaskBatch:
+        """`n_tasks` tasks with `shots` support and `queries` query points each, all drawn i.i.d.
+        Sinusoid tasks are a continuous distribution, so every split draws from the same one."""
+        amplitude = self._uniform((n_tasks, 1, 1), self.amplitude, generator)
+        phase = self._uniform((n_tasks, 1, 1), self.phase, generator)
+        x = self._uniform((n_tasks, shots + queries, 1), self.x_range, generator)
+        y = amplitude * torch.sin(x - phase)
+        x, y = x.float(), y.float()
+        return TaskBatch(x[:, :shots], y[:, :shots], x[:, shots:], y[:, shots:])

@@ -1,0 +1,177 @@
+"""The manifest is validated on load: each bad input gives one clear error naming the claim and field."""
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from suite.cli import main
+from suite.manifest import PAPER, ManifestError, load_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = REPO / "benchmarks.yaml"
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load(MANIFEST.read_text())
+
+
+def load(raw, tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_manifest(path)
+
+
+def error_of(raw, tmp_path) -> str:
+    with pytest.raises(ManifestError) as info:
+        load(raw, tmp_path)
+    return str(info.value)
+
+
+def claim(raw):
+    return raw["claims"]["maml-sinusoid"]
+
+
+def test_the_repository_manifest_is_valid():
+    manifest = load_manifest(MANIFEST)
+    assert "maml-sinusoid" in manifest.claims
+    for c in manifest.claims.values():
+        assert {PAPER, "smoke"} <= set(c.profiles)
+
+
+def test_a_profile_overrides_only_what_it_names(raw, tmp_path):
+    c = load(raw, tmp_path).claim("maml-sinusoid")
+    paper, smoke = c.body(PAPER), c.body("smoke")
+    assert smoke["runs"]["maml"]["iterations"] == claim(raw)["profiles"]["smoke"]["runs"]["maml"]["iterations"]
+    assert smoke["runs"]["maml"]["iterations"] != paper["runs"]["maml"]["iterations"]
+    assert smoke["runs"]["maml"]["inner_lr"] == paper["runs"]["maml"]["inner_lr"]
+    assert smoke["task"] == paper["task"] and smoke["model"] == paper["model"]
+
+
+def test_the_config_hash_changes_with_a_runs_own_hyperparameters_only(raw, tmp_path):
+    before = {c.run: c.hash for c in load(raw, tmp_path).claim("maml-sinusoid").run_configs()}
+    claim(raw)["runs"]["maml"]["inner_lr"] = 0.001
+    after = {c.run: c.hash for c in load(raw, tmp_path).claim("maml-sinusoid").run_configs()}
+    assert before["maml"] != after["maml"] and before["pretrained"] == after["pretrained"]
+
+
+def set_in(d, path, value):
+    keys = path.split(".")
+    for k in keys[:-1]:
+        d = d[k]
+    d[keys[-1]] = value
+
+
+def delete_in(d, path):
+    keys = path.split(".")
+    for k in keys[:-1]:
+        d = d[k]
+    del d[keys[-1]]
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("runs.maml.inner_lr", "abc", r"runs.maml.inner_lr: expected a positive number, got 'abc'"),
+    ("runs.maml.iterations", 1.5, r"runs.maml.iterations: expected a positive integer"),
+    ("runs.maml.inner_lrr", 0.01, r"runs.maml: unknown field 'inner_lrr'"),
+    ("runs.maml.algorithm", "mamal", r"runs.maml.algorithm: unknown algorithm 'mamal'"),
+    ("task.family", "cosine", r"task.family: unknown task family 'cosine'"),
+    ("model.kind", "transformer", r"model.kind: unknown model 'transformer'"),
+    ("favourite", 1, r"unknown field 'favourite'"),
+    ("task.amplitude", [5.0, 0.1], r"task.amplitude: expected \[low, high\] with low <= high"),
+    ("evaluation.batch_norm", "transductive", r"evaluation.batch_norm: the model has no batch norm"),
+    ("evaluation.steps", [3, 1], r"evaluation.steps: expected increasing step counts"),
+    ("paper", "reptile", r"paper: 'reptile' is not among the manifest's papers"),
+    ("runs.maml.meta_optimizer", {"name": "adam", "lr": 0.001}, r"runs.maml.meta_optimizer.betas: required for Adam"),
+    ("execution.checkpoint_every", 150, r"execution.checkpoint_every: must be a multiple of log_every"),
+    ("profiles.smoke.runs.maml.inner_lrr", 1, r"profile 'smoke': runs.maml: unknown field 'inner_lrr'"),
+    ("profiles.smoke.expectations", {}, r"profiles.smoke.expectations: a profile may override only"),
+    ("profiles.paper", {"seeds": [1]}, r"profiles.paper: the paper profile is the claim itself"),
+])
+def test_bad_fields_name_the_claim_and_the_field(raw, tmp_path, path, value, expected):
+    set_in(claim(raw), path, value)
+    message = error_of(raw, tmp_path)
+    assert "bench.yaml: claim 'maml-sinusoid': " in message
+    assert re.search(expected, message), message
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("expectations.published.0.source", r"expectations.published\[0\].source: missing required field"),
+    ("expectations.published.0.tolerance",
+     r"expectations.published\[0\].tolerance: required when the published interval is 'none'"),
+    ("runs.maml.inner_lr", r"runs.maml.inner_lr: missing required field"),
+    ("profiles.smoke", r"profiles.smoke: missing required profile"),
+    ("evaluation.seed", r"evaluation.seed: missing required field"),
+])
+def test_missing_fields_are_named(raw, tmp_path, path, expected):
+    c = claim(raw)
+    if ".0." in path:
+        head, tail = path.split(".0.")
+        target = c
+        for k in head.split("."):
+            target = target[k]
+        del target[0][tail]
+    else:
+        delete_in(c, path)
+    message = error_of(raw, tmp_path)
+    assert "claim 'maml-sinusoid'" in message
+    assert re.search(expected, message), message
+
+
+def test_expectations_must_name_existing_runs_and_measured_metrics(raw, tmp_path):
+    bad = copy.deepcopy(raw)
+    claim(bad)["expectations"]["relations"][0]["left"] = ["reptile"]
+    assert "expectations.relations[0].left: no run 'reptile'" in error_of(bad, tmp_path)
+    bad = copy.deepcopy(raw)
+    claim(bad)["expectations"]["published"][0]["metric"] = "mse@20"
+    assert "expectations.published[0].metric: 'mse@20' is not measured" in error_of(bad, tmp_path)
+
+
+def test_papers_need_an_arxiv_id_and_version(raw, tmp_path):
+    raw["papers"]["maml"]["arxiv_version"] = "3"
+    assert "papers.maml.arxiv_version: expected an arXiv version like v3" in error_of(raw, tmp_path)
+
+
+def test_malformed_yaml_gives_the_file_and_line(tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_text("version: 1\npapers: {}\nclaims:\n  a: [unclosed\n")
+    with pytest.raises(ManifestError, match=r"bench.yaml: malformed YAML at line \d+, column \d+"):
+        load_manifest(path)
+
+
+def test_duplicate_keys_are_an_error_not_silently_the_last(tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_text("version: 1\npapers: {}\nclaims:\n  maml-sinusoid: {}\n  maml-sinusoid: {}\n")
+    with pytest.raises(ManifestError, match="line 5, column 3: duplicate key 'maml-sinusoid'"):
+        load_manifest(path)
+
+
+def test_the_cli_reports_manifest_errors_in_one_line_without_a_traceback(raw, tmp_path):
+    set_in(claim(raw), "runs.maml.inner_lr", "abc")
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(main, ["--manifest", str(path), "list"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.output.startswith("Error: ") and "runs.maml.inner_lr" in result.output
+
+
+def test_the_manifest_can_come_from_the_environment(raw, tmp_path, monkeypatch):
+    raw["claims"]["my-claim"] = claim(raw)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("SUITE_MANIFEST", str(path))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "my-claim" in result.output
+
+
+def test_unknown_claim_and_profile_are_clear_cli_errors():
+    runner = CliRunner()
+    result = runner.invoke(main, ["--manifest", str(MANIFEST), "show", "maml-sinusiod"])
+    assert result.exit_code == 1 and "no claim 'maml-sinusiod' (claims: maml-sinusoid" in result.output
+    result = runner.invoke(main, ["--manifest", str(MANIFEST), "show", "maml-sinusoid", "--profile", "tiny"])
+    assert result.exit_code == 1 and "has no profile 'tiny'" in result.output

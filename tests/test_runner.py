@@ -1,0 +1,137 @@
+"""The runner: results with provenance, exact resume after a real kill, no silent overwrite, clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from suite.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_manifest(tmp_path, **smoke_runs) -> Path:
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    smoke = raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]
+    for run, override in smoke_runs.items():
+        smoke["runs"][run].update(override)
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def suite(manifest, results, *args):
+    return CliRunner().invoke(main, ["--manifest", str(manifest), "--results", str(results), *args])
+
+
+def result_file(results, run="maml", profile="smoke", seed=0):
+    return Path(results) / "maml-sinusoid" / profile / run / f"seed{seed}" / "results.json"
+
+
+def test_a_smoke_run_writes_results_with_provenance_and_per_episode_values(tmp_path):
+    manifest = write_manifest(tmp_path)
+    out = suite(manifest, tmp_path / "results", "run", "--claim", "maml-sinusoid", "--profile", "smoke",
+                "--device", "cpu", "--no-progress")
+    assert out.exit_code == 0, out.output
+    assert "## maml-sinusoid: smoke only" in out.output
+    record = json.loads(result_file(tmp_path / "results").read_text())
+    config = json.loads((result_file(tmp_path / "results").parent / "config.json").read_text())
+    assert record["config_hash"] == config["config_hash"] == record["provenance"]["config_hash"]
+    prov = record["provenance"]
+    for key in ("git_commit", "versions", "device", "seed", "profile", "train_seconds"):
+        assert key in prov
+    assert prov["profile"] == "smoke" and prov["device"] == "cpu"
+    n_tasks = config["evaluation"]["tasks"]
+    assert len(record["episodes"]["mse@1"]) == n_tasks
+    # the summary is recomputable from the stored episodes
+    values = record["episodes"]["mse@5"]
+    assert record["metrics"]["mse@5"]["mean"] == pytest.approx(sum(values) / len(values))
+    assert record["training"]["curve"]["iteration"][-1] == config["hyperparameters"]["iterations"]
+    # the pretrained baseline's fine-tuning lr was searched, and the choice is recorded
+    base = json.loads(result_file(tmp_path / "results", run="pretrained").read_text())
+    assert base["finetune_lr"] in [r["lr"] for r in base["lr_search"]]
+
+
+def test_a_different_config_never_silently_overwrites_a_result(tmp_path):
+    manifest = write_manifest(tmp_path)
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--no-progress"]
+    assert suite(manifest, tmp_path / "r", *args).exit_code == 0
+    first = json.loads(result_file(tmp_path / "r").read_text())
+
+    manifest = write_manifest(tmp_path, maml={"inner_lr": 0.02})
+    out = suite(manifest, tmp_path / "r", *args)
+    assert out.exit_code == 1
+    assert "comes from another configuration" in out.output and "--overwrite" in out.output
+    assert json.loads(result_file(tmp_path / "r").read_text()) == first  # untouched
+
+    out = suite(manifest, tmp_path / "r", *args, "--overwrite")
+    assert out.exit_code == 0, out.output
+    assert json.loads(result_file(tmp_path / "r").read_text())["config_hash"] != first["config_hash"]
+
+
+def test_the_same_config_is_not_retrained(tmp_path):
+    manifest = write_manifest(tmp_path)
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--no-progress"]
+    assert suite(manifest, tmp_path / "r", *args).exit_code == 0
+    before = result_file(tmp_path / "r").stat().st_mtime_ns
+    assert suite(manifest, tmp_path / "r", *args).exit_code == 0
+    assert result_file(tmp_path / "r").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "tpu"], "--device 'tpu': expected auto, cpu, cuda or cuda:N"),
+    (["--run", "reptile"], "claim 'maml-sinusoid' has no run 'reptile'"),
+    (["--profile", "tiny"], "claim 'maml-sinusoid' has no profile 'tiny'"),
+])
+def test_bad_run_arguments_are_clear_errors_that_write_nothing(tmp_path, args, message):
+    manifest = write_manifest(tmp_path)
+    out = suite(manifest, tmp_path / "r", "run", "--claim", "maml-sinusoid", *args)
+    assert out.exit_code == 1 and message in out.output, out.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_cuda_is_a_clear_error_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = suite(write_manifest(tmp_path), tmp_path / "r", "run", "--claim", "maml-sinusoid", "--device", "cuda")
+    assert out.exit_code == 1 and "no CUDA device is available" in out.output
+
+
+def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp_path):
+    manifest = write_manifest(tmp_path, maml={"iterations": 3000})
+    raw = yaml.safe_load(manifest.read_text())
+    raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]["execution"] = {"checkpoint_every": 100, "log_every": 50}
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cmd = [sys.executable, "-m", "suite.cli", "--manifest", str(manifest), "run", "--claim", "maml-sinusoid",
+           "--profile", "smoke", "--run", "maml", "--device", "cpu", "--no-progress"]
+
+    subprocess.run(cmd + [], cwd=tmp_path, env={**os.environ, "SUITE_RESULTS": str(tmp_path / "straight")},
+                   check=True, capture_output=True)
+
+    env = {**os.environ, "SUITE_RESULTS": str(tmp_path / "killed")}
+    checkpoint = tmp_path / "killed" / "maml-sinusoid" / "smoke" / "maml" / "seed0" / "checkpoints" / "latest.pt"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists(), "the run was not killed between two checkpoints"
+    assert not result_file(tmp_path / "killed").exists()
+
+    subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    straight = json.loads(result_file(tmp_path / "straight").read_text())
+    resumed = json.loads(result_file(tmp_path / "killed").read_text())
+    assert resumed["training"]["resumed_at"] and not straight["training"]["resumed_at"]
+    assert resumed["training"]["curve"] == straight["training"]["curve"]
+    assert resumed["episodes"] == straight["episodes"]
+    assert resumed["metrics"] == straight["metrics"]
+    assert not checkpoint.exists()  # a finished run leaves no stale checkpoint behind
