@@ -1,0 +1,118 @@
+"""The reporter's verdicts, on hand-made result records: the rules in suite/report.py's docstring."""
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from suite.manifest import load_manifest
+from suite.report import Measured, build_reports, check_relation, judge, load_results, to_csv, to_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return load_manifest(REPO / "benchmarks.yaml")
+
+
+def record(manifest, run, profile, means, seed=0, config_hash=None):
+    """A results.json as the runner writes it, with per-step means (tiny spread) for the sinusoid claim."""
+    claim = manifest.claim("maml-sinusoid")
+    cfg = claim.run_configs(profile, seeds=[seed], runs=[run])[0]
+    metrics = {f"mse@{s}": {"mean": means(s), "std": 0.1, "ci95": 0.01, "n": 600} for s in range(11)}
+    return {"claim": "maml-sinusoid", "profile": profile, "run": run, "seed": seed,
+            "config_hash": config_hash or cfg.hash, "metrics": metrics,
+            "provenance": {"git_commit": "abc", "git_dirty": False, "device": "cpu", "device_name": "x",
+                           "train_seconds": 1.0, "gpu_hours": 0.0}, "_path": f"{run}/{profile}"}
+
+
+def paper_like(manifest, profile="paper", maml_scale=1.0):
+    maml = {1: 0.67, 5: 0.38, 10: 0.35}
+    base = {1: 2.41, 5: 2.23, 10: 2.19}
+    return [record(manifest, "maml", profile, lambda s: maml_scale * maml.get(s, 0.5)),
+            record(manifest, "pretrained", profile, lambda s: base.get(s, 2.3))]
+
+
+def verdicts(report):
+    return list(report.numbers["verdict"]) + list(report.relations["verdict"])
+
+
+def test_matching_paper_results_are_reproduced(manifest):
+    rep = build_reports(manifest, paper_like(manifest), ["maml-sinusoid"])[0]
+    assert rep.verdict == "reproduced"
+    assert set(verdicts(rep)) == {"reproduced", "holds"}
+
+
+def test_a_number_outside_the_tolerance_is_not_reproduced(manifest):
+    rep = build_reports(manifest, paper_like(manifest, maml_scale=1.3), ["maml-sinusoid"])[0]
+    maml_rows = rep.numbers[rep.numbers["run"] == "maml"]
+    assert set(maml_rows["verdict"]) == {"not reproduced"}  # 30% off, tolerance 25%
+    assert rep.verdict == "not reproduced"
+
+
+def test_smoke_results_are_never_called_reproduced(manifest):
+    rep = build_reports(manifest, paper_like(manifest, profile="smoke"), ["maml-sinusoid"])[0]
+    assert rep.verdict == "smoke only"
+    assert all(v.startswith("smoke only") for v in verdicts(rep))
+    assert "not a reproduction" in to_markdown([rep])
+
+
+def test_no_results_means_not_run_and_stale_results_are_ignored(manifest):
+    assert build_reports(manifest, [], ["maml-sinusoid"])[0].verdict == "not run"
+    stale = [dict(r, config_hash="0" * 16) for r in paper_like(manifest)]
+    rep = build_reports(manifest, stale, ["maml-sinusoid"])[0]
+    assert rep.verdict == "not run" and len(rep.stale) == 2
+
+
+def test_a_missing_run_leaves_its_numbers_not_run_and_the_claim_incomplete(manifest):
+    rep = build_reports(manifest, paper_like(manifest)[:1], ["maml-sinusoid"])[0]
+    assert set(rep.numbers[rep.numbers["run"] == "pretrained"]["verdict"]) == {"not run"}
+    assert rep.verdict == "incomplete"
+
+
+def test_a_relation_that_fails_at_one_step_fails_and_says_where(manifest):
+    recs = paper_like(manifest)
+    recs[0]["metrics"]["mse@7"]["mean"] = 5.0  # MAML worse than pretrained after 7 steps only
+    rep = build_reports(manifest, recs, ["maml-sinusoid"])[0]
+    assert rep.relations["verdict"][0] == "fails"
+    assert "mse@7" in rep.relations["failed comparisons"][0]
+
+
+def published(**kw):
+    return {"value": 50.0, "interval_kind": "ci95-episodes", "interval": 1.0, **kw}
+
+
+@pytest.mark.parametrize("expectation, measured, verdict", [
+    (published(), Measured(51.2, 0.8, "ci95-episodes", 600), "reproduced"),       # 1.2 ≤ √(1+0.64)=1.28
+    (published(), Measured(51.4, 0.8, "ci95-episodes", 600), "not reproduced"),   # 1.4 > 1.28
+    (published(interval_kind="std-seeds", interval=0.5, interval_n=3),
+     Measured(50.7, 0.5, "std-seeds", 3), "reproduced"),                           # 0.7 ≤ 1.96·√(.25/3+.25/3)=0.80
+    (published(interval_kind="std-seeds", interval=0.5, interval_n=3),
+     Measured(50.9, 0.5, "std-seeds", 3), "not reproduced"),                       # 0.9 > 0.80
+    (published(tolerance={"relative": 0.1, "reason": "r"}), Measured(54.0, 0.1, "ci95-episodes", 600), "reproduced"),
+    (published(tolerance={"absolute": 1.0, "reason": "r"}), Measured(51.5, 0.1, "ci95-episodes", 600),
+     "not reproduced"),
+])
+def test_the_verdict_rules(expectation, measured, verdict):
+    assert judge(expectation, measured)[0] == verdict
+
+
+def test_monotone_relations_respect_the_margin():
+    by_run = {name: [{"seed": 0, "metrics": {"acc@1": {"mean": m, "ci95": 0, "n": 1}}}]
+              for name, m in [("k2", 0.90), ("k3", 0.895), ("k4", 0.93)]}
+    rel = {"kind": "nondecreasing", "runs": ["k2", "k3", "k4"], "metrics": ["acc@1"], "margin": 0.01}
+    assert check_relation(rel, by_run)[0] == "holds"
+    assert check_relation(dict(rel, margin=0.001), by_run)[0] == "fails"
+
+
+def test_csv_has_one_row_per_number_and_relation(manifest, tmp_path):
+    for r in paper_like(manifest):
+        path = tmp_path / r["claim"] / r["profile"] / r["run"] / "seed0" / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({k: v for k, v in r.items() if k != "_path"}))
+    reports = build_reports(manifest, load_results(tmp_path), ["maml-sinusoid"])
+    rows = pd.read_csv(io.StringIO(to_csv(reports)))
+    assert list(rows["kind"]).count("number") == 6 and list(rows["kind"]).count("relation") == 1
+    assert set(rows["verdict"]) == {"reproduced", "holds"}
