@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from suite.algorithms import make_learner
-from suite.manifest import Manifest, RunConfig
+from suite.manifest import Manifest, ManifestError, RunConfig
 from suite.runner import build, iteration_generator, resolve_device
 
 WARMUP = 10
@@ -88,18 +88,12 @@ def bench_configs(manifest: Manifest, claim_id: str) -> list[RunConfig]:
     """Every run of the bench setting named after the claim: the claim's task and model, each algorithm once."""
     setting = manifest.bench.get(claim_id)
     if setting is None:
-        raise_missing(manifest, claim_id)
+        raise ManifestError(f"{manifest.path}: no bench setting for claim {claim_id!r} (bench settings: "
+                            f"{', '.join(manifest.bench) or 'none'})")
     body = manifest.claim(claim_id).body()
     return [RunConfig(claim_id, "bench", name, body["seeds"][0], body["task"], body["model"], run["algorithm"],
                       {k: v for k, v in run.items() if k not in ("algorithm", "evaluation")}, body["evaluation"],
                       body["execution"]) for name, run in setting.items()]
-
-
-def raise_missing(manifest: Manifest, claim_id: str):
-    from suite.manifest import ManifestError
-
-    raise ManifestError(f"{manifest.path}: no bench setting for claim {claim_id!r} (bench settings: "
-                        f"{', '.join(manifest.bench) or 'none'})")
 
 
 def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: str) -> str:

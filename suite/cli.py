@@ -49,7 +49,7 @@ def _manifest(ctx):
 def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.report import build_reports, load_results, to_markdown
-    from suite.runner import resolve_device, train_and_evaluate
+    from suite.runner import existing_result, resolve_device, train_and_evaluate
 
     manifest = _manifest(ctx)
     dev = resolve_device(device)
@@ -57,8 +57,11 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
                manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     root = results_root(ctx.obj["results"])
     for cfg in configs:
-        click.echo(f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash}) on {dev}",
-                   err=True)
+        what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
+        if not overwrite and existing_result(root, cfg) is not None:
+            click.echo(f"{what}: already done; --overwrite retrains it", err=True)
+            continue
+        click.echo(f"{what} on {dev}", err=True)
         train_and_evaluate(cfg, root, dev, manifest.path.resolve().parent, overwrite=overwrite,
                            progress=not no_progress)
     click.echo(to_markdown(build_reports(manifest, load_results(root), list(claims))))

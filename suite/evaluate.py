@@ -48,6 +48,8 @@ def check_evaluation(config: dict, where: str, model_has_batch_norm: bool):
         raise ManifestError(f"{where}.batch_norm: the model has batch norm: say 'transductive' or 'non-transductive'")
     if not model_has_batch_norm and config["batch_norm"] != "none":
         raise ManifestError(f"{where}.batch_norm: the model has no batch norm, so this must be 'none'")
+    if "lr_search" in config and config["lr_search"]["seed"] == config["seed"]:
+        raise ManifestError(f"{where}.lr_search.seed: must differ from the test tasks' seed (no tuning on test tasks)")
     if sorted(set(config["steps"])) != config["steps"]:
         raise ManifestError(f"{where}.steps: expected increasing step counts, got {config['steps']}")
 

@@ -221,6 +221,7 @@ def to_markdown(reports: list[ClaimReport]) -> str:
                 "± is": rep.numbers["± means"],
                 "measured": [_fmt(v, i if i == i else None) for v, i in
                              zip(rep.numbers["measured"], rep.numbers["measured ±"])],
+                "measured ± is": rep.numbers["measured ± means"].fillna("—"),
                 "difference": [_fmt(v) for v in rep.numbers["difference"]],
                 "allowed": [_fmt(v) for v in rep.numbers["allowed"]],
                 "verdict": rep.numbers["verdict"],

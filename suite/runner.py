@@ -148,6 +148,14 @@ def check_not_overwriting(out: Path, cfg: RunConfig, overwrite: bool):
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
 
 
+def existing_result(root: Path, cfg: RunConfig) -> dict | None:
+    """The finished result of exactly this configuration, if there is one."""
+    path = run_dir(root, cfg) / "results.json"
+    if _read_hash(path) == cfg.hash:
+        return json.loads(path.read_text())
+    return None
+
+
 def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifest_dir: Path,
                        overwrite: bool = False, progress: bool = True) -> dict:
     out = run_dir(root, cfg)
@@ -157,6 +165,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifes
             return json.loads((out / "results.json").read_text())
         (out / "results.json").unlink()
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    code = git_state(manifest_dir)  # the code that trains is the code at the start
     atomic_write_json(out / "config.json", cfg.to_json())
 
     family, model = build(cfg)
@@ -209,7 +218,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifes
         "lr_search": result["lr_search"],
         "training": {"iterations": iterations, "curve": curve, "resumed_at": resumed_at},
         "provenance": {
-            **git_state(manifest_dir),
+            **code,
             "config_hash": cfg.hash,
             "profile": cfg.profile,
             "seed": cfg.seed,

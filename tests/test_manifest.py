@@ -85,6 +85,7 @@ def delete_in(d, path):
     ("evaluation.steps", [3, 1], r"evaluation.steps: expected increasing step counts"),
     ("paper", "reptile", r"paper: 'reptile' is not among the manifest's papers"),
     ("runs.maml.meta_optimizer", {"name": "adam", "lr": 0.001}, r"runs.maml.meta_optimizer.betas: required for Adam"),
+    ("runs.pretrained.evaluation.lr_search.seed", 1, r"lr_search.seed: must differ from the test tasks' seed"),
     ("execution.checkpoint_every", 150, r"execution.checkpoint_every: must be a multiple of log_every"),
     ("profiles.smoke.runs.maml.inner_lrr", 1, r"profile 'smoke': runs.maml: unknown field 'inner_lrr'"),
     ("profiles.smoke.expectations", {}, r"profiles.smoke.expectations: a profile may override only"),
