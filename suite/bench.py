@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from suite.algorithms import make_learner
-from suite.manifest import Manifest, ManifestError, RunConfig
-from suite.runner import build, iteration_generator, resolve_device
+from suite.manifest import Manifest, ManifestError, RunConfig, deep_merge, hyperparameters
+from suite.runner import build, resolve_device
+from suite.tasks import seeded_generator
 
 WARMUP = 10
 
@@ -33,9 +35,10 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, reference_loop: bool) -> dict:
+def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, reference_loop: bool,
+             data_dir: Path) -> dict:
     device = torch.device(device)
-    family, model = build(cfg)
+    family, model = build(cfg, data_dir)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     learner = make_learner(cfg.algorithm, model, model.init_params(cfg.seed, device=device), cfg.hyperparameters,
@@ -44,7 +47,7 @@ def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, refe
     n_tasks, shots, queries = learner.task_shape()
 
     def one(it):
-        generator = iteration_generator(cfg.seed, it)
+        generator = seeded_generator(cfg.seed, it)
         step(family.sample(n_tasks, shots, queries, generator, split="train").to(device), it, generator)
 
     for it in range(WARMUP):
@@ -91,22 +94,22 @@ def bench_configs(manifest: Manifest, claim_id: str) -> list[RunConfig]:
         raise ManifestError(f"{manifest.path}: no bench setting for claim {claim_id!r} (bench settings: "
                             f"{', '.join(manifest.bench) or 'none'})")
     body = manifest.claim(claim_id).body()
-    return [RunConfig(claim_id, "bench", name, body["seeds"][0], body["task"], body["model"], run["algorithm"],
-                      {k: v for k, v in run.items() if k not in ("algorithm", "evaluation")}, body["evaluation"],
-                      body["execution"]) for name, run in setting.items()]
+    return [RunConfig(claim_id, "bench", name, body["seeds"][0], deep_merge(body["task"], run.get("task", {})),
+                      body["model"], run["algorithm"], hyperparameters(run), body["evaluation"], body["execution"])
+            for name, run in setting.items()]
 
 
-def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: str) -> str:
+def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: str, data_dir: Path) -> str:
     device = str(resolve_device(device_spec))
     jobs = []
     for cfg in bench_configs(manifest, claim_id):
         if cfg.algorithm == "pretrained":  # one pooled batch: there is no per-task computation to vectorise
-            jobs.append((cfg.run, "pooled batch", (cfg, device, True, iterations, False)))
+            jobs.append((cfg.run, "pooled batch", (cfg, device, True, iterations, False, data_dir)))
             continue
-        jobs.append((cfg.run, "vectorised", (cfg, device, True, iterations, False)))
-        jobs.append((cfg.run, "per-task loop", (cfg, device, False, iterations, False)))
+        jobs.append((cfg.run, "vectorised", (cfg, device, True, iterations, False, data_dir)))
+        jobs.append((cfg.run, "per-task loop", (cfg, device, False, iterations, False, data_dir)))
         if cfg.algorithm == "maml":
-            jobs.append((cfg.run, "plain autograd loop (reference)", (cfg, device, False, iterations, True)))
+            jobs.append((cfg.run, "plain autograd loop (reference)", (cfg, device, False, iterations, True, data_dir)))
     context = multiprocessing.get_context("spawn")
     rows = []
     for run, path, args in jobs:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import yaml
 
+from suite.data import DataError
 from suite.manifest import MANIFEST_ENV, PAPER, ManifestError, load_manifest
 from suite.runner import RESULTS_ENV, RunError, results_root
 
@@ -16,7 +17,7 @@ def _errors_are_clear(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ManifestError, RunError) as e:
+        except (ManifestError, RunError, DataError) as e:
             raise click.ClickException(str(e)) from None
     return wrapper
 
@@ -26,10 +27,12 @@ def _errors_are_clear(fn):
               type=click.Path(dir_okay=False), help=f"Manifest of papers and claims (or set {MANIFEST_ENV}).")
 @click.option("--results", "results_path", envvar=RESULTS_ENV, default="results", show_default=True,
               type=click.Path(file_okay=False), help=f"Results folder (or set {RESULTS_ENV}).")
+@click.option("--data", "data_path", envvar="SUITE_DATA", default="datasets", show_default=True,
+              type=click.Path(file_okay=False), help="Folder of fetched datasets (or set SUITE_DATA).")
 @click.pass_context
-def main(ctx, manifest_path, results_path):
+def main(ctx, manifest_path, results_path, data_path):
     """Re-run published MAML-family claims and compare them with the papers' numbers."""
-    ctx.obj = {"manifest": manifest_path, "results": results_path}
+    ctx.obj = {"manifest": manifest_path, "results": results_path, "data": data_path}
 
 
 def _manifest(ctx):
@@ -62,8 +65,8 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
             click.echo(f"{what}: already done; --overwrite retrains it", err=True)
             continue
         click.echo(f"{what} on {dev}", err=True)
-        train_and_evaluate(cfg, root, dev, manifest.path.resolve().parent, overwrite=overwrite,
-                           progress=not no_progress)
+        train_and_evaluate(cfg, root, dev, manifest.path.resolve().parent, Path(ctx.obj["data"]),
+                           overwrite=overwrite, progress=not no_progress)
     click.echo(to_markdown(build_reports(manifest, load_results(root), list(claims))))
 
 
@@ -129,7 +132,23 @@ def bench(ctx, claim, iterations, device):
     """Meta-iterations per second and peak memory of each algorithm: vectorised over tasks vs a per-task loop."""
     from suite.bench import run_bench
 
-    click.echo(run_bench(_manifest(ctx), claim, iterations, device))
+    click.echo(run_bench(_manifest(ctx), claim, iterations, device, Path(ctx.obj["data"])))
+
+
+@main.command()
+@click.argument("dataset", type=click.Choice(["omniglot"]))
+@click.option("--from", "source", type=click.Path(path_type=Path),
+              help="A folder holding the archives (or their extracted folders) instead of downloading them.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+@_errors_are_clear
+def fetch(ctx, dataset, source, no_progress):
+    """Download a dataset (or take it from --from), verify its content and cache it in the data folder."""
+    from suite.data import data_root
+    from suite.data.omniglot import fetch_omniglot
+
+    fetch_omniglot(data_root(ctx.obj["data"]), source, progress=not no_progress,
+                   log=lambda msg: click.echo(msg, err=True))
 
 
 if __name__ == "__main__":

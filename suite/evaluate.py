@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm import tqdm
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
@@ -12,6 +13,9 @@ from suite.algorithms import OPTIMIZER_SCHEMA, check_optimizer
 from suite.algorithms.inner import InnerOptimizer
 from suite.algorithms.reptile import inner_batches
 from suite.schema import Field, ManifestError
+from suite.tasks import TaskBatch, seeded_generator
+
+BN_MODES = ("transductive", "non-transductive")
 
 EVALUATION_SCHEMA = {
     "tasks": Field("positive_int", doc="number of fixed test tasks"),
@@ -22,10 +26,11 @@ EVALUATION_SCHEMA = {
     "optimizer": Field(OPTIMIZER_SCHEMA, doc="test-time fine-tuning optimiser"),
     "batch_size": Field(lambda v, where: v if v == "full" else _positive_int(v, where),
                         doc="'full' (the whole support set each step) or points per mini-batch"),
-    "batch_norm": Field("str", choices=("none", "transductive", "non-transductive"),
+    "batch_norm": Field(lambda v, where: _batch_norm_modes(v, where),
                         doc="test-time batch-norm mode: 'transductive' normalises all queries together (MAML's "
                             "code); 'non-transductive' predicts each query in a batch with the support set only "
-                            "(Reptile's definition); 'none' for models without batch norm"),
+                            "(Reptile's definition); 'none' for models without batch norm. A list measures each "
+                            "mode on the same fine-tuned model, as metrics named like accuracy@50/transductive"),
     "interval": Field("str", choices=("ci95-normal",), doc="1.96·std/√n over tasks, as MAML's code computes it"),
     "lr_search": Field({
         "candidates": Field("float_list"),
@@ -40,6 +45,19 @@ def _positive_int(v, where):
     if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
         raise ManifestError(f"{where}: expected 'full' or a positive integer, got {v!r}")
     return v
+
+
+def _batch_norm_modes(v, where):
+    ok = v in ("none", *BN_MODES) if isinstance(v, str) else (
+        isinstance(v, list) and v and all(m in BN_MODES for m in v) and len(set(v)) == len(v))
+    if not ok:
+        raise ManifestError(f"{where}: expected 'none', 'transductive', 'non-transductive' or a list of the last "
+                            f"two, got {v!r}")
+    return v
+
+
+def modes_and_suffixes(batch_norm) -> list[tuple[str, str]]:
+    return [(batch_norm, "")] if isinstance(batch_norm, str) else [(m, f"/{m}") for m in batch_norm]
 
 
 def check_evaluation(config: dict, where: str, model_has_batch_norm: bool):
@@ -65,11 +83,16 @@ def predict(model, params, support_x, query_x, batch_norm: str):
     return vmap(one)(query_x)
 
 
-def query_metrics(model, params, support_x, query_x, query_y, batch_norm: str) -> dict:
-    out = predict(model, params, support_x, query_x, batch_norm)
-    if model.loss_name == "mse":
-        return {"mse": F.mse_loss(out, query_y)}
-    return {"loss": F.cross_entropy(out, query_y), "accuracy": (out.argmax(-1) == query_y).float().mean()}
+def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dict:
+    out = {}
+    for mode, suffix in modes_and_suffixes(batch_norm):
+        pred = predict(model, params, support_x, query_x, mode)
+        if model.loss_name == "mse":
+            out[f"mse{suffix}"] = F.mse_loss(pred, query_y)
+        else:
+            out[f"loss{suffix}"] = F.cross_entropy(pred, query_y)
+            out[f"accuracy{suffix}"] = (pred.argmax(-1) == query_y).float().mean()
+    return out
 
 
 def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None) -> dict:
@@ -88,26 +111,30 @@ def finetune_curve(model, params, support_x, support_y, query_x, query_y, batche
     return {name: torch.stack([r[name] for r in records]) for name in records[0]}
 
 
-def task_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+TASK_STREAM, BATCH_STREAM = 1, 2
 
 
-def evaluate_on_tasks(model, params, tasks, config, vectorize: bool, generator, chunk: int, lr=None) -> dict:
-    """{metric@step: list of per-task values} over a TaskBatch, fine-tuning from `params` on each task."""
+def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, vectorize: bool,
+                      chunk: int, lr=None, progress: bool = False) -> dict:
+    """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
+    Task i (and its fine-tuning mini-batches) is drawn from a generator seeded by (seed, i) alone, so the tasks
+    are the same for every run, chunk size and device."""
     params = {k: p.detach() for k, p in params.items()}
-    n_tasks, n_support = len(tasks), tasks.support_x.shape[1]
-    batches = None
-    if config["batch_size"] != "full":
-        last = config["steps"][-1]
-        batches = inner_batches(n_tasks, n_support, config["batch_size"], max(last, 1), generator)
 
     def one(sx, sy, qx, qy, b):
         return finetune_curve(model, params, sx, sy, qx, qy, b, config, lr)
 
     per_metric: dict[str, list] = {}
-    for start in range(0, n_tasks, chunk):
-        part = tasks[start:start + chunk]
-        b = None if batches is None else batches[start:start + chunk].to(part.support_x.device)
+    for start in tqdm(range(0, n_tasks, chunk), desc="evaluating", unit="chunk", disable=not progress,
+                      leave=False):
+        ids = range(start, min(start + chunk, n_tasks))
+        part = TaskBatch.cat([family.sample(1, config["shots"], config["queries"],
+                                            seeded_generator(seed, i, TASK_STREAM), split) for i in ids]).to(device)
+        b = None
+        if config["batch_size"] != "full":
+            b = torch.cat([inner_batches(1, part.support_x.shape[1], config["batch_size"],
+                                         max(config["steps"][-1], 1), seeded_generator(seed, i, BATCH_STREAM))
+                           for i in ids]).to(device)
         if vectorize:
             curves = vmap(one, in_dims=(0, 0, 0, 0, None if b is None else 0))(*part.tensors(), b)
         else:
@@ -118,8 +145,9 @@ def evaluate_on_tasks(model, params, tasks, config, vectorize: bool, generator, 
     out = {}
     for name, chunks in per_metric.items():
         values = torch.cat(chunks)  # [tasks, len(steps)]
+        metric, _, suffix = name.partition("/")
         for j, step in enumerate(config["steps"]):
-            out[f"{name}@{step}"] = values[:, j].tolist()
+            out[f"{metric}@{step}" + (f"/{suffix}" if suffix else "")] = values[:, j].tolist()
     return out
 
 
@@ -131,23 +159,19 @@ def summarise(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "ci95": 1.96 * std / math.sqrt(n), "n": n}
 
 
-def evaluate(model, params, family, config, device, vectorize: bool, chunk: int) -> dict:
+def evaluate(model, params, family, config, device, vectorize: bool, chunk: int, progress: bool = False) -> dict:
     """The claim's evaluation for one trained model: optional lr search on validation tasks, then the test tasks."""
     lr, search = None, None
     if "lr_search" in config:
         s = config["lr_search"]
-        val_tasks = family.sample(s["tasks"], config["shots"], config["queries"], task_generator(s["seed"]),
-                                  split="val").to(device)
         search = []
         for candidate in s["candidates"]:
-            episodes = evaluate_on_tasks(model, params, val_tasks, config, vectorize,
-                                         task_generator(s["seed"] + 1), chunk, lr=candidate)
+            episodes = evaluate_on_tasks(model, params, family, s["tasks"], s["seed"], "val", config, device,
+                                         vectorize, chunk, lr=candidate)
             search.append({"lr": candidate, "score": _search_score(episodes, config)})
         lr = min(search, key=lambda r: r["score"])["lr"]
-    test_tasks = family.sample(config["tasks"], config["shots"], config["queries"], task_generator(config["seed"]),
-                               split="test").to(device)
-    episodes = evaluate_on_tasks(model, params, test_tasks, config, vectorize, task_generator(config["seed"] + 1),
-                                 chunk, lr=lr)
+    episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], "test", config, device,
+                                 vectorize, chunk, lr=lr, progress=progress)
     return {
         "metrics": {name: summarise(values) for name, values in episodes.items()},
         "episodes": episodes,
@@ -160,6 +184,7 @@ def _search_score(episodes: dict, config) -> float:
     """Lower is better: mean query loss over the recorded step counts after at least one step (−accuracy for
     classification), so the chosen lr is good across the whole fine-tuning curve."""
     name = "mse" if any(k.startswith("mse@") for k in episodes) else "accuracy"
+    suffix = modes_and_suffixes(config["batch_norm"])[0][1]
     steps = [s for s in config["steps"] if s > 0] or config["steps"]
-    score = sum(summarise(episodes[f"{name}@{s}"])["mean"] for s in steps) / len(steps)
+    score = sum(summarise(episodes[f"{name}@{s}{suffix}"])["mean"] for s in steps) / len(steps)
     return score if name == "mse" else -score

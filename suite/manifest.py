@@ -64,6 +64,9 @@ RELATION_SCHEMA = {
     "right": Field("str_list", required=False, doc="runs on the right of a pairwise relation"),
     "runs": Field("str_list", required=False, doc="runs in order, for nondecreasing / nonincreasing"),
     "metrics": Field("str_list", doc="metrics compared, e.g. ['mse@{1..10}']"),
+    "right_metrics": Field("str_list", required=False,
+                           doc="compare each left run's metrics[i] with right_metrics[i] of the same run "
+                               "(e.g. non-transductive vs transductive accuracy); then 'right' is not given"),
     "margin": Field(lambda v, w: _nonnegative(v, w)),
     "margin_reason": Field("str"),
 }
@@ -120,6 +123,14 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+RUN_OVERRIDES = ("task", "evaluation")
+
+
+def hyperparameters(run: dict) -> dict:
+    """A run's algorithm hyperparameters: everything but its algorithm name and its overrides."""
+    return {k: v for k, v in run.items() if k not in ("algorithm", *RUN_OVERRIDES)}
+
+
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
@@ -174,11 +185,11 @@ class Claim:
         for name, run in body["runs"].items():
             if runs and name not in runs:
                 continue
-            hp = {k: v for k, v in run.items() if k not in ("algorithm", "evaluation")}
+            task = deep_merge(body["task"], run.get("task", {}))
             evaluation = deep_merge(body["evaluation"], run.get("evaluation", {}))
             for seed in seeds if seeds is not None else body["seeds"]:
-                out.append(RunConfig(self.id, profile, name, seed, body["task"], body["model"], run["algorithm"],
-                                     hp, evaluation, body["execution"]))
+                out.append(RunConfig(self.id, profile, name, seed, task, body["model"], run["algorithm"],
+                                     hyperparameters(run), evaluation, body["execution"]))
         return out
 
 
@@ -232,8 +243,9 @@ def parse_manifest(raw, path: Path) -> Manifest:
         try:
             if claim_id not in claims:
                 raise ManifestError(f"no claim {claim_id!r} to take the task and model from")
-            bench[claim_id] = parse_runs(check_mapping(runs, "runs"), "runs", has_bn=False,
-                                         evaluation=claims[claim_id].body()["evaluation"])
+            body = claims[claim_id].body()
+            bench[claim_id] = parse_runs(check_mapping(runs, "runs"), "runs", body["model"]["kind"] == "conv",
+                                         body["evaluation"], body["task"])
         except ManifestError as e:
             raise ManifestError(f"{path}: bench {claim_id!r}: {e}") from None
     return Manifest(path, papers, claims, bench)
@@ -288,6 +300,7 @@ def parse_body(body: dict, where: str) -> dict:
         raise ManifestError(f"{_field(where, 'task.family')}: unknown task family {family!r} "
                             f"(known: {', '.join(FAMILIES)})")
     out["task"] = validate(task, task_schema(family), _field(where, "task"))
+    FAMILIES[family].check_task_config(out["task"], _field(where, "task"))
 
     model = body.get("model")
     check_mapping(model, _field(where, "model"))
@@ -309,7 +322,7 @@ def parse_body(body: dict, where: str) -> dict:
     runs = check_mapping(body.get("runs"), _field(where, "runs"))
     if not runs:
         raise ManifestError(f"{_field(where, 'runs')}: a claim needs at least one run")
-    out["runs"] = parse_runs(runs, _field(where, "runs"), has_bn, out["evaluation"])
+    out["runs"] = parse_runs(runs, _field(where, "runs"), has_bn, out["evaluation"], out["task"])
     out["expectations"] = validate(body.get("expectations"), {
         "published": Field(lambda v, w: _list_of_mappings(v, w, PUBLISHED_SCHEMA), required=False),
         "relations": Field(lambda v, w: _list_of_mappings(v, w, RELATION_SCHEMA), required=False),
@@ -319,7 +332,7 @@ def parse_body(body: dict, where: str) -> dict:
     return out
 
 
-def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict) -> dict:
+def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict, task: dict) -> dict:
     out = {}
     for name, run in runs.items():
         rw = f"{where}.{name}"
@@ -327,9 +340,15 @@ def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict) -> dict:
         algorithm = run.get("algorithm")
         if algorithm not in ALGORITHMS:
             raise ManifestError(f"{rw}.algorithm: unknown algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
-        schema = dict(algorithm_schema(algorithm), evaluation=Field(check_mapping, required=False,
-                                                                     doc="overrides of the claim's evaluation"))
+        schema = dict(algorithm_schema(algorithm),
+                      evaluation=Field(check_mapping, required=False, doc="overrides of the claim's evaluation"),
+                      task=Field(check_mapping, required=False, doc="overrides of the claim's task (e.g. ways)"))
         parsed = validate(run, schema, rw)
+        if "task" in parsed:
+            if "family" in parsed["task"]:
+                raise ManifestError(f"{rw}.task.family: a run cannot change the claim's task family")
+            merged = validate(deep_merge(task, parsed["task"]), task_schema(task["family"]), f"{rw}.task")
+            FAMILIES[task["family"]].check_task_config(merged, f"{rw}.task")
         for key, value in parsed.items():
             if key.endswith("optimizer"):
                 check_optimizer(value, f"{rw}.{key}")
@@ -346,11 +365,15 @@ def _list_of_mappings(value, where, schema):
     return [validate(item, schema, f"{where}[{i}]") for i, item in enumerate(value)]
 
 
-def metric_names(body: dict) -> set[str]:
-    """The metrics every run's evaluation produces (names like mse@5)."""
+def metric_names(body: dict, run: str) -> set[str]:
+    """The metrics a run's evaluation produces: names like mse@5, or accuracy@50/transductive when the
+    evaluation measures several batch-norm modes."""
     family = FAMILIES[body["task"]["family"]]
+    evaluation = deep_merge(body["evaluation"], body["runs"][run].get("evaluation", {}))
     names = ("mse",) if family.LOSS == "mse" else ("loss", "accuracy")
-    return {f"{n}@{s}" for n in names for s in body["evaluation"]["steps"]}
+    modes = evaluation["batch_norm"]
+    suffixes = [""] if isinstance(modes, str) else [f"/{m}" for m in modes]
+    return {f"{n}@{s}{x}" for n in names for s in evaluation["steps"] for x in suffixes}
 
 
 def expand_metrics(patterns: list[str]) -> list[str]:
@@ -359,11 +382,12 @@ def expand_metrics(patterns: list[str]) -> list[str]:
 
 def check_expectations(body: dict):
     """Cross-field checks of the paper profile's expectations: runs and metrics exist, intervals are explained."""
-    metrics, runs = metric_names(body), body["runs"]
+    runs = body["runs"]
     for i, e in enumerate(body["expectations"].get("published", [])):
         where = f"expectations.published[{i}]"
         if e["run"] not in runs:
             raise ManifestError(f"{where}.run: no run {e['run']!r} in this claim (runs: {', '.join(runs)})")
+        metrics = metric_names(body, e["run"])
         if e["metric"] not in metrics:
             raise ManifestError(f"{where}.metric: {e['metric']!r} is not measured by the evaluation "
                                 f"(measured: {', '.join(sorted(metrics))})")
@@ -382,7 +406,14 @@ def check_expectations(body: dict):
     for i, r in enumerate(body["expectations"].get("relations", [])):
         where = f"expectations.relations[{i}]"
         pairwise = r["kind"] in ("less", "greater", "at_most", "at_least")
-        needed, unwanted = (("left", "right"), ("runs",)) if pairwise else (("runs",), ("left", "right"))
+        if pairwise and "right_metrics" in r:
+            needed, unwanted = ("left",), ("runs", "right")
+            if len(expand_metrics(r["right_metrics"])) != len(expand_metrics(r["metrics"])):
+                raise ManifestError(f"{where}.right_metrics: must name as many metrics as 'metrics'")
+        elif pairwise:
+            needed, unwanted = ("left", "right"), ("runs",)
+        else:
+            needed, unwanted = ("runs",), ("left", "right", "right_metrics")
         for key in needed:
             if key not in r:
                 raise ManifestError(f"{where}.{key}: required for a {r['kind']!r} relation")
@@ -393,7 +424,9 @@ def check_expectations(body: dict):
             for run in r.get(key, []):
                 if run not in runs:
                     raise ManifestError(f"{where}.{key}: no run {run!r} in this claim (runs: {', '.join(runs)})")
-        for m in expand_metrics(r["metrics"]):
+        metrics = set.intersection(*(metric_names(body, run) for key in ("left", "right", "runs")
+                                     for run in r.get(key, [])))
+        for m in expand_metrics(r["metrics"]) + expand_metrics(r.get("right_metrics", [])):
             if m not in metrics:
                 raise ManifestError(f"{where}.metrics: {m!r} is not measured by the evaluation "
                                     f"(measured: {', '.join(sorted(metrics))})")

@@ -30,7 +30,15 @@ CONV_SCHEMA = {
     "downsample": Field("str", choices=("stride", "max-pool"),
                         doc="stride-2 convolutions (MAML/Reptile Omniglot) or 2x2 max-pool (Mini-ImageNet)"),
     "batch_norm_eps": Field("positive_float", doc="TF's batch norm default is 1e-3, PyTorch's 1e-5"),
-    "init": Field("str", choices=("pytorch",)),
+    "batch_norm_scale": Field("bool", doc="a learned BN scale γ: tf.contrib's batch_norm (MAML) has none, "
+                                          "tf.layers' (Reptile) has one"),
+    "head": Field("str", choices=("flatten", "mean-pool"),
+                  doc="features into the linear head: flattened maps (Reptile) or their spatial mean (MAML's "
+                      "Omniglot code, tf.reduce_mean over height and width)"),
+    "init": Field("str", choices=("pytorch", "glorot", "maml-code"),
+                  doc="'pytorch' defaults; 'glorot' uniform weights and zero biases (tf.layers' default, Reptile); "
+                      "'maml-code': Glorot convolutions, zero biases, a N(0, 1) head (cbfinn/maml "
+                      "construct_conv_weights)"),
 }
 
 SCHEMAS = {"mlp": MLP_SCHEMA, "conv": CONV_SCHEMA}
@@ -50,10 +58,10 @@ class BatchNorm(nn.Module):
     TF code do), written from tensor ops: F.batch_norm under torch.func.vmap gives second-order gradients
     about 1% off (functorch #534), these ops are exact."""
 
-    def __init__(self, channels: int, eps: float):
+    def __init__(self, channels: int, eps: float, scale: bool):
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
+        self.weight = nn.Parameter(torch.ones(channels)) if scale else None
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
@@ -61,7 +69,15 @@ class BatchNorm(nn.Module):
         mean = x.mean(dims, keepdim=True)
         var = ((x - mean) ** 2).mean(dims, keepdim=True)
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            x = x * self.weight.view(shape)
+        return x + self.bias.view(shape)
+
+
+class SpatialMean(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(-2, -1))
 
 
 def _mlp(config, in_dim, out_dim):
@@ -85,19 +101,31 @@ def _conv(config, out_dim):
     stride = 2 if config["downsample"] == "stride" else 1
     for _ in range(config["layers"]):
         blocks += [nn.Conv2d(channels, config["filters"], 3, stride=stride, padding=1),
-                   BatchNorm(config["filters"], config["batch_norm_eps"]), nn.ReLU()]
+                   BatchNorm(config["filters"], config["batch_norm_eps"], config["batch_norm_scale"]), nn.ReLU()]
         if config["downsample"] == "max-pool":
             blocks.append(nn.MaxPool2d(2, ceil_mode=False))
         channels = config["filters"]
         size = (size + 1) // 2 if stride == 2 else size // 2
-    return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(channels * size * size, out_dim))
+    if config["head"] == "mean-pool":
+        blocks += [SpatialMean(), nn.Linear(channels, out_dim)]
+    else:
+        blocks += [nn.Flatten(), nn.Linear(channels * size * size, out_dim)]
+    module = nn.Sequential(*blocks)
+    if config["init"] != "pytorch":
+        for layer in module:
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+        if config["init"] == "maml-code":
+            nn.init.normal_(module[-1].weight, std=1.0)
+    return module
 
 
 class FunctionalModel:
     """forward(params, x) and loss(params, x, y) for a parameter dict; init_params(seed) makes a fresh dict."""
 
-    def __init__(self, config: dict, in_dim: int, out_dim: int, loss: str):
-        self.config, self.loss_name = config, loss
+    def __init__(self, config: dict, in_dim: int, out_dim: int, loss: str, loss_scale: float = 1.0):
+        self.config, self.loss_name, self.loss_scale = config, loss, loss_scale
         self._build = lambda: _mlp(config, in_dim, out_dim) if config["kind"] == "mlp" else _conv(config, out_dim)
         self.module = self._build()
 
@@ -111,17 +139,12 @@ class FunctionalModel:
         return functional_call(self.module, params, (x,))
 
     def loss(self, params, x, y):
-        out = self.forward(params, x)
-        if self.loss_name == "mse":
-            return F.mse_loss(out, y)
-        return F.cross_entropy(out, y)
+        return self.loss_of_outputs(self.forward(params, x), y)
 
-    def metrics(self, params, x, y) -> dict[str, torch.Tensor]:
-        """Per-task evaluation metrics (the loss, plus accuracy for classification)."""
-        out = self.forward(params, x)
+    def loss_of_outputs(self, out, y):
         if self.loss_name == "mse":
-            return {"mse": F.mse_loss(out, y)}
-        return {"loss": F.cross_entropy(out, y), "accuracy": (out.argmax(-1) == y).float().mean()}
+            return F.mse_loss(out, y) * self.loss_scale
+        return F.cross_entropy(out, y) * self.loss_scale
 
     @property
     def has_conv(self) -> bool:

@@ -97,13 +97,17 @@ def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str |
                 if not good:
                     failures.append(f"{metric}: {ra} {a:.4g} → {rb} {b:.4g}")
             continue
-        for left in relation["left"]:
-            for right in relation["right"]:
-                a, b = mean(left, metric), mean(right, metric)
-                if a is None or b is None:
-                    return None, []
-                if not ok(a, b):
-                    failures.append(f"{metric}: {left} {a:.4g} vs {right} {b:.4g}")
+        if "right_metrics" in relation:  # the same run, two metrics
+            other = expand_metrics(relation["right_metrics"])[metrics.index(metric)]
+            pairs = [(run, metric, run, other) for run in relation["left"]]
+        else:
+            pairs = [(left, metric, right, metric) for left in relation["left"] for right in relation["right"]]
+        for left, m_left, right, m_right in pairs:
+            a, b = mean(left, m_left), mean(right, m_right)
+            if a is None or b is None:
+                return None, []
+            if not ok(a, b):
+                failures.append(f"{left} {m_left} {a:.4g} vs {right} {m_right} {b:.4g}")
     return (HOLDS if not failures else FAILS), failures
 
 
@@ -118,9 +122,12 @@ class ClaimReport:
     provenance: list[dict]
 
 
-def _fmt(value, interval=None):
+def _fmt(value, interval=None, percent=False):
+    """Accuracies as percentages, as papers print them; everything else with 4 significant digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if percent:
+        return f"{100 * value:.2f}" + (f" ± {100 * interval:.2f}" if interval is not None else "")
     return f"{value:.4g}" + (f" ± {interval:.2g}" if interval is not None else "")
 
 
@@ -175,9 +182,10 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
             verdict = REPRODUCED
         else:
             verdict = NOT_REPRODUCED
+    order = list(claim.body(profile)["runs"]) if profile else []
     provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
                    ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "gpu_hours")}}
-                  for r in chosen]
+                  for r in sorted(chosen, key=lambda r: (order.index(r["run"]), r["seed"]))]
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance)
 
 
@@ -214,17 +222,17 @@ def to_markdown(reports: list[ClaimReport]) -> str:
         if rep.profile and rep.profile != PAPER:
             lines += [f"**Only the `{rep.profile}` profile has been run: these numbers are not a reproduction.**", ""]
         if len(rep.numbers):
+            n = rep.numbers
+            pct = [m.startswith("accuracy") for m in n["metric"]]
             table = pd.DataFrame({
-                "": rep.numbers["row"], "column": rep.numbers["column"],
-                "published": [_fmt(v, i if i == i else None) for v, i in
-                              zip(rep.numbers["published"], rep.numbers["published ±"])],
-                "± is": rep.numbers["± means"],
-                "measured": [_fmt(v, i if i == i else None) for v, i in
-                             zip(rep.numbers["measured"], rep.numbers["measured ±"])],
-                "measured ± is": rep.numbers["measured ± means"].fillna("—"),
-                "difference": [_fmt(v) for v in rep.numbers["difference"]],
-                "allowed": [_fmt(v) for v in rep.numbers["allowed"]],
-                "verdict": rep.numbers["verdict"],
+                "": n["row"], "column": n["column"],
+                "published": [_fmt(v, i if i == i else None, p) for v, i, p in zip(n["published"], n["published ±"], pct)],
+                "± is": n["± means"],
+                "measured": [_fmt(v, i if i == i else None, p) for v, i, p in zip(n["measured"], n["measured ±"], pct)],
+                "measured ± is": n["measured ± means"].fillna("—"),
+                "difference": [_fmt(v, percent=p) for v, p in zip(n["difference"], pct)],
+                "allowed": [_fmt(v, percent=p) for v, p in zip(n["allowed"], pct)],
+                "verdict": n["verdict"],
             })
             lines += [table.to_markdown(index=False), ""]
         if len(rep.relations):

@@ -25,7 +25,7 @@ from suite.algorithms import make_learner
 from suite.evaluate import evaluate
 from suite.manifest import RunConfig
 from suite.models import FunctionalModel
-from suite.tasks import FAMILIES, make_tasks
+from suite.tasks import FAMILIES, make_tasks, seeded_generator
 
 RESULTS_ENV = "SUITE_RESULTS"
 DEFAULT_RESULTS = "results"
@@ -62,11 +62,6 @@ def choose_vectorize(model: FunctionalModel, device: torch.device) -> bool:
     """vmap over tasks wherever it is faster: always on GPU; on CPU only without convolutions, where vmap
     made Conv4 several times slower than a per-task loop (measured by `suite bench`)."""
     return device.type == "cuda" or not model.has_conv
-
-
-def iteration_generator(seed: int, iteration: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, iteration]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
 
 
 def _atomic_write(path: Path, write):
@@ -116,10 +111,11 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def build(cfg: RunConfig):
+def build(cfg: RunConfig, data_dir: Path):
     family = FAMILIES[cfg.task["family"]]
-    model = FunctionalModel(cfg.model, in_dim=family.INPUT_DIM, out_dim=family.OUTPUT_DIM, loss=family.LOSS)
-    return make_tasks(cfg.task), model
+    model = FunctionalModel(cfg.model, in_dim=family.INPUT_DIM, out_dim=family.output_dim(cfg.task),
+                            loss=family.LOSS, loss_scale=family.loss_scale(cfg.task))
+    return make_tasks(cfg.task, data_dir), model
 
 
 def _read_hash(path: Path):
@@ -156,7 +152,7 @@ def existing_result(root: Path, cfg: RunConfig) -> dict | None:
     return None
 
 
-def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifest_dir: Path,
+def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifest_dir: Path, data_dir: Path,
                        overwrite: bool = False, progress: bool = True) -> dict:
     out = run_dir(root, cfg)
     check_not_overwriting(out, cfg, overwrite)
@@ -168,7 +164,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifes
     code = git_state(manifest_dir)  # the code that trains is the code at the start
     atomic_write_json(out / "config.json", cfg.to_json())
 
-    family, model = build(cfg)
+    family, model = build(cfg, data_dir)
     vectorize = choose_vectorize(model, device)
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg.algorithm, model, params, cfg.hyperparameters, vectorize)
@@ -188,7 +184,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifes
     bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
                disable=not progress, mininterval=1.0, dynamic_ncols=True)
     for it in range(start, iterations):
-        generator = iteration_generator(cfg.seed, it)
+        generator = seeded_generator(cfg.seed, it)
         tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)
         window.append(learner.step(tasks, it, generator))
         done = it + 1
@@ -207,7 +203,8 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifes
     atomic_torch_save(out / "checkpoints" / "final.pt", {"config_hash": cfg.hash, "params": learner.state_dict()["params"]})
 
     eval_began = time.perf_counter()
-    result = evaluate(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"])
+    result = evaluate(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+                      progress)
     eval_time = time.perf_counter() - eval_began
 
     record = {

@@ -45,10 +45,12 @@ def mlp():
     return model, model.init_params(1, dtype=torch.float64), tasks
 
 
-def conv_with_batch_norm():
+def conv_with_batch_norm(maml_style=False):
+    """Reptile-style (BN scale, flattened head) or MAML-style (no BN scale, mean-pooled head, loss × ways)."""
     config = {"kind": "conv", "in_channels": 1, "image_size": 6, "filters": 3, "layers": 2,
-              "downsample": "stride", "batch_norm_eps": 1e-3, "init": "pytorch"}
-    model = FunctionalModel(config, in_dim=1, out_dim=2, loss="cross_entropy")
+              "downsample": "stride", "batch_norm_eps": 1e-3, "batch_norm_scale": not maml_style,
+              "head": "mean-pool" if maml_style else "flatten", "init": "maml-code" if maml_style else "glorot"}
+    model = FunctionalModel(config, in_dim=1, out_dim=2, loss="cross_entropy", loss_scale=2.0 if maml_style else 1.0)
     g = torch.Generator().manual_seed(0)
     images = torch.randn(2, 8, 1, 6, 6, generator=g)
     labels = torch.tensor([0, 1, 0, 1]).repeat(2, 1)
@@ -59,7 +61,8 @@ def conv_with_batch_norm():
 
 
 @pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
-@pytest.mark.parametrize("setting", [mlp, conv_with_batch_norm], ids=["mlp", "conv-bn"])
+@pytest.mark.parametrize("setting", [mlp, conv_with_batch_norm, lambda: conv_with_batch_norm(maml_style=True)],
+                         ids=["mlp", "conv-bn", "conv-bn-maml-style"])
 def test_maml_meta_gradient_matches_finite_differences(setting, vectorize):
     model, params, tasks = setting()
     steps, lr = 2, 0.3

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from suite.algorithms import make_learner
-from suite.evaluate import evaluate, predict, summarise
+from suite.evaluate import TASK_STREAM, evaluate, predict, summarise
+from suite.tasks import seeded_generator
 from suite.models import FunctionalModel
 from suite.tasks.sinusoid import Tasks
 
@@ -65,6 +66,8 @@ def test_evaluation_is_fixed_by_its_seed_and_chunking_does_not_change_it():
     a = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=True, chunk=30)
     b = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=True, chunk=7)
     c = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=False, chunk=30)
+    fewer = evaluate(model, params, TASKS, dict(EVAL, tasks=10), "cpu", vectorize=True, chunk=30)
+    assert fewer["episodes"]["mse@3"] == pytest.approx(a["episodes"]["mse@3"][:10], rel=1e-5)  # task i is fixed
     assert set(a["episodes"]) == {"mse@0", "mse@1", "mse@3"} and len(a["episodes"]["mse@1"]) == 30
     for name in a["episodes"]:
         assert a["episodes"][name] == pytest.approx(b["episodes"][name], rel=1e-5)
@@ -78,7 +81,7 @@ def test_step_zero_is_the_unadapted_model_and_later_steps_are_sgd_on_the_support
     params = model.init_params(0)
     config = dict(EVAL, tasks=1, steps=[0, 2])
     result = evaluate(model, params, TASKS, config, "cpu", vectorize=True, chunk=1)
-    task = TASKS.sample(1, 5, 20, torch.Generator().manual_seed(config["seed"]), split="test")[0]
+    task = TASKS.sample(1, 5, 20, seeded_generator(config["seed"], 0, TASK_STREAM), split="test")[0]
     assert result["episodes"]["mse@0"][0] == pytest.approx(model.loss(params, task.query_x, task.query_y).item())
     adapted = params
     for _ in range(2):
@@ -95,7 +98,7 @@ def test_summary_is_mean_population_std_and_maml_style_ci95():
 
 def test_non_transductive_prediction_normalises_each_query_with_the_support_set_only():
     config = {"kind": "conv", "in_channels": 1, "image_size": 8, "filters": 4, "layers": 2, "downsample": "stride",
-              "batch_norm_eps": 1e-3, "init": "pytorch"}
+              "batch_norm_eps": 1e-3, "batch_norm_scale": True, "head": "flatten", "init": "pytorch"}
     model = FunctionalModel(config, 1, 3, "cross_entropy")
     params = model.init_params(0)
     g = torch.Generator().manual_seed(0)

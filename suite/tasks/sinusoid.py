@@ -17,11 +17,22 @@ SCHEMA = {
 
 LOSS = "mse"
 INPUT_DIM = 1
-OUTPUT_DIM = 1
+
+
+def output_dim(config: dict) -> int:
+    return 1
+
+
+def loss_scale(config: dict) -> float:
+    return 1.0
+
+
+def check_task_config(config: dict, where: str):
+    pass
 
 
 class Tasks:
-    def __init__(self, amplitude, phase, x_range):
+    def __init__(self, amplitude, phase, x_range, data_dir=None):
         self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
 
     def _uniform(self, shape, bounds, generator):

@@ -1,0 +1,69 @@
+"""Download one file from a list of mirrors: md5-checked, written atomically, never left half-written."""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from suite.data import DataError
+
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+_HTML_STARTS = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--")
+
+
+def looks_like_html(head: bytes) -> bool:
+    """Whether the first bytes of a file are a web page (what a quota, login or error page gives instead of data)."""
+    return head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:16].lower().startswith(_HTML_STARTS)
+
+
+def download(urls: list[str], dest: Path, md5: str, progress: bool = True) -> Path:
+    """Fetch `dest` from the first mirror in `urls` that gives a file with this md5; raise DataError naming every
+    mirror's error when none does."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not urls:
+        raise DataError(f"could not download {dest.name}: no mirror given")
+    errors = []
+    for url in urls:
+        try:
+            _download_one(url, dest, md5, progress)
+            return dest
+        except (DataError, OSError, ValueError, http.client.HTTPException) as e:
+            errors.append(f"{url}: {e}")
+    raise DataError(f"could not download {dest.name} from any of {len(urls)} mirror(s): " + "; ".join(errors))
+
+
+def _download_one(url: str, dest: Path, md5: str, progress: bool):
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        digest, size = hashlib.md5(), 0
+        request = urllib.request.Request(url, headers={"User-Agent": "suite-fetch (python urllib)"})
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            length = response.headers.get("Content-Length")
+            with tqdm(total=int(length) if length and length.isdigit() else None, unit="B", unit_scale=True,
+                      desc=dest.name, disable=not progress, leave=False) as bar:
+                while chunk := response.read(CHUNK):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    bar.update(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())
+        if digest.hexdigest() != md5:
+            with open(tmp, "rb") as f:
+                if looks_like_html(f.read(512)):
+                    raise DataError("looks like an HTML page, not a zip archive — a quota or login page?")
+            raise DataError(f"md5 {digest.hexdigest()} ({size:,} bytes), expected {md5}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,117 @@
+"""Omniglot N-way K-shot classification (Lake et al. 2015), as MAML's and Reptile's code sample it.
+
+A class is a character, or a character rotated by a multiple of 90° where the protocol augments that split with
+rotations. A task draws `ways` distinct classes of its split and, for each, `shots + queries` distinct drawers
+of the 20; labels 0..ways−1 follow the (random) order of the drawn classes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import torch
+
+from suite.schema import Field, ManifestError
+from suite.tasks import TaskBatch
+
+SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "omniglot"
+SPLIT_NAMES = ("maml", "reptile", "vinyals")
+DRAWERS = 20
+
+SCHEMA = {
+    "split": Field("str", choices=SPLIT_NAMES, doc="character split file in suite/splits/omniglot/"),
+    "split_sha256": Field("str", doc="the sha256 of that file, pinned"),
+    "ways": Field("positive_int", doc="classes per task"),
+    "rotations": Field({
+        "train": Field("step_list"), "val": Field("step_list"), "test": Field("step_list"),
+    }, doc="rotations (degrees, multiples of 90) that make new classes in each split; [0] for none"),
+    "strokes": Field("str", choices=("bright", "dark"),
+                     doc="'bright': strokes 1, background 0 (MAML's code inverts the PNGs); 'dark': the PNGs as "
+                         "they are, strokes 0 (Reptile's code)"),
+    "loss_normalisation": Field("str", choices=("mean", "sum/shots"),
+                                doc="'mean' cross-entropy (Reptile, PyTorch), or MAML's code: summed over the "
+                                    "samples and divided by the shots per class, i.e. ways × the mean"),
+}
+
+LOSS = "cross_entropy"
+INPUT_DIM = 1  # channels
+
+
+def split_path(name: str) -> Path:
+    return SPLITS_DIR / f"{name}.json"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_task_config(config: dict, where: str):
+    path = split_path(config["split"])
+    actual = file_sha256(path)
+    if actual != config["split_sha256"]:
+        raise ManifestError(f"{where}.split_sha256: {path.name} has sha256 {actual}, the claim pins "
+                            f"{config['split_sha256']}")
+    for split, rotations in config["rotations"].items():
+        if not rotations or any(r % 90 or r >= 360 for r in rotations) or len(set(rotations)) != len(rotations):
+            raise ManifestError(f"{where}.rotations.{split}: expected distinct multiples of 90 below 360, "
+                                f"got {rotations}")
+
+
+def output_dim(config: dict) -> int:
+    return config["ways"]
+
+
+def loss_scale(config: dict) -> float:
+    return float(config["ways"]) if config["loss_normalisation"] == "sum/shots" else 1.0
+
+
+def shuffled_split(characters: list[str], seed: int, sizes: dict[str, int]) -> dict[str, list[str]]:
+    """Python's random.shuffle of the sorted character list with `seed`, cut into consecutive parts
+    (MAML's code: seed 1, 1100 train / 100 val / rest test; Reptile's: seed 0, 1200 train / rest test)."""
+    order = sorted(characters, key=lambda c: tuple(c.split("/")))  # alphabet, then character, as os.listdir sorted
+    random.Random(seed).shuffle(order)
+    out, start = {}, 0
+    for name, size in sizes.items():
+        out[name] = order[start:start + size] if size >= 0 else order[start:]
+        start += size
+    return out
+
+
+class Tasks:
+    def __init__(self, split, split_sha256, ways, rotations, strokes, loss_normalisation, data_dir):
+        from suite.data.omniglot import load_omniglot
+
+        images, names = load_omniglot(Path(data_dir))
+        index = {n.split("/", 1)[1]: i for i, n in enumerate(names)}  # "Alphabet/characterNN" -> row
+        classes = json.loads(split_path(split).read_text())["classes"]
+        self.ways, self.strokes = ways, strokes
+        self.images = torch.from_numpy(images)  # [1623, 20, 28, 28] uint8, strokes 255
+        self.pools = {}
+        for part, characters in classes.items():
+            rows = torch.tensor([index[c] for c in characters])
+            ks = torch.tensor([r // 90 for r in rotations[part]])
+            # a class is (character row, quarter turns): every character with every rotation of its split
+            self.pools[part] = torch.stack([rows.repeat_interleave(len(ks)), ks.repeat(len(rows))], dim=1)
+
+    def sample(self, n_tasks: int, shots: int, queries: int, generator: torch.Generator, split: str) -> TaskBatch:
+        pool = self.pools[split]
+        if len(pool) < self.ways:
+            raise ValueError(f"{self.ways}-way tasks need {self.ways} classes, the {split} split has {len(pool)}")
+        n = shots + queries
+        xs = []
+        for _ in range(n_tasks):
+            chosen = pool[torch.randperm(len(pool), generator=generator)[: self.ways]]
+            drawers = torch.stack([torch.randperm(DRAWERS, generator=generator)[:n] for _ in range(self.ways)])
+            imgs = self.images[chosen[:, 0, None], drawers]  # [ways, n, 28, 28]
+            imgs = torch.stack([torch.rot90(im, int(k), dims=(-2, -1)) for im, k in zip(imgs, chosen[:, 1])])
+            xs.append(imgs)
+        x = torch.stack(xs).float().div_(255).unsqueeze(3)  # [tasks, ways, n, 1, 28, 28]
+        if self.strokes == "dark":
+            x = 1.0 - x
+        labels = torch.arange(self.ways).view(1, self.ways, 1).expand(n_tasks, self.ways, n)
+        support_x = x[:, :, :shots].reshape(n_tasks, self.ways * shots, *x.shape[3:])
+        query_x = x[:, :, shots:].reshape(n_tasks, self.ways * queries, *x.shape[3:])
+        return TaskBatch(support_x, labels[:, :, :shots].reshape(n_tasks, -1),
+                         query_x, labels[:, :, shots:].reshape(n_tasks, -1))

@@ -1,0 +1,118 @@
+"""Omniglot splits, episodes and claims on the real data."""
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from conftest import SHARED_OMNIGLOT
+from suite.cli import main
+from suite.manifest import load_manifest
+from suite.tasks.omniglot import Tasks, file_sha256, shuffled_split, split_path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def all_characters():
+    rows = list(csv.DictReader(open(SHARED_OMNIGLOT / "alphabets.csv")))
+    return [f"{r['alphabet']}/character{i:02d}" for r in rows for i in range(1, int(r["n_characters"]) + 1)]
+
+
+def classes(name):
+    return json.loads(split_path(name).read_text())["classes"]
+
+
+@pytest.mark.skipif(not (SHARED_OMNIGLOT / "alphabets.csv").is_file(), reason="shared Omniglot not found")
+def test_pinned_splits_are_the_published_procedures():
+    chars = all_characters()
+    assert len(chars) == 1623
+    assert classes("maml") == shuffled_split(chars, 1, {"train": 1100, "val": 100, "test": -1})
+    reptile = shuffled_split(chars, 0, {"train": 1200, "test": -1})
+    assert classes("reptile") == {"train": reptile["train"], "val": [], "test": reptile["test"]}
+    for part in ("train", "val", "test"):
+        lines = (SHARED_OMNIGLOT / "splits" / "vinyals" / f"{part}.txt").read_text().split()
+        assert set(classes("vinyals")[part]) == {line.rsplit("/", 1)[0] for line in lines}
+
+
+@pytest.mark.parametrize("name", ["maml", "reptile", "vinyals"])
+def test_splits_are_disjoint_and_cover_every_character_once(name):
+    parts = classes(name)
+    everything = [c for p in parts.values() for c in p]
+    assert len(everything) == len(set(everything)) == 1623
+    assert len(parts["test"]) == 423
+
+
+def test_every_claim_pins_the_hash_of_its_split_file():
+    manifest = load_manifest(REPO / "benchmarks.yaml")
+    for claim in manifest.claims.values():
+        task = claim.body()["task"]
+        if task["family"] == "omniglot":
+            assert task["split_sha256"] == file_sha256(split_path(task["split"]))
+
+
+def test_a_tampered_split_file_is_a_clear_manifest_error(tmp_path):
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["omniglot-maml"]["task"]["split_sha256"] = "0" * 64
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = CliRunner().invoke(main, ["--manifest", str(path), "list"])
+    assert out.exit_code == 1
+    assert "claim 'omniglot-maml': task.split_sha256: maml.json has sha256" in out.output
+
+
+def make_tasks(data, **kw):
+    config = dict(split="maml", split_sha256=file_sha256(split_path("maml")), ways=5,
+                  rotations={"train": [0, 90, 180, 270], "val": [0], "test": [0]}, strokes="bright",
+                  loss_normalisation="mean")
+    config.update(kw)
+    return Tasks(**config, data_dir=data)
+
+
+def test_episodes_have_distinct_classes_and_drawers_from_their_own_split(omniglot_data):
+    from suite.data.omniglot import load_omniglot
+
+    images, names = load_omniglot(omniglot_data)
+    family = make_tasks(omniglot_data)
+    batch = family.sample(20, 2, 3, torch.Generator().manual_seed(0), split="test")
+    assert batch.support_x.shape == (20, 10, 1, 28, 28) and batch.query_x.shape == (20, 15, 1, 28, 28)
+    assert batch.support_y[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert set(batch.support_x.unique().tolist()) <= {0.0, 1.0}  # binary, strokes bright
+    by_bytes = {}
+    for row, name in enumerate(names):
+        character = name.split("/", 1)[1]
+        for drawer in range(20):
+            by_bytes[images[row, drawer].tobytes()] = (character, drawer)
+    test_chars = set(classes("maml")["test"])
+    for t in range(20):
+        x = torch.cat([batch.support_x[t].view(5, 2, 28, 28), batch.query_x[t].view(5, 3, 28, 28)], 1)
+        seen_chars = set()
+        for c in range(5):
+            found = [by_bytes[(x[c, i] * 255).to(torch.uint8).numpy().tobytes()] for i in range(5)]
+            chars = {f[0] for f in found}
+            assert len(chars) == 1 and chars <= test_chars  # test tasks are unrotated test characters
+            assert len({f[1] for f in found}) == 5  # distinct drawers
+            seen_chars |= chars
+        assert len(seen_chars) == 5  # distinct classes
+
+
+def test_training_classes_include_rotations_and_dark_strokes_invert(omniglot_data):
+    bright = make_tasks(omniglot_data).sample(50, 1, 0, torch.Generator().manual_seed(1), split="train")
+    dark = make_tasks(omniglot_data, strokes="dark").sample(50, 1, 0, torch.Generator().manual_seed(1),
+                                                             split="train")
+    torch.testing.assert_close(dark.support_x, 1 - bright.support_x)
+    assert len(make_tasks(omniglot_data).pools["train"]) == 1100 * 4
+
+
+def test_the_omniglot_smoke_claims_run_end_to_end_on_real_images(omniglot_data, tmp_path):
+    for claim in ("omniglot-maml", "omniglot-reptile"):
+        out = CliRunner().invoke(main, ["--data", str(omniglot_data), "--results", str(tmp_path), "run", "--claim",
+                                        claim, "--profile", "smoke", "--device", "cpu", "--no-progress"])
+        assert out.exit_code == 0, out.output
+        assert f"## {claim}: smoke only" in out.output
+    record = json.loads((tmp_path / "omniglot-reptile" / "smoke" / "20-way-5-shot" / "seed0" / "results.json")
+                        .read_text())
+    assert {"accuracy@50/transductive", "accuracy@50/non-transductive"} <= set(record["metrics"])
+    assert len(record["episodes"]["accuracy@50/transductive"]) == 8
