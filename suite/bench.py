@@ -18,10 +18,9 @@ import torch
 
 from suite.algorithms import make_learner
 from suite.manifest import Manifest, ManifestError, RunConfig, deep_merge, hyperparameters
-from suite.runner import build, resolve_device
+from suite.runner import build, choose_vectorize, resolve_device
 from suite.tasks import seeded_generator
 
-WARMUP = 10
 
 
 def _rss_kib(field: str) -> int:
@@ -36,7 +35,7 @@ def _rss_kib(field: str) -> int:
 
 
 def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, reference_loop: bool,
-             data_dir: Path) -> dict:
+             data_dir: Path, warmup: int) -> dict:
     device = torch.device(device)
     family, model = build(cfg, data_dir)
     if device.type == "cuda":
@@ -50,12 +49,12 @@ def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, refe
         generator = seeded_generator(cfg.seed, it)
         step(family.sample(n_tasks, shots, queries, generator, split="train").to(device), it, generator)
 
-    for it in range(WARMUP):
+    for it in range(warmup):
         one(it)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     began = time.perf_counter()
-    for it in range(WARMUP, WARMUP + iterations):
+    for it in range(warmup, warmup + iterations):
         one(it)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -83,6 +82,14 @@ def _autograd_loop_step(learner):
     return step
 
 
+def build_model(cfg: RunConfig):
+    from suite.models import FunctionalModel
+    from suite.tasks import FAMILIES
+
+    family = FAMILIES[cfg.task["family"]]
+    return FunctionalModel(cfg.model, family.INPUT_DIM, family.output_dim(cfg.task), family.LOSS)
+
+
 def _in_child(args):
     return _measure(*args)
 
@@ -99,17 +106,18 @@ def bench_configs(manifest: Manifest, claim_id: str) -> list[RunConfig]:
             for name, run in setting.items()]
 
 
-def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: str, data_dir: Path) -> str:
+def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: str, data_dir: Path,
+              warmup: int) -> str:
     device = str(resolve_device(device_spec))
     jobs = []
     for cfg in bench_configs(manifest, claim_id):
         if cfg.algorithm == "pretrained":  # one pooled batch: there is no per-task computation to vectorise
-            jobs.append((cfg.run, "pooled batch", (cfg, device, True, iterations, False, data_dir)))
+            jobs.append((cfg.run, "pooled batch", (cfg, device, True, iterations, False, data_dir, warmup)))
             continue
-        jobs.append((cfg.run, "vectorised", (cfg, device, True, iterations, False, data_dir)))
-        jobs.append((cfg.run, "per-task loop", (cfg, device, False, iterations, False, data_dir)))
+        jobs.append((cfg.run, "vectorised", (cfg, device, True, iterations, False, data_dir, warmup)))
+        jobs.append((cfg.run, "per-task loop", (cfg, device, False, iterations, False, data_dir, warmup)))
         if cfg.algorithm == "maml":
-            jobs.append((cfg.run, "plain autograd loop (reference)", (cfg, device, False, iterations, True, data_dir)))
+            jobs.append((cfg.run, "plain autograd loop (reference)", (cfg, device, False, iterations, True, data_dir, warmup)))
     context = multiprocessing.get_context("spawn")
     rows = []
     for run, path, args in jobs:
@@ -118,7 +126,7 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
         rows.append({"algorithm": run, "implementation": path, **measured})
     table = pd.DataFrame(rows)
     lines = [f"Bench setting of {claim_id} on {device} ({torch.get_num_threads()} threads), "
-             f"{iterations} timed meta-iterations after {WARMUP} warm-up:", "",
+             f"{iterations} timed meta-iterations after {warmup} warm-up:", "",
              table.to_markdown(index=False, floatfmt=".3g"), ""]
     for run in table["algorithm"].unique():
         r = table[table["algorithm"] == run].set_index("implementation")["it/s"]
@@ -128,12 +136,12 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
         if "plain autograd loop (reference)" in r:
             lines.append(f"{run}: vectorised is {r['vectorised'] / r['plain autograd loop (reference)']:.1f}x "
                          "the plain autograd loop")
-    maml = table[(table["algorithm"] == "maml")].set_index("implementation")["it/s"] if "maml" in set(
-        table["algorithm"]) else None
-    if maml is not None:
-        ratio = maml["vectorised"] / maml["per-task loop"]
-        paper_iters = next(c for c in bench_configs(manifest, claim_id) if c.run == "maml").hyperparameters["iterations"]
-        lines += ["", f"Target: second-order MAML vectorised >= 8x the per-task loop: {ratio:.1f}x, "
-                      f"{'met' if ratio >= 8 else 'NOT met'}. At this speed the paper's {paper_iters} MAML "
-                      f"iterations take {paper_iters / maml['vectorised'] / 60:.1f} min."]
+    vectorise_here = choose_vectorize(build_model(bench_configs(manifest, claim_id)[0]), torch.device(device))
+    chosen = "vectorised" if vectorise_here else "per-task loop"
+    lines += ["", f"On {device} the runner uses the {chosen} path for this model."]
+    for cfg in bench_configs(manifest, claim_id):
+        r = table[table["algorithm"] == cfg.run].set_index("implementation")["it/s"]
+        speed = r[chosen] if chosen in r else r.iloc[0]
+        lines.append(f"{cfg.run}: the paper's {cfg.hyperparameters['iterations']} iterations take "
+                     f"{cfg.hyperparameters['iterations'] / speed / 3600:.2f} h at {speed:.3g} it/s")
     return "\n".join(lines)

@@ -125,14 +125,15 @@ def show(ctx, claim_id, profile):
 @main.command()
 @click.option("--claim", default="maml-sinusoid", show_default=True, help="Claim whose setting is benchmarked.")
 @click.option("--iterations", default=200, show_default=True, help="Timed meta-iterations per measurement.")
+@click.option("--warmup", default=10, show_default=True, help="Untimed meta-iterations first.")
 @click.option("--device", default="auto", show_default=True)
 @click.pass_context
 @_errors_are_clear
-def bench(ctx, claim, iterations, device):
+def bench(ctx, claim, iterations, warmup, device):
     """Meta-iterations per second and peak memory of each algorithm: vectorised over tasks vs a per-task loop."""
     from suite.bench import run_bench
 
-    click.echo(run_bench(_manifest(ctx), claim, iterations, device, Path(ctx.obj["data"])))
+    click.echo(run_bench(_manifest(ctx), claim, iterations, device, Path(ctx.obj["data"]), warmup))
 
 
 @main.command()

@@ -40,10 +40,18 @@ def meta_loss(model, params, tasks, steps, lr, vectorize: bool):
 
 
 def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
-    """(∇θ of the meta-loss, the meta-loss), second order: autograd differentiates through the inner steps."""
-    loss = meta_loss(model, params, tasks, steps, lr, vectorize)
-    grads = torch.autograd.grad(loss, list(params.values()))
-    return dict(zip(params, grads)), loss.detach()
+    """(∇θ of the meta-loss, the meta-loss), second order: autograd differentiates through the inner steps.
+    The loop differentiates one task at a time, so only one task's graph is alive at once."""
+    if vectorize:
+        loss = meta_loss(model, params, tasks, steps, lr, vectorize=True)
+        return dict(zip(params, torch.autograd.grad(loss, list(params.values())))), loss.detach()
+    grads, total = {k: torch.zeros_like(p) for k, p in params.items()}, 0.0
+    for i in range(len(tasks)):
+        loss = query_loss_after_adaptation(model.loss, params, *tasks[i].tensors(), steps, lr) / len(tasks)
+        for k, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
+            grads[k] += g
+        total += loss.detach()
+    return grads, total
 
 
 class Learner(BaseLearner):
