@@ -52,20 +52,21 @@ def _manifest(ctx):
 def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.report import build_reports, load_results, to_markdown
-    from suite.runner import existing_result, resolve_device, train_and_evaluate
+    from suite.runner import existing_result, git_state, resolve_device, train_and_evaluate
 
     manifest = _manifest(ctx)
     dev = resolve_device(device)
     configs = [cfg for c in claims for cfg in
                manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     root = results_root(ctx.obj["results"])
+    code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
     for cfg in configs:
         what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
         if not overwrite and existing_result(root, cfg) is not None:
             click.echo(f"{what}: already done; --overwrite retrains it", err=True)
             continue
         click.echo(f"{what} on {dev}", err=True)
-        train_and_evaluate(cfg, root, dev, manifest.path.resolve().parent, Path(ctx.obj["data"]),
+        train_and_evaluate(cfg, root, dev, code, Path(ctx.obj["data"]),
                            overwrite=overwrite, progress=not no_progress)
     click.echo(to_markdown(build_reports(manifest, load_results(root), list(claims))))
 
@@ -79,7 +80,7 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
 def report(ctx, claims, fmt, output):
     """Published vs measured for every claim, with verdicts."""
     from suite.report import build_reports, load_results, to_csv, to_markdown
-    from suite.runner import atomic_write_bytes
+    from suite.io import atomic_write_bytes
 
     manifest = _manifest(ctx)
     reports = build_reports(manifest, load_results(results_root(ctx.obj["results"])), list(claims) or None)

@@ -12,7 +12,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from tqdm import tqdm
 
 from suite.algorithms import make_learner
 from suite.evaluate import evaluate
+from suite.io import atomic_torch_save, atomic_write_json
 from suite.manifest import RunConfig
 from suite.models import FunctionalModel
 from suite.tasks import FAMILIES, make_tasks, seeded_generator
@@ -64,37 +64,8 @@ def choose_vectorize(model: FunctionalModel, device: torch.device) -> bool:
     return device.type == "cuda" or not model.has_conv
 
 
-def _atomic_write(path: Path, write):
-    """Write through a temporary file in the same folder, then rename: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes):
-    _atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_json(path: Path, obj):
-    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
-
-
-def atomic_torch_save(path: Path, obj):
-    _atomic_write(path, lambda f: torch.save(obj, f))
-
-
 def git_state(where: Path) -> dict:
+    """Commit of the checkout at `where`, and whether its tracked files (results/ aside) differ from it."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=30)
 
@@ -152,8 +123,10 @@ def existing_result(root: Path, cfg: RunConfig) -> dict | None:
     return None
 
 
-def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifest_dir: Path, data_dir: Path,
+def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: dict, data_dir: Path,
                        overwrite: bool = False, progress: bool = True) -> dict:
+    """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
+    process started: the code that runs is the code that was loaded then."""
     out = run_dir(root, cfg)
     check_not_overwriting(out, cfg, overwrite)
     if (out / "results.json").exists():
@@ -161,7 +134,6 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, manifes
             return json.loads((out / "results.json").read_text())
         (out / "results.json").unlink()
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    code = git_state(manifest_dir)  # the code that trains is the code at the start
     atomic_write_json(out / "config.json", cfg.to_json())
 
     family, model = build(cfg, data_dir)

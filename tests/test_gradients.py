@@ -126,7 +126,7 @@ def test_maml_and_first_order_maml_match_their_closed_forms_on_a_quadratic(vecto
 
 def reptile_hp(**kw):
     return {"iterations": 10, "meta_batch": 4, "shots": 6, "inner_batch": 6, "inner_steps": 1,
-            "inner_optimizer": {"name": "sgd", "lr": 0.1}, "meta_step": 0.5, "meta_step_final": 0.5, **kw}
+            "inner_optimizer": {"name": "sgd", "lr": 0.1}, "meta_step": 0.5, "meta_step_final": 0.5, "meta_direction": "all-steps", **kw}
 
 
 @pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
@@ -156,6 +156,20 @@ def test_reptile_with_k_steps_interpolates_towards_the_closed_form_task_solution
     contraction = torch.linalg.matrix_power(torch.eye(q.d) - alpha * q.A, k)
     w = c + (phi - c) @ contraction.T  # W_i − c_i = (I − αA)^k (φ − c_i), full-batch steps
     torch.testing.assert_close(learner.params["theta"].detach(), phi + 0.75 * (w - phi).mean(0))
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+def test_last_step_direction_is_the_first_order_maml_gradient_at_the_penultimate_weights(vectorize):
+    q, k, alpha = Quadratic(), 3, 0.1
+    hp = reptile_hp(inner_steps=k, meta_direction="last-step", meta_step=1.0, meta_step_final=1.0)
+    tasks = q.tasks(4, 6, 0)
+    phi = torch.randn(q.d, generator=torch.Generator().manual_seed(8))
+    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize)
+    learner.step(tasks, 0, torch.Generator().manual_seed(0))
+    c = tasks.support_x.mean(1)
+    penultimate = c + (phi - c) @ torch.linalg.matrix_power(torch.eye(q.d) - alpha * q.A, k - 1).T
+    gradient_there = (penultimate - c) @ q.A
+    torch.testing.assert_close(learner.params["theta"].detach(), phi - alpha * gradient_there.mean(0))
 
 
 def test_reptile_inner_batches_do_not_overlap_within_an_epoch():

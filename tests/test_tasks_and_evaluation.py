@@ -32,7 +32,8 @@ HYPERPARAMETERS = {
     "maml": {"iterations": 5, "meta_batch": 6, "shots": 5, "queries": 5, "inner_steps": 2, "inner_lr": 0.01,
              "meta_optimizer": ADAM},
     "reptile": {"iterations": 5, "meta_batch": 6, "shots": 10, "inner_batch": 5, "inner_steps": 3,
-                "inner_optimizer": dict(ADAM, betas=[0.0, 0.999]), "meta_step": 1.0, "meta_step_final": 0.0},
+                "inner_optimizer": dict(ADAM, betas=[0.0, 0.999]), "meta_step": 1.0, "meta_step_final": 0.0,
+                "meta_direction": "all-steps"},
 }
 HYPERPARAMETERS["fomaml"] = HYPERPARAMETERS["maml"]
 

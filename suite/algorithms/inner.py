@@ -38,11 +38,13 @@ class InnerOptimizer:
         return {k: p - step * m[k] / (v[k].sqrt() + eps) for k, p in params.items()}, {"m": m, "v": v, "t": t}
 
 
-def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict) -> dict:
-    """Run the configured inner optimiser over mini-batches: batches[j] indexes the points of step j."""
+def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict) -> tuple[dict, dict]:
+    """Run the configured inner optimiser over mini-batches (batches[j] indexes the points of step j); return the
+    final parameters and those before the last step."""
     inner = InnerOptimizer(optimizer)
-    state = inner.init(params)
+    state, before_last = inner.init(params), params
     for j in range(batches.shape[0]):
         grads = grad(loss)(params, x[batches[j]], y[batches[j]])
+        before_last = params
         params, state = inner.update(params, grads, state)
-    return params
+    return params, before_last

@@ -4,6 +4,9 @@
     for each of n tasks T_i:  W_i = k steps of the inner optimiser on mini-batches of T_i, from φ
     φ ← φ + ε · mean_i (W_i − φ)
 
+With meta_direction 'last-step' the direction is only the last inner step's displacement W_i − W_i^(k−1): the
+first-order MAML that supervised-reptile implements (--foml), the gk-alone variant of the paper's §6.
+
 With meta_batch = 1 this is the serial version (Algorithm 1). The inner mini-batches are drawn without
 replacement from the task's `shots` points, reshuffled when exhausted (supervised-reptile's _mini_batches).
 """
@@ -25,6 +28,9 @@ HYPERPARAMETERS = {
     "inner_optimizer": Field(OPTIMIZER_SCHEMA, doc="SGD, or Adam (β1 = 0 in the paper's code)"),
     "meta_step": Field("positive_float", doc="ε at the first iteration"),
     "meta_step_final": Field("float", doc="ε at the last iteration (linear annealing; equal to meta_step for none)"),
+    "meta_direction": Field("str", choices=("all-steps", "last-step"),
+                            doc="'all-steps': W − φ (Reptile); 'last-step': the last inner step only (first-order "
+                                "MAML as supervised-reptile's --foml computes it)"),
 }
 
 
@@ -49,25 +55,29 @@ class Learner(BaseLearner):
     def task_shape(self):
         return self.hp["meta_batch"], self.hp["shots"], 0
 
-    def adapted_params(self, tasks, batches):
+    def directions(self, tasks, batches):
+        """Per task, the displacement the meta-update follows: W_i − φ, or the last inner step's."""
         params = {k: p.detach() for k, p in self.params.items()}
+        last_only = self.hp["meta_direction"] == "last-step"
 
         def per_task(p, x, y, b):
-            return optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"])
+            final, before_last = optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"])
+            start = before_last if last_only else p
+            return {k: final[k] - start[k] for k in final}
 
         if self.vectorize:
             return vmap(per_task, in_dims=(None, 0, 0, 0))(params, tasks.support_x, tasks.support_y, batches)
         per = [per_task(params, tasks.support_x[i], tasks.support_y[i], batches[i]) for i in range(len(tasks))]
-        return {k: torch.stack([w[k] for w in per]) for k in params}
+        return {k: torch.stack([d[k] for d in per]) for k in params}
 
     def step(self, tasks, iteration, generator):
         with torch.no_grad():  # reported: the mean support loss of φ before this update
             loss = vmap(self.model.loss, in_dims=(None, 0, 0))(self.params, tasks.support_x, tasks.support_y).mean()
         batches = inner_batches(len(tasks), tasks.support_x.shape[1], self.hp["inner_batch"],
                                 self.hp["inner_steps"], generator).to(tasks.support_x.device)
-        adapted = self.adapted_params(tasks, batches)
+        directions = self.directions(tasks, batches)
         epsilon = meta_step_size(self.hp, iteration)
         with torch.no_grad():
             for k, p in self.params.items():
-                p.add_(epsilon * (adapted[k].mean(0) - p))
+                p.add_(epsilon * directions[k].mean(0))
         return loss.item()

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from tqdm import tqdm
 
 from suite.data import DataError
+from suite.io import atomic_write
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -40,30 +39,22 @@ def download(urls: list[str], dest: Path, md5: str, progress: bool = True) -> Pa
 
 
 def _download_one(url: str, dest: Path, md5: str, progress: bool):
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        digest, size = hashlib.md5(), 0
+    def write(f):
+        digest, size, head = hashlib.md5(), 0, b""
         request = urllib.request.Request(url, headers={"User-Agent": "suite-fetch (python urllib)"})
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
             with tqdm(total=int(length) if length and length.isdigit() else None, unit="B", unit_scale=True,
                       desc=dest.name, disable=not progress, leave=False) as bar:
                 while chunk := response.read(CHUNK):
                     f.write(chunk)
                     digest.update(chunk)
+                    head = head if len(head) >= 512 else (head + chunk)[:512]
                     size += len(chunk)
                     bar.update(len(chunk))
-            f.flush()
-            os.fsync(f.fileno())
         if digest.hexdigest() != md5:
-            with open(tmp, "rb") as f:
-                if looks_like_html(f.read(512)):
-                    raise DataError("looks like an HTML page, not a zip archive — a quota or login page?")
+            if looks_like_html(head):
+                raise DataError("looks like an HTML page, not a zip archive — a quota or login page?")
             raise DataError(f"md5 {digest.hexdigest()} ({size:,} bytes), expected {md5}")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(dest, write)

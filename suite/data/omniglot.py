@@ -10,7 +10,6 @@ import functools
 import hashlib
 import io
 import json
-import os
 import re
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from suite.data import DataError
+from suite.io import atomic_write
 from suite.data.download import download, looks_like_html
 
 PARTS = ("images_background", "images_evaluation")
@@ -192,25 +192,10 @@ def _read_verified(where: Path, part: str) -> dict[str, list[bytes]]:
 
 
 def _write_cache(path: Path, images: np.ndarray, characters: list[str]):
-    """Write through a temporary file in the same folder, then rename: nothing half-written is ever left."""
-    made = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, images=images, characters=np.array(characters), version=np.array(CACHE_VERSION),
-                                **{f"digest_{part}": np.array(pinned()[part]["digest"]) for part in PARTS})
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        if made:
-            path.parent.rmdir()
-        raise
+    """Atomically: nothing half-written is ever left in the data folder."""
+    atomic_write(path, lambda f: np.savez_compressed(
+        f, images=images, characters=np.array(characters), version=np.array(CACHE_VERSION),
+        **{f"digest_{part}": np.array(pinned()[part]["digest"]) for part in PARTS}))
 
 
 def _read_cache(path: Path) -> tuple[np.ndarray, list[str]]:

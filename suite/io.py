@@ -1,0 +1,49 @@
+"""Atomic writes: through a temporary file in the same folder, then a rename, so a reader (or a crash) sees the
+old file or the new one, never half of one."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]):
+    """Call write(f) on a temporary file and rename it to `path`; if anything fails, remove the temporary file
+    and any folder this call created."""
+    path = Path(path)
+    made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        for folder in made:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes):
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_json(path: Path, obj):
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def atomic_torch_save(path: Path, obj):
+    import torch
+
+    atomic_write(path, lambda f: torch.save(obj, f))
