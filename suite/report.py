@@ -120,11 +120,23 @@ class ClaimReport:
     verdict: str
     stale: list[str]
     provenance: list[dict]
+    diverged: list[str] = field(default_factory=list)
+
+
+def diverged_episodes(record: dict) -> str | None:
+    """'k of n test tasks diverged (non-finite from <metric>)' when fine-tuning blew up on some tasks."""
+    for metric, values in record.get("episodes", {}).items():
+        bad = sum(1 for v in values if not math.isfinite(v))
+        if bad:
+            return f"{record['run']} (seed {record['seed']}): {bad} of {len(values)} test tasks diverged " \
+                   f"(non-finite from {metric})"
+    return None
 
 
 def _fmt(value, interval=None, percent=False):
-    """Accuracies as percentages, as papers print them; everything else with 4 significant digits."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """Accuracies as percentages, as papers print them; everything else with 4 significant digits. A measured
+    nan (a fine-tuning run that diverged) prints as nan; missing values as —."""
+    if value is None:
         return "—"
     if percent:
         return f"{100 * value:.2f}" + (f" ± {100 * interval:.2f}" if interval is not None else "")
@@ -186,7 +198,8 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
     provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
                    ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "gpu_hours")}}
                   for r in sorted(chosen, key=lambda r: (order.index(r["run"]), r["seed"]))]
-    return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance)
+    diverged = [d for r in chosen if (d := diverged_episodes(r))]
+    return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged)
 
 
 def build_reports(manifest: Manifest, records: list[dict], claim_ids=None) -> list[ClaimReport]:
@@ -222,14 +235,16 @@ def to_markdown(reports: list[ClaimReport]) -> str:
         if rep.profile and rep.profile != PAPER:
             lines += [f"**Only the `{rep.profile}` profile has been run: these numbers are not a reproduction.**", ""]
         if len(rep.numbers):
-            n = rep.numbers
+            n = rep.numbers.astype(object).where(rep.numbers.notna(), None)
+            n.loc[n["verdict"] != NOT_RUN, "measured"] = rep.numbers["measured"]
+            n.loc[n["verdict"] != NOT_RUN, "difference"] = rep.numbers["difference"]
             pct = [m.startswith("accuracy") for m in n["metric"]]
             table = pd.DataFrame({
                 "": n["row"], "column": n["column"],
                 "published": [_fmt(v, i if i == i else None, p) for v, i, p in zip(n["published"], n["published ±"], pct)],
                 "± is": n["± means"],
                 "measured": [_fmt(v, i if i == i else None, p) for v, i, p in zip(n["measured"], n["measured ±"], pct)],
-                "measured ± is": n["measured ± means"].fillna("—"),
+                "measured ± is": [v or "—" for v in n["measured ± means"]],
                 "difference": [_fmt(v, percent=p) for v, p in zip(n["difference"], pct)],
                 "allowed": [_fmt(v, percent=p) for v, p in zip(n["allowed"], pct)],
                 "verdict": n["verdict"],
@@ -240,6 +255,8 @@ def to_markdown(reports: list[ClaimReport]) -> str:
         if rep.provenance:
             p = pd.DataFrame(rep.provenance)
             lines += [f"Profile `{rep.profile}`; provenance:", "", p.to_markdown(index=False), ""]
+        for d in rep.diverged:
+            lines += [f"Fine-tuning diverged: {d}; a mean over tasks then is not finite.", ""]
         if rep.stale:
             lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration.", ""]
     return "\n".join(lines)

@@ -116,3 +116,15 @@ def test_csv_has_one_row_per_number_and_relation(manifest, tmp_path):
     rows = pd.read_csv(io.StringIO(to_csv(reports)))
     assert list(rows["kind"]).count("number") == 6 and list(rows["kind"]).count("relation") == 1
     assert set(rows["verdict"]) == {"reproduced", "holds"}
+
+
+def test_diverged_fine_tuning_is_reported_as_nan_and_explained(manifest):
+    recs = paper_like(manifest)
+    recs[0]["metrics"]["mse@10"]["mean"] = float("nan")
+    recs[0]["episodes"] = {"mse@9": [0.3, float("inf")], "mse@10": [0.3, float("nan")]}
+    rep = build_reports(manifest, recs, ["maml-sinusoid"])[0]
+    row = rep.numbers[(rep.numbers["run"] == "maml") & (rep.numbers["metric"] == "mse@10")]
+    assert row["verdict"].item() == "not reproduced"
+    text = to_markdown([rep])
+    assert "| nan " in text
+    assert "1 of 2 test tasks diverged (non-finite from mse@9)" in text
