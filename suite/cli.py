@@ -42,7 +42,8 @@ def _manifest(ctx):
 @main.command()
 @click.option("--claim", "claims", multiple=True, required=True, help="Claim id (repeatable).")
 @click.option("--profile", default=PAPER, show_default=True, help="paper (the published protocol) or smoke (tiny).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", envvar="SUITE_DEVICE", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N (or set SUITE_DEVICE).")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Run these seeds instead of the claim's.")
 @click.option("--run", "runs", multiple=True, help="Only these runs of the claim (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace results or checkpoints from another configuration.")
@@ -51,7 +52,7 @@ def _manifest(ctx):
 @_errors_are_clear
 def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
-    from suite.report import build_reports, load_results, to_markdown
+    from suite.report import build_reports, load_results, to_markdown, write_metrics
     from suite.runner import existing_result, git_state, resolve_device, train_and_evaluate
 
     manifest = _manifest(ctx)
@@ -68,23 +69,41 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
         click.echo(f"{what} on {dev}", err=True)
         train_and_evaluate(cfg, root, dev, code, Path(ctx.obj["data"]),
                            overwrite=overwrite, progress=not no_progress)
-    click.echo(to_markdown(build_reports(manifest, load_results(root), list(claims))))
+    records = load_results(root)
+    for claim in claims:
+        write_metrics(root, manifest.claim(claim), profile, records)
+    click.echo(to_markdown(build_reports(manifest, records, list(claims))))
 
 
 @main.command()
 @click.option("--claim", "claims", multiple=True, help="Only these claims.")
-@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of printing.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv", "latex"]), default="markdown",
+              show_default=True, help="markdown (with figures), csv (flat rows) or latex (booktabs tables).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of printing (results/REPORT.md in the pipeline).")
+@click.option("--figures", type=click.Path(file_okay=False, path_type=Path),
+              help="Draw the figures (PNG) into this folder and link them from the markdown report.")
 @click.pass_context
 @_errors_are_clear
-def report(ctx, claims, fmt, output):
+def report(ctx, claims, fmt, output, figures):
     """Published vs measured for every claim, with verdicts."""
-    from suite.report import build_reports, load_results, to_csv, to_markdown
+    import os
+
+    from suite.figures import claim_figures
     from suite.io import atomic_write_bytes
+    from suite.report import build_reports, load_results, to_csv, to_latex, to_markdown
 
     manifest = _manifest(ctx)
     reports = build_reports(manifest, load_results(results_root(ctx.obj["results"])), list(claims) or None)
-    text = to_markdown(reports) if fmt == "markdown" else to_csv(reports)
+    links = {}
+    if figures is not None:
+        figures.mkdir(parents=True, exist_ok=True)
+        base = output.parent if output else Path.cwd()
+        for rep in reports:
+            made = claim_figures(rep.claim.id, rep.profile, rep.records, figures) if rep.records else []
+            links[rep.claim.id] = [os.path.relpath(p, base) for p in made]
+    text = {"markdown": lambda: to_markdown(reports, links), "csv": lambda: to_csv(reports),
+            "latex": lambda: to_latex(reports)}[fmt]()
     if output:
         atomic_write_bytes(Path(output), text.encode())
     else:
@@ -138,19 +157,33 @@ def bench(ctx, claim, iterations, warmup, device):
 
 
 @main.command()
-@click.argument("dataset", type=click.Choice(["omniglot"]))
+@click.argument("dataset", type=click.Choice(["omniglot", "sinusoid"]))
 @click.option("--from", "source", type=click.Path(path_type=Path),
               help="A folder holding the archives (or their extracted folders) instead of downloading them.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @_errors_are_clear
 def fetch(ctx, dataset, source, no_progress):
-    """Download a dataset (or take it from --from), verify its content and cache it in the data folder."""
+    """Download a dataset (or take it from --from), verify its content and cache it in the data folder.
+
+    With SUITE_FETCH_FROM=DIR set and no --from, the dataset is taken from DIR/<dataset> (a local mirror, as CI
+    uses). Sinusoid tasks are generated, so `fetch sinusoid` only records that in datasets/sinusoid/."""
+    import os
+
     from suite.data import data_root
     from suite.data.omniglot import fetch_omniglot
+    from suite.io import atomic_write_json
 
-    fetch_omniglot(data_root(ctx.obj["data"]), source, progress=not no_progress,
-                   log=lambda msg: click.echo(msg, err=True))
+    if source is None and os.environ.get("SUITE_FETCH_FROM"):
+        source = Path(os.environ["SUITE_FETCH_FROM"]) / dataset
+    root = data_root(ctx.obj["data"])
+    if dataset == "sinusoid":
+        atomic_write_json(root / "sinusoid" / "dataset.json", {
+            "dataset": "sinusoid", "files": [],
+            "note": "sinusoid tasks are drawn on the fly by suite/tasks/sinusoid.py; there is nothing to fetch"})
+        click.echo("sinusoid: generated on the fly, nothing to fetch", err=True)
+        return
+    fetch_omniglot(root, source, progress=not no_progress, log=lambda msg: click.echo(msg, err=True))
 
 
 if __name__ == "__main__":

@@ -177,7 +177,32 @@ def evaluate(model, params, family, config, device, vectorize: bool, chunk: int,
         "episodes": episodes,
         "finetune_lr": lr if lr is not None else config["optimizer"]["lr"],
         "lr_search": search,
+        "examples": regression_examples(model, params, family, config, device, lr) if hasattr(family, "curve") else [],
     }
+
+
+EXAMPLES, GRID = 3, 200
+
+
+def regression_examples(model, params, family, config, device, lr=None) -> list[dict]:
+    """For the first test tasks: the true function on a grid, the support points, and the model's predictions
+    on the grid after each recorded number of fine-tuning steps (the MAML paper's Figure 2)."""
+    params = {k: p.detach() for k, p in params.items()}
+    opt = InnerOptimizer(dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"]))
+    out = []
+    for i in range(EXAMPLES):
+        task = family.sample(1, config["shots"], config["queries"], seeded_generator(config["seed"], i, TASK_STREAM),
+                             "test")[0].to(device)
+        grid_x, grid_y = family.curve(seeded_generator(config["seed"], i, TASK_STREAM), GRID)
+        p, state, predictions = params, opt.init(params), {}
+        for step in range(config["steps"][-1] + 1):
+            if step in config["steps"]:
+                predictions[str(step)] = model.forward(p, grid_x.to(device)).flatten().tolist()
+            if step < config["steps"][-1]:
+                p, state = opt.update(p, grad(model.loss)(p, task.support_x, task.support_y), state)
+        out.append({"support_x": task.support_x.flatten().tolist(), "support_y": task.support_y.flatten().tolist(),
+                    "x": grid_x.flatten().tolist(), "y": grid_y.flatten().tolist(), "predictions": predictions})
+    return out
 
 
 def _search_score(episodes: dict, config) -> float:

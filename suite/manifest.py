@@ -228,7 +228,8 @@ def parse_manifest(raw, path: Path) -> Manifest:
     try:
         check_mapping(raw, "top level")
         validate(raw, {"version": Field("int", choices=(1,)), "papers": Field(check_mapping),
-                       "claims": Field(check_mapping), "bench": Field(check_mapping, required=False)}, "")
+                       "claims": Field(check_mapping), "bench": Field(check_mapping, required=False),
+                       "datasets": Field("str_list", doc="datasets the claims read, one fetch stage each")}, "")
         papers = {key: validate(paper, PAPER_SCHEMA, f"papers.{key}") for key, paper in raw["papers"].items()}
     except ManifestError as e:
         raise ManifestError(f"{path}: {e}") from None
@@ -238,6 +239,11 @@ def parse_manifest(raw, path: Path) -> Manifest:
             claims[claim_id] = parse_claim(claim_id, body, papers)
         except ManifestError as e:
             raise ManifestError(f"{path}: claim {claim_id!r}: {e}") from None
+    for claim_id, claim in claims.items():
+        family = claim.body()["task"]["family"]
+        if family not in raw["datasets"]:
+            raise ManifestError(f"{path}: claim {claim_id!r}: task.family: {family!r} is not in the top-level "
+                                f"'datasets' list ({', '.join(raw['datasets'])}), so no stage would fetch it")
     bench = {}
     for claim_id, runs in (raw.get("bench") or {}).items():
         try:
@@ -251,9 +257,14 @@ def parse_manifest(raw, path: Path) -> Manifest:
     return Manifest(path, papers, claims, bench)
 
 
+RESERVED_IDS = ("metrics", "plots", "figures")  # folders of results/ that are not claims
+
+
 def parse_claim(claim_id: str, body, papers: dict) -> Claim:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(claim_id)):
         raise ManifestError("claim ids are lower-case words joined by '-'")
+    if claim_id in RESERVED_IDS:
+        raise ManifestError(f"{claim_id!r} names a folder of results/; choose another claim id")
     check_mapping(body, "claim")
     unknown = sorted(set(body) - set(CLAIM_KEYS))
     if unknown:

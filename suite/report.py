@@ -121,6 +121,7 @@ class ClaimReport:
     stale: list[str]
     provenance: list[dict]
     diverged: list[str] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)  # the results reported (the chosen profile's)
 
 
 def diverged_episodes(record: dict) -> str | None:
@@ -138,6 +139,8 @@ def _fmt(value, interval=None, percent=False):
     nan (a fine-tuning run that diverged) prints as nan; missing values as —."""
     if value is None:
         return "—"
+    if interval is not None and interval != interval:
+        interval = None
     if percent:
         return f"{100 * value:.2f}" + (f" ± {100 * interval:.2f}" if interval is not None else "")
     return f"{value:.4g}" + (f" ± {interval:.2g}" if interval is not None else "")
@@ -145,14 +148,12 @@ def _fmt(value, interval=None, percent=False):
 
 def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
     mine = [r for r in records if r["claim"] == claim.id]
-    current, stale = [], []
-    for r in mine:
-        hashes = {c.hash for c in claim.run_configs(r["profile"], seeds=[r["seed"]], runs=[r["run"]])} \
-            if r["profile"] in claim.profiles and r["run"] in claim.body(r["profile"])["runs"] else set()
-        (current if r["config_hash"] in hashes else stale).append(r)
+    current = [r for p in claim.profiles for r in current_records(claim, mine, p)]
+    stale = [r for r in mine if r not in current]
     profiles = {r["profile"] for r in current}
     profile = PAPER if PAPER in profiles else (sorted(profiles)[0] if profiles else None)
-    chosen = [r for r in current if r["profile"] == profile]
+    order = list(claim.body(profile)["runs"]) if profile else []
+    chosen = sorted([r for r in current if r["profile"] == profile], key=lambda r: (order.index(r["run"]), r["seed"]))
     by_run: dict[str, list[dict]] = {}
     for r in chosen:
         by_run.setdefault(r["run"], []).append(r)
@@ -194,12 +195,37 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
             verdict = REPRODUCED
         else:
             verdict = NOT_REPRODUCED
-    order = list(claim.body(profile)["runs"]) if profile else []
     provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
                    ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "gpu_hours")}}
-                  for r in sorted(chosen, key=lambda r: (order.index(r["run"]), r["seed"]))]
+                  for r in chosen]
     diverged = [d for r in chosen if (d := diverged_episodes(r))]
-    return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged)
+    return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged,
+                       chosen)
+
+
+def current_records(claim: Claim, records: list[dict], profile: str) -> list[dict]:
+    """The results of `profile` whose config hash is the manifest's current one."""
+    out = []
+    for r in records:
+        if r["claim"] != claim.id or r["profile"] != profile or r["run"] not in claim.body(profile)["runs"]:
+            continue
+        if r["config_hash"] == claim.run_configs(profile, seeds=[r["seed"]], runs=[r["run"]])[0].hash:
+            out.append(r)
+    return out
+
+
+def write_metrics(root: Path, claim: Claim, profile: str, records: list[dict]):
+    """results/metrics/<claim>.<profile>.json: every measured mean per run (over seeds), for `dvc metrics`.
+    Non-finite means (diverged fine-tuning) are written as null."""
+    from suite.io import atomic_write_json
+
+    current, summary = current_records(claim, records, profile), {}
+    for run in claim.body(profile)["runs"]:
+        rows = [r for r in current if r["run"] == run]
+        if rows:
+            summary[run] = {name: (lambda m: m if math.isfinite(m) else None)(measure(rows, name).mean)
+                            for name in rows[0]["metrics"]}
+    atomic_write_json(root / "metrics" / f"{claim.id}.{profile}.json", summary)
 
 
 def build_reports(manifest: Manifest, records: list[dict], claim_ids=None) -> list[ClaimReport]:
@@ -221,42 +247,133 @@ def to_csv(reports: list[ClaimReport]) -> str:
     return df[first + [c for c in df.columns if c not in first]].to_csv(index=False)
 
 
-def to_markdown(reports: list[ClaimReport]) -> str:
+MARKS = {REPRODUCED: "✓", NOT_REPRODUCED: "✗"}
+
+
+def _number_cells(rep: ClaimReport) -> pd.DataFrame:
+    """The numbers table with display strings: accuracies in %, nan for diverged, — for missing."""
+    n = rep.numbers.astype(object).where(rep.numbers.notna(), None)
+    n.loc[n["verdict"] != NOT_RUN, "measured"] = rep.numbers["measured"]
+    n.loc[n["verdict"] != NOT_RUN, "difference"] = rep.numbers["difference"]
+    pct = [m.startswith("accuracy") for m in n["metric"]]
+    n["published_text"] = [_fmt(v, i, p) for v, i, p in zip(n["published"], n["published ±"], pct)]
+    n["measured_text"] = [_fmt(v, i, p) for v, i, p in zip(n["measured"], n["measured ±"], pct)]
+    n["difference_text"] = [_fmt(v, percent=p) for v, p in zip(n["difference"], pct)]
+    n["allowed_text"] = [_fmt(v, percent=p) for v, p in zip(n["allowed"], pct)]
+    return n
+
+
+def paper_layout(rep: ClaimReport, cell) -> pd.DataFrame:
+    """Rows and columns as the paper's table prints them; cell(row of the numbers table) gives each entry."""
+    n = _number_cells(rep)
+    rows, cols = list(dict.fromkeys(n["row"])), list(dict.fromkeys(n["column"]))
+    table = pd.DataFrame("", index=rows, columns=cols)
+    for _, r in n.iterrows():
+        table.loc[r["row"], r["column"]] = cell(r)
+    return table
+
+
+def protocol_line(claim: Claim, profile: str) -> str:
+    """The protocol in one line: task, model, evaluation, and each run's algorithm and main hyperparameters."""
+    body = claim.body(profile)
+    t, m, e = body["task"], body["model"], body["evaluation"]
+    task = ", ".join(f"{k} {v}" for k, v in t.items() if k not in ("family", "split_sha256"))
+    model = ("MLP " + "-".join(map(str, m["hidden"]))) if m["kind"] == "mlp" else \
+        f"Conv{m['layers']} ({m['filters']} filters, {m['downsample']}, head {m['head']})"
+    opt = e["optimizer"]
+    evaluation = (f"{e['tasks']} test tasks (seed {e['seed']}), {e['shots']} shots, {e['queries']} queries, "
+                  f"{opt['name']} lr {opt['lr']} for {e['steps'][-1]} steps, batch norm {e['batch_norm']}")
+    runs = []
+    for name, r in body["runs"].items():
+        hp = {k: v for k, v in r.items() if k in ("iterations", "meta_batch", "shots", "inner_steps", "inner_lr")}
+        runs.append(f"{name}: {r['algorithm']} " + ", ".join(f"{k} {v}" for k, v in hp.items()))
+    return (f"Task {t['family']} ({task}); model {model}; evaluation: {evaluation}; runs — " + "; ".join(runs)
+            + ". Run overrides and every other field: `suite show " + claim.id + "`.")
+
+
+def compute_spent(reports: list[ClaimReport]) -> str:
+    seconds = sum((r["provenance"].get("train_seconds") or 0) + (r["provenance"].get("eval_seconds") or 0)
+                  for rep in reports for r in rep.records)
+    gpu = sum(r["provenance"].get("gpu_hours") or 0 for rep in reports for r in rep.records)
+    return f"{seconds / 3600:.2f} h of compute in the reported runs, {gpu:.2f} of them GPU-hours"
+
+
+def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
+    """The report; `figures` maps a claim id to image paths relative to where the markdown will be written."""
     counts = pd.Series([r.verdict for r in reports]).value_counts()
     lines = ["# Reproduction report", "",
-             "Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()), ""]
+             "Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f". {compute_spent(reports)}.", "",
+             "| claim | paper | verdict |", "|:--|:--|:--|"]
+    lines += [f"| [{r.claim.id}](#{r.claim.id}) | arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}, "
+              f"{r.claim.body()['where']} | {r.verdict} |" for r in reports]
+    lines.append("")
     for rep in reports:
         c = rep.claim
         body = c.body(PAPER)
-        lines += [f"## {c.id}: {rep.verdict}", "",
-                  f"{c.paper['title']} ({', '.join(c.paper['authors'][:2])}{' et al.' if len(c.paper['authors']) > 2 else ''}, "
-                  f"{c.paper['year']}; arXiv {c.paper['arxiv']}{c.paper['arxiv_version']}), {body['where']}.", "",
+        authors = ", ".join(c.paper["authors"][:2]) + (" et al." if len(c.paper["authors"]) > 2 else "")
+        lines += [f"## {c.id}", "", f"**Verdict: {rep.verdict}.** {c.paper['title']} ({authors}, {c.paper['year']}; "
+                  f"arXiv {c.paper['arxiv']}{c.paper['arxiv_version']}), {body['where']}.", "",
                   f"> {body['statement']}", ""]
         if rep.profile and rep.profile != PAPER:
             lines += [f"**Only the `{rep.profile}` profile has been run: these numbers are not a reproduction.**", ""]
         if len(rep.numbers):
-            n = rep.numbers.astype(object).where(rep.numbers.notna(), None)
-            n.loc[n["verdict"] != NOT_RUN, "measured"] = rep.numbers["measured"]
-            n.loc[n["verdict"] != NOT_RUN, "difference"] = rep.numbers["difference"]
-            pct = [m.startswith("accuracy") for m in n["metric"]]
+            def cell(r):
+                if r["verdict"] == NOT_RUN:
+                    return f"— (paper {r['published_text']})"
+                return f"{r['measured_text']} (paper {r['published_text']}) {MARKS.get(r['verdict'], '')}".strip()
+            lines += ["Measured (published) as the paper lays the table out:", "",
+                      paper_layout(rep, cell).to_markdown(), ""]
+            n = _number_cells(rep)
             table = pd.DataFrame({
-                "": n["row"], "column": n["column"],
-                "published": [_fmt(v, i if i == i else None, p) for v, i, p in zip(n["published"], n["published ±"], pct)],
-                "± is": n["± means"],
-                "measured": [_fmt(v, i if i == i else None, p) for v, i, p in zip(n["measured"], n["measured ±"], pct)],
-                "measured ± is": [v or "—" for v in n["measured ± means"]],
-                "difference": [_fmt(v, percent=p) for v, p in zip(n["difference"], pct)],
-                "allowed": [_fmt(v, percent=p) for v, p in zip(n["allowed"], pct)],
-                "verdict": n["verdict"],
-            })
+                "": n["row"], "column": n["column"], "published": n["published_text"], "± is": n["± means"],
+                "measured": n["measured_text"], "measured ± is": [v or "—" for v in n["measured ± means"]],
+                "difference": n["difference_text"], "allowed": n["allowed_text"], "verdict": n["verdict"]})
             lines += [table.to_markdown(index=False), ""]
         if len(rep.relations):
             lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
-        if rep.provenance:
-            p = pd.DataFrame(rep.provenance)
-            lines += [f"Profile `{rep.profile}`; provenance:", "", p.to_markdown(index=False), ""]
+        if rep.profile:
+            lines += [f"Protocol ({rep.profile}): {protocol_line(c, rep.profile)}", ""]
         for d in rep.diverged:
             lines += [f"Fine-tuning diverged: {d}; a mean over tasks then is not finite.", ""]
+        if rep.provenance:
+            lines += ["Provenance:", "", pd.DataFrame(rep.provenance).to_markdown(index=False), ""]
+        for path in (figures or {}).get(c.id, []):
+            lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
+        if (figures or {}).get(c.id):
+            from suite.figures import WHAT_IS_LOGGED
+
+            lines += [f"*Learning curves: {WHAT_IS_LOGGED}*", ""]
         if rep.stale:
             lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration.", ""]
     return "\n".join(lines)
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("✓", r"\checkmark"), ("✗", r"$\times$"), ("—", "--"), ("→", r"$\to$")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(reports: list[ClaimReport]) -> str:
+    """One booktabs table per claim, rows and columns as published: measured ± interval (published)."""
+    out = ["% Generated by `suite report --format latex`; needs \\usepackage{booktabs} (and amssymb for \\checkmark)."]
+    for rep in reports:
+        if not len(rep.numbers):
+            continue
+        c = rep.claim
+
+        def cell(r):
+            measured = "--" if r["verdict"] == NOT_RUN else r["measured_text"]
+            return f"{measured} ({r['published_text']}) {MARKS.get(r['verdict'], '')}".strip()
+        table = paper_layout(rep, cell)
+        note = "" if rep.profile in (None, PAPER) else f" Only the {rep.profile} profile was run: not a reproduction."
+        out += ["", r"\begin{table}[t]", r"\centering", r"\small",
+                rf"\caption{{{_latex_escape(c.id)}: measured (published), arXiv {c.paper['arxiv']}"
+                rf"{c.paper['arxiv_version']}, {_latex_escape(c.body()['where'])}. Verdict: {rep.verdict}.{note}}}",
+                r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule",
+                " & ".join([""] + [_latex_escape(str(x)) for x in table.columns]) + r" \\", r"\midrule"]
+        for row, values in table.iterrows():
+            out.append(" & ".join([_latex_escape(str(row))] + [_latex_escape(v) for v in values]) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from suite.algorithms import make_learner
 from suite.evaluate import evaluate
-from suite.io import atomic_torch_save, atomic_write_json
+from suite.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from suite.manifest import RunConfig
 from suite.models import FunctionalModel
 from suite.tasks import FAMILIES, make_tasks, seeded_generator
@@ -40,7 +40,19 @@ def results_root(explicit: str | None = None) -> Path:
 
 
 def run_dir(root: Path, cfg: RunConfig) -> Path:
+    """results/<claim>/<profile>/<run>/seed<N>: config.json and results.json (kept in git)."""
     return root / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
+
+
+def checkpoint_dir(root: Path, cfg: RunConfig) -> Path:
+    """checkpoints/<claim>/<profile>/<run>/seed<N>, beside the results folder: latest.pt while training, final.pt
+    after (large binaries: cached by DVC, not kept in git)."""
+    return root.resolve().parent / "checkpoints" / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
+
+
+def curve_file(root: Path, cfg: RunConfig) -> Path:
+    """results/plots/<claim>/<profile>/<run>-seed<N>.csv: the learning curve, as DVC plots read it."""
+    return root / "plots" / cfg.claim / cfg.profile / f"{cfg.run}-seed{cfg.seed}.csv"
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -96,23 +108,23 @@ def _read_hash(path: Path):
         return None
 
 
-def check_not_overwriting(out: Path, cfg: RunConfig, overwrite: bool):
-    """Refuse to mix a new config into a folder holding another config's results, unless asked to replace."""
+def check_not_overwriting(out: Path, ckpts: Path, cfg: RunConfig, overwrite: bool):
+    """Refuse to mix a new config into folders holding another config's results, unless asked to replace them."""
     stale = []
     for name in ("config.json", "results.json"):
         h = _read_hash(out / name)
         if h is not None and h != cfg.hash:
             stale.append(f"{out / name} (config {h})")
-    ckpt = out / "checkpoints" / "latest.pt"
-    if ckpt.exists() and torch.load(ckpt, weights_only=False).get("config_hash") != cfg.hash:
-        stale.append(f"{ckpt}")
+    for name in ("latest.pt", "final.pt"):
+        if (ckpts / name).exists() and torch.load(ckpts / name, weights_only=False).get("config_hash") != cfg.hash:
+            stale.append(f"{ckpts / name}")
     if stale and not overwrite:
         raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}: {stale[0]} comes from another "
                        f"configuration than the manifest's (config {cfg.hash}). Pass --overwrite to replace it.")
     if stale:
         for name in ("config.json", "results.json"):
             (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        shutil.rmtree(ckpts, ignore_errors=True)
 
 
 def existing_result(root: Path, cfg: RunConfig) -> dict | None:
@@ -127,13 +139,13 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
                        overwrite: bool = False, progress: bool = True) -> dict:
     """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
     process started: the code that runs is the code that was loaded then."""
-    out = run_dir(root, cfg)
-    check_not_overwriting(out, cfg, overwrite)
+    out, ckpts = run_dir(root, cfg), checkpoint_dir(root, cfg)
+    check_not_overwriting(out, ckpts, cfg, overwrite)
     if (out / "results.json").exists():
         if not overwrite:
             return json.loads((out / "results.json").read_text())
         (out / "results.json").unlink()
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        shutil.rmtree(ckpts, ignore_errors=True)
     atomic_write_json(out / "config.json", cfg.to_json())
 
     family, model = build(cfg, data_dir)
@@ -142,7 +154,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     learner = make_learner(cfg.algorithm, model, params, cfg.hyperparameters, vectorize)
     iterations = cfg.hyperparameters["iterations"]
     every, log_every = cfg.execution["checkpoint_every"], cfg.execution["log_every"]
-    ckpt_path = out / "checkpoints" / "latest.pt"
+    ckpt_path = ckpts / "latest.pt"
 
     start, curve, elapsed, resumed_at = 0, {"iteration": [], "loss": []}, 0.0, []
     if ckpt_path.exists():
@@ -172,7 +184,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
                 "elapsed": elapsed + time.perf_counter() - began, "resumed_at": resumed_at})
     bar.close()
     train_time = elapsed + time.perf_counter() - began
-    atomic_torch_save(out / "checkpoints" / "final.pt", {"config_hash": cfg.hash, "params": learner.state_dict()["params"]})
+    atomic_torch_save(ckpts / "final.pt", {"config_hash": cfg.hash, "params": learner.state_dict()["params"]})
 
     eval_began = time.perf_counter()
     result = evaluate(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
@@ -203,8 +215,11 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         },
         "config": cfg.to_json(),
+        "examples": result["examples"],
         "episodes": result["episodes"],
     }
+    atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
+        f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
     atomic_write_json(out / "results.json", record)
     ckpt_path.unlink(missing_ok=True)
     return record

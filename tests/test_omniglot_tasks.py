@@ -108,11 +108,11 @@ def test_training_classes_include_rotations_and_dark_strokes_invert(omniglot_dat
 
 def test_the_omniglot_smoke_claims_run_end_to_end_on_real_images(omniglot_data, tmp_path):
     for claim in ("omniglot-maml", "omniglot-reptile"):
-        out = CliRunner().invoke(main, ["--data", str(omniglot_data), "--results", str(tmp_path), "run", "--claim",
+        out = CliRunner().invoke(main, ["--data", str(omniglot_data), "--results", str(tmp_path / "r"), "run", "--claim",
                                         claim, "--profile", "smoke", "--device", "cpu", "--no-progress"])
         assert out.exit_code == 0, out.output
         assert f"## {claim}: smoke only" in out.output
-    record = json.loads((tmp_path / "omniglot-reptile" / "smoke" / "20-way-5-shot" / "seed0" / "results.json")
+    record = json.loads((tmp_path / "r" / "omniglot-reptile" / "smoke" / "20-way-5-shot" / "seed0" / "results.json")
                         .read_text())
     assert {"accuracy@50/transductive", "accuracy@50/non-transductive"} <= set(record["metrics"])
     assert len(record["episodes"]["accuracy@50/transductive"]) == 8

@@ -113,11 +113,11 @@ def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp
     cmd = [sys.executable, "-m", "suite.cli", "--manifest", str(manifest), "run", "--claim", "maml-sinusoid",
            "--profile", "smoke", "--run", "maml", "--device", "cpu", "--no-progress"]
 
-    subprocess.run(cmd + [], cwd=tmp_path, env={**os.environ, "SUITE_RESULTS": str(tmp_path / "straight")},
+    subprocess.run(cmd + [], cwd=tmp_path, env={**os.environ, "SUITE_RESULTS": str(tmp_path / "straight" / "results")},
                    check=True, capture_output=True)
 
-    env = {**os.environ, "SUITE_RESULTS": str(tmp_path / "killed")}
-    checkpoint = tmp_path / "killed" / "maml-sinusoid" / "smoke" / "maml" / "seed0" / "checkpoints" / "latest.pt"
+    env = {**os.environ, "SUITE_RESULTS": str(tmp_path / "killed" / "results")}
+    checkpoint = tmp_path / "killed" / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0" / "latest.pt"
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
@@ -125,13 +125,16 @@ def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert checkpoint.exists(), "the run was not killed between two checkpoints"
-    assert not result_file(tmp_path / "killed").exists()
+    assert not result_file(tmp_path / "killed" / "results").exists()
 
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
-    straight = json.loads(result_file(tmp_path / "straight").read_text())
-    resumed = json.loads(result_file(tmp_path / "killed").read_text())
+    straight = json.loads(result_file(tmp_path / "straight" / "results").read_text())
+    resumed = json.loads(result_file(tmp_path / "killed" / "results").read_text())
     assert resumed["training"]["resumed_at"] and not straight["training"]["resumed_at"]
     assert resumed["training"]["curve"] == straight["training"]["curve"]
     assert resumed["episodes"] == straight["episodes"]
     assert resumed["metrics"] == straight["metrics"]
     assert not checkpoint.exists()  # a finished run leaves no stale checkpoint behind
+    assert (checkpoint.parent / "final.pt").exists()
+    curve = (tmp_path / "killed" / "results" / "plots" / "maml-sinusoid" / "smoke" / "maml-seed0.csv").read_text()
+    assert curve.splitlines()[0] == "iteration,loss" and len(curve.splitlines()) == 1 + 3000 // 50

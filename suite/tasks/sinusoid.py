@@ -42,9 +42,19 @@ class Tasks:
     def sample(self, n_tasks: int, shots: int, queries: int, generator: torch.Generator, split: str) -> TaskBatch:
         """`n_tasks` tasks with `shots` support and `queries` query points each, all drawn i.i.d.
         Sinusoid tasks are a continuous distribution, so every split draws from the same one."""
-        amplitude = self._uniform((n_tasks, 1, 1), self.amplitude, generator)
-        phase = self._uniform((n_tasks, 1, 1), self.phase, generator)
+        amplitude, phase = self._functions(n_tasks, generator)
         x = self._uniform((n_tasks, shots + queries, 1), self.x_range, generator)
         y = amplitude * torch.sin(x - phase)
         x, y = x.float(), y.float()
         return TaskBatch(x[:, :shots], y[:, :shots], x[:, shots:], y[:, shots:])
+
+    def _functions(self, n_tasks, generator):
+        return (self._uniform((n_tasks, 1, 1), self.amplitude, generator),
+                self._uniform((n_tasks, 1, 1), self.phase, generator))
+
+    def curve(self, generator: torch.Generator, points: int):
+        """(x, y) of the whole function that sample(1, ...) draws with a generator in this state, on an even grid
+        over x_range (for figures)."""
+        amplitude, phase = self._functions(1, generator)
+        x = torch.linspace(*self.x_range, points, dtype=torch.float64).view(points, 1)
+        return x.float(), (amplitude[0] * torch.sin(x - phase[0])).float()
