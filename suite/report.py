@@ -214,17 +214,29 @@ def current_records(claim: Claim, records: list[dict], profile: str) -> list[dic
     return out
 
 
+def expectation_metrics(claim: Claim) -> dict[str, list[str]]:
+    """Per run, the metrics the claim's published numbers and relations are about."""
+    e, out = claim.body(PAPER)["expectations"], {}
+    for p in e.get("published", []):
+        out.setdefault(p["run"], []).append(p["metric"])
+    for r in e.get("relations", []):
+        metrics = expand_metrics(r["metrics"]) + expand_metrics(r.get("right_metrics", []))
+        for run in r.get("left", []) + r.get("right", []) + r.get("runs", []):
+            out.setdefault(run, []).extend(metrics)
+    return {run: list(dict.fromkeys(ms)) for run, ms in out.items()}
+
+
 def write_metrics(root: Path, claim: Claim, profile: str, records: list[dict]):
-    """results/metrics/<claim>.<profile>.json: every measured mean per run (over seeds), for `dvc metrics`.
-    Non-finite means (diverged fine-tuning) are written as null."""
+    """results/metrics/<claim>.<profile>.json: per run, the mean (over seeds) of each metric the claim's
+    expectations name, for `dvc metrics show`. Non-finite means (diverged fine-tuning) are written as null."""
     from suite.io import atomic_write_json
 
-    current, summary = current_records(claim, records, profile), {}
+    current, summary, wanted = current_records(claim, records, profile), {}, expectation_metrics(claim)
     for run in claim.body(profile)["runs"]:
         rows = [r for r in current if r["run"] == run]
         if rows:
-            summary[run] = {name: (lambda m: m if math.isfinite(m) else None)(measure(rows, name).mean)
-                            for name in rows[0]["metrics"]}
+            means = {name: measure(rows, name) for name in wanted.get(run, []) if name in rows[0]["metrics"]}
+            summary[run] = {name: m.mean if math.isfinite(m.mean) else None for name, m in means.items()}
     atomic_write_json(root / "metrics" / f"{claim.id}.{profile}.json", summary)
 
 

@@ -130,6 +130,14 @@ def test_expectations_must_name_existing_runs_and_measured_metrics(raw, tmp_path
     assert "expectations.published[0].metric: 'mse@20' is not measured" in error_of(bad, tmp_path)
 
 
+def test_every_claims_dataset_must_have_a_fetch_stage_and_results_folders_are_not_claim_ids(raw, tmp_path):
+    raw["datasets"] = ["omniglot"]
+    assert "claim 'maml-sinusoid': task.family: 'sinusoid' is not in the top-level 'datasets'" in error_of(raw, tmp_path)
+    raw["datasets"] = ["sinusoid", "omniglot"]
+    raw["claims"]["metrics"] = raw["claims"]["maml-sinusoid"]
+    assert "claim 'metrics': 'metrics' names a folder of results/" in error_of(raw, tmp_path)
+
+
 def test_papers_need_an_arxiv_id_and_version(raw, tmp_path):
     raw["papers"]["maml"]["arxiv_version"] = "3"
     assert "papers.maml.arxiv_version: expected an arXiv version like v3" in error_of(raw, tmp_path)

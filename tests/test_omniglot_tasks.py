@@ -111,7 +111,7 @@ def test_the_omniglot_smoke_claims_run_end_to_end_on_real_images(omniglot_data, 
         out = CliRunner().invoke(main, ["--data", str(omniglot_data), "--results", str(tmp_path / "r"), "run", "--claim",
                                         claim, "--profile", "smoke", "--device", "cpu", "--no-progress"])
         assert out.exit_code == 0, out.output
-        assert f"## {claim}: smoke only" in out.output
+        assert f"**Verdict: smoke only.**" in out.output
     record = json.loads((tmp_path / "r" / "omniglot-reptile" / "smoke" / "20-way-5-shot" / "seed0" / "results.json")
                         .read_text())
     assert {"accuracy@50/transductive", "accuracy@50/non-transductive"} <= set(record["metrics"])

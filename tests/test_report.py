@@ -128,3 +128,24 @@ def test_diverged_fine_tuning_is_reported_as_nan_and_explained(manifest):
     text = to_markdown([rep])
     assert "| nan " in text
     assert "1 of 2 test tasks diverged (non-finite from mse@9)" in text
+
+
+def test_latex_is_one_booktabs_table_per_claim_laid_out_like_the_paper(manifest):
+    from suite.report import to_latex
+
+    rep = build_reports(manifest, paper_like(manifest), ["maml-sinusoid"])[0]
+    tex = to_latex([rep])
+    assert tex.count(r"\begin{tabular}{lccc}") == 1 and r"\toprule" in tex and r"\bottomrule" in tex
+    header = next(line for line in tex.splitlines() if line.startswith(" & "))
+    assert header == r" & 1 step & 5 steps & 10 steps \\"
+    maml = next(line for line in tex.splitlines() if line.startswith("MAML &"))
+    assert r"0.67 $\pm$ 0.01 (0.67) \checkmark" in maml
+
+
+def test_the_metrics_file_holds_the_expectation_metrics_per_run(manifest, tmp_path):
+    from suite.report import write_metrics
+
+    write_metrics(tmp_path, manifest.claim("maml-sinusoid"), "paper", paper_like(manifest))
+    summary = json.loads((tmp_path / "metrics" / "maml-sinusoid.paper.json").read_text())
+    assert set(summary) == {"maml", "pretrained"}
+    assert summary["maml"]["mse@1"] == pytest.approx(0.67) and "mse@0" not in summary["maml"]

@@ -39,7 +39,7 @@ def test_a_smoke_run_writes_results_with_provenance_and_per_episode_values(tmp_p
     out = suite(manifest, tmp_path / "results", "run", "--claim", "maml-sinusoid", "--profile", "smoke",
                 "--device", "cpu", "--no-progress")
     assert out.exit_code == 0, out.output
-    assert "## maml-sinusoid: smoke only" in out.output
+    assert "**Verdict: smoke only.**" in out.output
     record = json.loads(result_file(tmp_path / "results").read_text())
     config = json.loads((result_file(tmp_path / "results").parent / "config.json").read_text())
     assert record["config_hash"] == config["config_hash"] == record["provenance"]["config_hash"]
