@@ -66,7 +66,8 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
                 ax.plot(ex["x"], ex["predictions"][step], color=color, linestyle=style, label=label)
             ax.scatter(ex["support_x"], ex["support_y"], marker="^", color="black", zorder=3, s=30,
                        label="used for grad")
-            span = max(abs(v) for v in ex["y"]) * 1.6 + 0.5
+            drawn = ex["y"] + ex["support_y"] + [v for s in shown for v in ex["predictions"][s]]
+            span = min(max(abs(v) for v in drawn if v == v) * 1.1, 3 * max(abs(v) for v in ex["y"]) + 1)
             ax.set_ylim(-span, span)
             ax.set_title(f"{r['run']}, test task {row}", fontsize=9)
             ax.grid(alpha=0.3)
