@@ -250,8 +250,16 @@ def parse_manifest(raw, path: Path) -> Manifest:
             if claim_id not in claims:
                 raise ManifestError(f"no claim {claim_id!r} to take the task and model from")
             body = claims[claim_id].body()
-            bench[claim_id] = parse_runs(check_mapping(runs, "runs"), "runs", body["model"]["kind"] == "conv",
-                                         body["evaluation"], body["task"])
+            resolved = {}
+            for name, run in check_mapping(runs, "runs").items():
+                check_mapping(run, f"runs.{name}")
+                if "same_as" in run:  # a run of the claim, with the fields given here replacing its own
+                    if run["same_as"] not in body["runs"]:
+                        raise ManifestError(f"runs.{name}.same_as: the claim has no run {run['same_as']!r}")
+                    run = {**body["runs"][run["same_as"]], **{k: v for k, v in run.items() if k != "same_as"}}
+                resolved[name] = run
+            bench[claim_id] = parse_runs(resolved, "runs", body["model"]["kind"] == "conv", body["evaluation"],
+                                         body["task"])
         except ManifestError as e:
             raise ManifestError(f"{path}: bench {claim_id!r}: {e}") from None
     return Manifest(path, papers, claims, bench)

@@ -112,7 +112,7 @@ def test_the_omniglot_smoke_claims_run_end_to_end_on_real_images(omniglot_data, 
                                         claim, "--profile", "smoke", "--device", "cpu", "--no-progress"])
         assert out.exit_code == 0, out.output
         assert f"**Verdict: smoke only.**" in out.output
-    record = json.loads((tmp_path / "r" / "omniglot-reptile" / "smoke" / "20-way-5-shot" / "seed0" / "results.json")
+    record = json.loads((tmp_path / "r" / "omniglot-reptile" / "smoke" / "n20-k5" / "seed0" / "results.json")
                         .read_text())
     assert {"accuracy@50/transductive", "accuracy@50/non-transductive"} <= set(record["metrics"])
     assert len(record["episodes"]["accuracy@50/transductive"]) == 8
@@ -123,16 +123,16 @@ def test_maml_learns_on_real_omniglot(omniglot_data, tmp_path):
     54.7% after 3 test steps on 200 test tasks when this test was written (chance is 20%); the threshold is 40%."""
     raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
     raw["claims"]["omniglot-maml"]["profiles"]["learning-check"] = {
-        "runs": {"5-way-1-shot": {"iterations": 600, "meta_batch": 4}},
+        "runs": {"n5-k1": {"iterations": 600, "meta_batch": 4}},
         "evaluation": {"tasks": 200},
         "execution": {"checkpoint_every": 600, "log_every": 50, "eval_chunk": 100}}
     manifest = tmp_path / "bench.yaml"
     manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
     out = CliRunner().invoke(main, ["--manifest", str(manifest), "--data", str(omniglot_data), "--results",
                                     str(tmp_path / "r"), "run", "--claim", "omniglot-maml", "--profile",
-                                    "learning-check", "--run", "5-way-1-shot", "--device", "cpu", "--no-progress"])
+                                    "learning-check", "--run", "n5-k1", "--device", "cpu", "--no-progress"])
     assert out.exit_code == 0, out.output
-    record = json.loads((tmp_path / "r" / "omniglot-maml" / "learning-check" / "5-way-1-shot" / "seed0" /
+    record = json.loads((tmp_path / "r" / "omniglot-maml" / "learning-check" / "n5-k1" / "seed0" /
                          "results.json").read_text())
     assert record["metrics"]["accuracy@0"]["mean"] < 0.3  # before adaptation: chance
     assert record["metrics"]["accuracy@3"]["mean"] > 0.40

@@ -83,3 +83,13 @@ def test_the_device_is_not_a_tracked_parameter(clone, env):
     sh("dvc", "repro", cwd=clone, env=env)
     status = sh("dvc", "status", cwd=clone, env={**env, "SUITE_DEVICE": "cuda"})
     assert "up to date" in status
+
+
+def test_dvc_exp_run_sweeps_one_claims_hyperparameter(clone, env):
+    sh("dvc", "repro", cwd=clone, env=env)
+    out = sh("dvc", "exp", "run", "-S", "benchmarks.yaml:claims.maml-sinusoid.runs.maml.inner_lr=0.02", cwd=clone,
+             env=env)
+    assert ran(out) == {"claim@maml-sinusoid", "report"}
+    config = json.loads((clone / "results" / "maml-sinusoid" / "smoke" / "maml" / "seed0" / "config.json")
+                        .read_text())
+    assert config["hyperparameters"]["inner_lr"] == 0.02
