@@ -149,3 +149,14 @@ def test_the_metrics_file_holds_the_expectation_metrics_per_run(manifest, tmp_pa
     summary = json.loads((tmp_path / "metrics" / "maml-sinusoid.paper.json").read_text())
     assert set(summary) == {"maml", "pretrained"}
     assert summary["maml"]["mse@1"] == pytest.approx(0.67) and "mse@0" not in summary["maml"]
+
+
+def test_several_seeds_are_compared_by_their_mean_with_the_std_over_seeds(manifest):
+    from suite.report import measure
+
+    rows = [record(manifest, "maml", "paper", lambda s, v=v: v, seed=seed) for seed, v in [(0, 0.6), (1, 0.7), (2, 0.8)]]
+    m = measure(rows, "mse@1")
+    assert m.interval_kind == "std-seeds" and m.n == 3 and m.seeds == [0, 1, 2]
+    assert m.mean == pytest.approx(0.7) and m.interval == pytest.approx(0.1)
+    rep = build_reports(manifest, rows + paper_like(manifest)[1:], ["maml-sinusoid"])[0]
+    assert list(rep.numbers[rep.numbers["run"] == "maml"]["measured ± means"]) == ["std-seeds"] * 3
