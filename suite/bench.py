@@ -142,6 +142,8 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
     for cfg in bench_configs(manifest, claim_id):
         r = table[table["algorithm"] == cfg.run].set_index("implementation")["it/s"]
         speed = r[chosen] if chosen in r else r.iloc[0]
-        lines.append(f"{cfg.run}: the paper's {cfg.hyperparameters['iterations']} iterations take "
-                     f"{cfg.hyperparameters['iterations'] / speed / 3600:.2f} h at {speed:.3g} it/s")
+        hours = cfg.hyperparameters["iterations"] / speed / 3600
+        took = f"{hours:.1f} h" if hours >= 1 else f"{60 * hours:.1f} min"
+        lines.append(f"{cfg.run}: the paper's {cfg.hyperparameters['iterations']} iterations take {took} "
+                     f"at {speed:.3g} it/s")
     return "\n".join(lines)
