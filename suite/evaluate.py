@@ -19,7 +19,7 @@ BN_MODES = ("transductive", "non-transductive")
 
 EVALUATION_SCHEMA = {
     "tasks": Field("positive_int", doc="number of fixed test tasks"),
-    "seed": Field("int", doc="seed of the test tasks (the same for every run of the claim)"),
+    "seed": Field("seed", doc="seed of the test tasks (the same for every run of the claim)"),
     "shots": Field("positive_int", doc="support points, or images per class, of a test task"),
     "queries": Field("positive_int", doc="query points, or images per class, of a test task"),
     "steps": Field("step_list", doc="fine-tuning step counts at which the query set is measured"),
@@ -33,9 +33,9 @@ EVALUATION_SCHEMA = {
                             "mode on the same fine-tuned model, as metrics named like accuracy@50/transductive"),
     "interval": Field("str", choices=("ci95-normal",), doc="1.96·std/√n over tasks, as MAML's code computes it"),
     "lr_search": Field({
-        "candidates": Field("float_list"),
+        "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),
-        "seed": Field("int"),
+        "seed": Field("seed"),
     }, required=False, doc="pick the fine-tuning lr from candidates on separately seeded validation tasks "
                            "(the MAML paper tuned the baselines' step size automatically)"),
 }

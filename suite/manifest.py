@@ -18,7 +18,7 @@ import yaml
 from suite.algorithms import ALGORITHMS, algorithm_schema, check_optimizer
 from suite.evaluate import EVALUATION_SCHEMA, check_evaluation
 from suite.models import SCHEMAS as MODEL_SCHEMAS, check_model_config, model_schema
-from suite.schema import Field, ManifestError, check_mapping, expand_braces, validate
+from suite.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
 from suite.tasks import FAMILIES, task_schema
 
 MANIFEST_ENV = "SUITE_MANIFEST"
@@ -80,6 +80,10 @@ EXECUTION_SCHEMA = {
 CLAIM_KEYS = ("paper", "where", "statement", "task", "model", "seeds", "runs", "evaluation", "expectations",
               "notes", "execution", "profiles")
 OVERRIDABLE = ("task", "model", "seeds", "runs", "evaluation", "execution")
+
+
+def check_name(name, where):
+    CHECKS["name"](name, where)
 
 
 def _match(v, where, pattern, what):
@@ -259,7 +263,7 @@ def parse_manifest(raw, path: Path) -> Manifest:
                     run = {**body["runs"][run["same_as"]], **{k: v for k, v in run.items() if k != "same_as"}}
                 resolved[name] = run
             bench[claim_id] = parse_runs(resolved, "runs", body["model"]["kind"] == "conv", body["evaluation"],
-                                         body["task"])
+                                         body["task"], body["model"])
         except ManifestError as e:
             raise ManifestError(f"{path}: bench {claim_id!r}: {e}") from None
     return Manifest(path, papers, claims, bench)
@@ -291,6 +295,7 @@ def parse_claim(claim_id: str, body, papers: dict) -> Claim:
     base = {k: v for k, v in body.items() if k != "profiles"}
     profiles = {PAPER: parse_body(base, where="")}
     for name, override in overrides.items():
+        check_name(name, f"profiles.{name}")
         check_mapping(override, f"profiles.{name}")
         for key in override:
             if key not in OVERRIDABLE:
@@ -329,7 +334,7 @@ def parse_body(body: dict, where: str) -> dict:
     out["model"] = validate(model, model_schema(model["kind"]), _field(where, "model"))
     check_model_config(out["model"], _field(where, "model"))
 
-    out["seeds"] = validate({"seeds": body.get("seeds")}, {"seeds": Field("int_list")}, where)["seeds"]
+    out["seeds"] = validate({"seeds": body.get("seeds")}, {"seeds": Field("seed_list")}, where)["seeds"]
     out["execution"] = validate(body.get("execution"), EXECUTION_SCHEMA, _field(where, "execution"))
     if out["execution"]["checkpoint_every"] % out["execution"]["log_every"]:
         raise ManifestError(f"{_field(where, 'execution.checkpoint_every')}: must be a multiple of log_every "
@@ -341,7 +346,7 @@ def parse_body(body: dict, where: str) -> dict:
     runs = check_mapping(body.get("runs"), _field(where, "runs"))
     if not runs:
         raise ManifestError(f"{_field(where, 'runs')}: a claim needs at least one run")
-    out["runs"] = parse_runs(runs, _field(where, "runs"), has_bn, out["evaluation"], out["task"])
+    out["runs"] = parse_runs(runs, _field(where, "runs"), has_bn, out["evaluation"], out["task"], out["model"])
     out["expectations"] = validate(body.get("expectations"), {
         "published": Field(lambda v, w: _list_of_mappings(v, w, PUBLISHED_SCHEMA), required=False),
         "relations": Field(lambda v, w: _list_of_mappings(v, w, RELATION_SCHEMA), required=False),
@@ -351,10 +356,11 @@ def parse_body(body: dict, where: str) -> dict:
     return out
 
 
-def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict, task: dict) -> dict:
+def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict, task: dict, model: dict) -> dict:
     out = {}
     for name, run in runs.items():
         rw = f"{where}.{name}"
+        check_name(name, rw)
         check_mapping(run, rw)
         algorithm = run.get("algorithm")
         if algorithm not in ALGORITHMS:
@@ -371,11 +377,30 @@ def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict, task: dic
         for key, value in parsed.items():
             if key.endswith("optimizer"):
                 check_optimizer(value, f"{rw}.{key}")
+        run_evaluation = evaluation
         if "evaluation" in parsed:
-            merged = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION_SCHEMA, f"{rw}.evaluation")
-            check_evaluation(merged, f"{rw}.evaluation", has_bn)
+            run_evaluation = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION_SCHEMA,
+                                      f"{rw}.evaluation")
+            check_evaluation(run_evaluation, f"{rw}.evaluation", has_bn)
+        check_run_protocol(deep_merge(task, parsed.get("task", {})), model, parsed, run_evaluation, rw)
         out[name] = parsed
     return out
+
+
+def check_run_protocol(task: dict, model: dict, run: dict, evaluation: dict, where: str):
+    """Cross-field checks that would otherwise fail only after training: what the data and batches allow."""
+    family = FAMILIES[task["family"]]
+    uses = [("train", run["shots"], run.get("queries", 0)), ("test", evaluation["shots"], evaluation["queries"])]
+    if "lr_search" in evaluation:
+        uses.append(("val", evaluation["shots"], evaluation["queries"]))
+    family.check_protocol(task, model, uses, where)
+    if "inner_batch" in run and run["inner_batch"] > family.support_points(task, run["shots"]):
+        raise ManifestError(f"{where}.inner_batch: {run['inner_batch']} is more than the "
+                            f"{family.support_points(task, run['shots'])} training points of a task")
+    support = family.support_points(task, evaluation["shots"])
+    if evaluation["batch_size"] != "full" and evaluation["batch_size"] > support:
+        raise ManifestError(f"{where}: evaluation.batch_size {evaluation['batch_size']} is more than the {support} "
+                            "support points of a test task")
 
 
 def _list_of_mappings(value, where, schema):

@@ -5,6 +5,7 @@ default here that could silently win over what a claim says.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -23,7 +24,8 @@ class Field:
 
 
 def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (YAML's .nan and .inf are not numbers a protocol can use)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _check_int(v, where):
@@ -82,6 +84,20 @@ def _check_nonnegative_int(v, where):
     return v
 
 
+def _check_seed(v, where):
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
+        raise ManifestError(f"{where}: expected a seed, an integer in [0, 2^32), got {v!r}")
+    return v
+
+
+def _check_name(v, where):
+    """Run and profile names become folder names (and DVC/Hydra keys): a letter, then letters, digits, '-'."""
+    if not isinstance(v, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", v):
+        raise ManifestError(f"{where}: {v!r} is not a valid name (lower-case letter first, then letters, digits "
+                            "and '-')")
+    return v
+
+
 CHECKS: dict[str, Callable] = {
     "int": _check_int,
     "positive_int": _check_positive_int,
@@ -95,6 +111,10 @@ CHECKS: dict[str, Callable] = {
     "int_list": _list_of(_check_int),
     "positive_int_list": _list_of(_check_positive_int),
     "step_list": _list_of(_check_nonnegative_int),
+    "seed": _check_seed,
+    "name": _check_name,
+    "seed_list": _list_of(_check_seed),
+    "positive_float_list": _list_of(_check_positive_float),
     "float_list": _list_of(_check_float),
 }
 

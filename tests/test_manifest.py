@@ -86,6 +86,10 @@ def delete_in(d, path):
     ("paper", "imaml", r"paper: 'imaml' is not among the manifest's papers"),
     ("runs.maml.meta_optimizer", {"name": "adam", "lr": 0.001}, r"runs.maml.meta_optimizer.betas: required for Adam"),
     ("runs.pretrained.evaluation.lr_search.seed", 1, r"lr_search.seed: must differ from the test tasks' seed"),
+    ("seeds", [-1], r"seeds\[0\]: expected a seed"),
+    ("runs.maml.inner_lr", float("nan"), r"runs.maml.inner_lr: expected a positive number, got nan"),
+    ("model.kind", "conv", r"model: unknown field 'activation'"),
+    ("runs.maml.evaluation", {"batch_size": 50}, r"evaluation.batch_size 50 is more than the 5 support points"),
     ("execution.checkpoint_every", 150, r"execution.checkpoint_every: must be a multiple of log_every"),
     ("profiles.smoke.runs.maml.inner_lrr", 1, r"profile 'smoke': runs.maml: unknown field 'inner_lrr'"),
     ("profiles.smoke.expectations", {}, r"profiles.smoke.expectations: a profile may override only"),
@@ -136,6 +140,22 @@ def test_every_claims_dataset_must_have_a_fetch_stage_and_results_folders_are_no
     raw["datasets"] = ["sinusoid", "omniglot"]
     raw["claims"]["metrics"] = raw["claims"]["maml-sinusoid"]
     assert "claim 'metrics': 'metrics' names a folder of results/" in error_of(raw, tmp_path)
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("runs.n5-k5.shots", 16, r"runs.n5-k5: 16 shots \+ 5 queries per class, but Omniglot has 20 drawers"),
+    ("task.ways", 500, r"runs.n5-k1: 500-way tasks from the test split of maml.json, which has 423 classes"),
+    ("model.image_size", 32, r"Omniglot needs a conv model with in_channels 1 and image_size 28"),
+])
+def test_what_the_data_allows_is_checked_before_any_training(raw, tmp_path, path, value, expected):
+    set_in(raw["claims"]["omniglot-maml"], path, value)
+    message = error_of(raw, tmp_path)
+    assert "claim 'omniglot-maml'" in message and re.search(expected, message), message
+
+
+def test_run_and_profile_names_are_folder_safe(raw, tmp_path):
+    claim(raw)["runs"]["a/b"] = claim(raw)["runs"]["maml"]
+    assert "runs.a/b: 'a/b' is not a valid name" in error_of(raw, tmp_path)
 
 
 def test_papers_need_an_arxiv_id_and_version(raw, tmp_path):

@@ -59,6 +59,25 @@ def check_task_config(config: dict, where: str):
                                 f"got {rotations}")
 
 
+def support_points(config: dict, shots: int) -> int:
+    return config["ways"] * shots
+
+
+def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str, int, int]], where: str):
+    """What the data allows: a Conv4 on 28×28 grey images, at most 20 drawers per class, enough classes."""
+    if model["kind"] != "conv" or model["in_channels"] != 1 or model["image_size"] != 28:
+        raise ManifestError(f"{where}: Omniglot needs a conv model with in_channels 1 and image_size 28")
+    classes = json.loads(split_path(config["split"]).read_text())["classes"]
+    for split, shots, queries in shots_and_queries:
+        if shots + queries > DRAWERS:
+            raise ManifestError(f"{where}: {shots} shots + {queries} queries per class, but Omniglot has "
+                                f"{DRAWERS} drawers per character")
+        n_classes = len(classes[split]) * len(config["rotations"][split])
+        if n_classes < config["ways"]:
+            raise ManifestError(f"{where}: {config['ways']}-way tasks from the {split} split of "
+                                f"{config['split']}.json, which has {n_classes} classes")
+
+
 def output_dim(config: dict) -> int:
     return config["ways"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from suite.schema import Field
+from suite.schema import Field, ManifestError
 from suite.tasks import TaskBatch
 
 SCHEMA = {
@@ -29,6 +29,15 @@ def loss_scale(config: dict) -> float:
 
 def check_task_config(config: dict, where: str):
     pass
+
+
+def support_points(config: dict, shots: int) -> int:
+    return shots
+
+
+def check_protocol(config: dict, model: dict, shots_and_queries: list, where: str):
+    if model["kind"] != "mlp":
+        raise ManifestError(f"{where}: sinusoid regression needs the mlp model")
 
 
 class Tasks:
