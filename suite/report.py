@@ -4,7 +4,11 @@ Verdict rules (the README states them too):
 - a stated tolerance decides: |measured − published| ≤ tolerance (relative to the published value, or absolute);
 - else, ± a 95% CI over episodes: reproduced when the difference is within the two half-widths combined,
   √(h_published² + h_measured²) (the two means do not differ significantly at the 5% level);
-- else, ± a std over seeds: reproduced when the difference is within 1.96·√(s_p²/n_p + s_m²/n_m);
+- else, ± a std over seeds: reproduced when the difference is within 1.96·√(s_p²/n_p + s_m²/n_m), with s_m = s_p
+  and n_m = 1 when a single seed was run;
+- several measured seeds against a CI over episodes: the measured half-width is √((1.96·s_m)² + c̄²)/√n_m, with c̄
+  the seeds' mean 95% CI over episodes;
+- only the seeds the claim lists count (a `--seed N` run outside them is reported, not judged);
 - only the `paper` profile can reproduce anything: other profiles are reported as "<profile> only";
 - results whose config hash differs from the manifest's current config are stale and ignored.
 """
@@ -42,6 +46,7 @@ class Measured:
     interval_kind: str
     n: int
     seeds: list[int] = field(default_factory=list)
+    within: float = 0.0  # several seeds: the mean of their 95% CIs over episodes
 
 
 def measure(records: list[dict], metric: str) -> Measured | None:
@@ -55,7 +60,8 @@ def measure(records: list[dict], metric: str) -> Measured | None:
     means = [r["metrics"][metric]["mean"] for r in rows]
     mean = sum(means) / len(means)
     std = math.sqrt(sum((x - mean) ** 2 for x in means) / (len(means) - 1))
-    return Measured(mean, std, "std-seeds", len(means), [r["seed"] for r in rows])
+    within = sum(r["metrics"][metric]["ci95"] for r in rows) / len(rows)
+    return Measured(mean, std, "std-seeds", len(means), [r["seed"] for r in rows], within)
 
 
 def judge(expectation: dict, measured: Measured) -> tuple[str, float]:
@@ -65,12 +71,15 @@ def judge(expectation: dict, measured: Measured) -> tuple[str, float]:
     if tol is not None:
         allowed = tol["relative"] * abs(published) if "relative" in tol else tol["absolute"]
     elif expectation["interval_kind"] == "ci95-episodes":
-        h_m = measured.interval if measured.interval_kind == "ci95-episodes" else 1.96 * measured.interval / math.sqrt(measured.n)
+        if measured.interval_kind == "ci95-episodes":
+            h_m = measured.interval
+        else:  # the mean of several seeds: their spread and their own episode noise
+            h_m = math.sqrt((1.96 * measured.interval) ** 2 / measured.n + measured.within ** 2 / measured.n)
         allowed = math.sqrt(expectation["interval"] ** 2 + h_m ** 2)
-    else:  # std-seeds
-        s_m = measured.interval if measured.interval_kind == "std-seeds" else 0.0
-        allowed = 1.96 * math.sqrt(expectation["interval"] ** 2 / expectation["interval_n"]
-                                   + s_m ** 2 / max(measured.n if measured.interval_kind == "std-seeds" else 1, 1))
+    else:  # std-seeds; one measured seed's spread is unknown, so the published std stands in for it
+        s_p, n_p = expectation["interval"], expectation["interval_n"]
+        s_m, n_m = (measured.interval, measured.n) if measured.interval_kind == "std-seeds" else (s_p, 1)
+        allowed = 1.96 * math.sqrt(s_p ** 2 / n_p + s_m ** 2 / n_m)
     return (REPRODUCED if diff <= allowed else NOT_REPRODUCED), allowed
 
 
@@ -122,6 +131,7 @@ class ClaimReport:
     provenance: list[dict]
     diverged: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)  # the results reported (the chosen profile's)
+    extra: list[dict] = field(default_factory=list)  # results of seeds the claim does not list
 
 
 def diverged_episodes(record: dict) -> str | None:
@@ -149,7 +159,12 @@ def _fmt(value, interval=None, percent=False):
 def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
     mine = [r for r in records if r["claim"] == claim.id]
     current = [r for p in claim.profiles for r in current_records(claim, mine, p)]
-    stale = [r for r in mine if r not in current]
+    def listed(r):  # a known profile, run and seed: then a result not current is stale
+        return r["profile"] in claim.profiles and r["run"] in claim.body(r["profile"])["runs"] and \
+            r["seed"] in claim.body(r["profile"])["seeds"]
+    stale = [r for r in mine if r not in current and (listed(r) or r["profile"] not in claim.profiles
+                                                      or r["run"] not in claim.body(r["profile"])["runs"])]
+    extra = [r for r in mine if r not in current and r not in stale]
     profiles = {r["profile"] for r in current}
     profile = PAPER if PAPER in profiles else (sorted(profiles)[0] if profiles else None)
     order = list(claim.body(profile)["runs"]) if profile else []
@@ -200,7 +215,7 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
                   for r in chosen]
     diverged = [d for r in chosen if (d := diverged_episodes(r))]
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged,
-                       chosen)
+                       chosen, extra)
 
 
 def current_records(claim: Claim, records: list[dict], profile: str) -> list[dict]:
@@ -209,7 +224,8 @@ def current_records(claim: Claim, records: list[dict], profile: str) -> list[dic
     for r in records:
         if r["claim"] != claim.id or r["profile"] != profile or r["run"] not in claim.body(profile)["runs"]:
             continue
-        if r["config_hash"] == claim.run_configs(profile, seeds=[r["seed"]], runs=[r["run"]])[0].hash:
+        if r["seed"] in claim.body(profile)["seeds"] and \
+                r["config_hash"] == claim.run_configs(profile, seeds=[r["seed"]], runs=[r["run"]])[0].hash:
             out.append(r)
     return out
 
@@ -357,6 +373,9 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [f"*Learning curves: {WHAT_IS_LOGGED}*", ""]
         if rep.stale:
             lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration.", ""]
+        if rep.extra:
+            lines += [f"Not judged: {len(rep.extra)} result(s) of seeds the claim does not list "
+                      f"({', '.join(sorted({str(r['seed']) for r in rep.extra}))}).", ""]
     return "\n".join(lines)
 
 

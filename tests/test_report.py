@@ -91,6 +91,9 @@ def published(**kw):
      Measured(50.7, 0.5, "std-seeds", 3), "reproduced"),                           # 0.7 ≤ 1.96·√(.25/3+.25/3)=0.80
     (published(interval_kind="std-seeds", interval=0.5, interval_n=3),
      Measured(50.9, 0.5, "std-seeds", 3), "not reproduced"),                       # 0.9 > 0.80
+    (published(interval_kind="std-seeds", interval=0.5, interval_n=3),
+     Measured(51.1, 0.01, "ci95-episodes", 600), "reproduced"),                    # 1.1 ≤ 1.96·√(.25/3+.25)=1.13
+    (published(), Measured(51.0, 0.0, "std-seeds", 2, within=0.5), "reproduced"),  # 1.0 ≤ √(1+.25/2)=1.06
     (published(tolerance={"relative": 0.1, "reason": "r"}), Measured(54.0, 0.1, "ci95-episodes", 600), "reproduced"),
     (published(tolerance={"absolute": 1.0, "reason": "r"}), Measured(51.5, 0.1, "ci95-episodes", 600),
      "not reproduced"),
@@ -151,12 +154,26 @@ def test_the_metrics_file_holds_the_expectation_metrics_per_run(manifest, tmp_pa
     assert summary["maml"]["mse@1"] == pytest.approx(0.67) and "mse@0" not in summary["maml"]
 
 
-def test_several_seeds_are_compared_by_their_mean_with_the_std_over_seeds(manifest):
+def test_several_seeds_are_compared_by_their_mean_with_the_std_over_seeds(tmp_path):
+    import yaml
+
     from suite.report import measure
 
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["maml-sinusoid"]["seeds"] = [0, 1, 2]
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(raw))
+    manifest = load_manifest(tmp_path / "m.yaml")
     rows = [record(manifest, "maml", "paper", lambda s, v=v: v, seed=seed) for seed, v in [(0, 0.6), (1, 0.7), (2, 0.8)]]
     m = measure(rows, "mse@1")
     assert m.interval_kind == "std-seeds" and m.n == 3 and m.seeds == [0, 1, 2]
-    assert m.mean == pytest.approx(0.7) and m.interval == pytest.approx(0.1)
+    assert m.mean == pytest.approx(0.7) and m.interval == pytest.approx(0.1) and m.within == pytest.approx(0.01)
     rep = build_reports(manifest, rows + paper_like(manifest)[1:], ["maml-sinusoid"])[0]
     assert list(rep.numbers[rep.numbers["run"] == "maml"]["measured ± means"]) == ["std-seeds"] * 3
+
+
+def test_seeds_the_claim_does_not_list_are_reported_but_not_judged(manifest):
+    extra = record(manifest, "maml", "paper", lambda s: 99.0, seed=0)
+    extra["seed"] = 7
+    rep = build_reports(manifest, paper_like(manifest) + [extra], ["maml-sinusoid"])[0]
+    assert rep.verdict == "reproduced" and len(rep.extra) == 1 and not rep.stale
+    assert "Not judged: 1 result(s) of seeds the claim does not list (7)" in to_markdown([rep])
