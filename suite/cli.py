@@ -9,6 +9,7 @@ import yaml
 
 from suite.data import DataError
 from suite.manifest import MANIFEST_ENV, PAPER, ManifestError, load_manifest
+from suite.report import ResultsError
 from suite.runner import RESULTS_ENV, RunError, results_root
 
 
@@ -17,7 +18,7 @@ def _errors_are_clear(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ManifestError, RunError, DataError) as e:
+        except (ManifestError, RunError, DataError, ResultsError) as e:
             raise click.ClickException(str(e)) from None
     return wrapper
 
@@ -144,8 +145,9 @@ def show(ctx, claim_id, profile):
 
 @main.command()
 @click.option("--claim", default="maml-sinusoid", show_default=True, help="Claim whose setting is benchmarked.")
-@click.option("--iterations", default=200, show_default=True, help="Timed meta-iterations per measurement.")
-@click.option("--warmup", default=10, show_default=True, help="Untimed meta-iterations first.")
+@click.option("--iterations", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Timed meta-iterations per measurement.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0), help="Untimed meta-iterations first.")
 @click.option("--device", default="auto", show_default=True)
 @click.pass_context
 @_errors_are_clear

@@ -163,6 +163,11 @@ class RunConfig:
     def hash(self) -> str:
         return config_hash(self.hashed)
 
+    @property
+    def training(self) -> dict:
+        """What the trained model depends on (the evaluation aside): a new evaluation reuses the training."""
+        return {k: v for k, v in self.hashed.items() if k != "evaluation"}
+
     def to_json(self) -> dict:
         return {"claim": self.claim, "profile": self.profile, "run": self.run, **self.hashed,
                 "execution": self.execution, "config_hash": self.hash}

@@ -27,13 +27,23 @@ REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 HOLDS, FAILS = "holds", "fails"
 
 
+class ResultsError(ValueError):
+    """A results file that cannot be read: named, with what is wrong."""
+
+
+RECORD_KEYS = ("claim", "profile", "run", "seed", "config_hash", "metrics", "provenance", "training")
+
+
 def load_results(root: Path) -> list[dict]:
     out = []
     for path in sorted(root.glob("*/*/*/seed*/results.json")):
         try:
             record = json.loads(path.read_text())
         except ValueError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
+            raise ResultsError(f"{path}: not valid JSON ({e}); rerun its claim or remove the file") from None
+        missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise ResultsError(f"{path}: not a suite result (no {', '.join(missing)}); rerun its claim or remove it")
         record["_path"] = str(path)
         out.append(record)
     return out

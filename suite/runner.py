@@ -6,6 +6,7 @@ computation of an uninterrupted one.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from suite.algorithms import make_learner
 from suite.evaluate import evaluate
 from suite.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
-from suite.manifest import RunConfig
+from suite.manifest import RunConfig, config_hash
 from suite.models import FunctionalModel
 from suite.tasks import FAMILIES, make_tasks, seeded_generator
 
@@ -44,10 +45,31 @@ def run_dir(root: Path, cfg: RunConfig) -> Path:
     return root / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
 
 
+TRAINING_CODE = ("algorithms", "tasks", "data", "splits", "models.py", "runner.py", "io.py")
+
+
+def training_code_digest() -> str:
+    """sha256 over the source of everything training runs: changed code means a new training, not a reused one."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        path = package / name
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file() and f.suffix in (".py", ".json"):
+                digest.update(f"{f.relative_to(package)}\n".encode() + f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def training_hash(cfg: RunConfig) -> str:
+    return config_hash({**cfg.training, "code": training_code_digest()})
+
+
 def checkpoint_dir(root: Path, cfg: RunConfig) -> Path:
-    """checkpoints/<claim>/<profile>/<run>/seed<N>, beside the results folder: latest.pt while training, final.pt
-    after (large binaries: cached by DVC, not kept in git)."""
-    return root.resolve().parent / "checkpoints" / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
+    """checkpoints/<claim>/<profile>/<run>/seed<N>/<training hash>, beside the results folder: latest.pt while
+    training, final.pt after (large binaries: cached by DVC, not kept in git). The training hash covers the
+    training configuration and code, so two trainings never share a folder and an unchanged one is reused."""
+    return (root.resolve().parent / "checkpoints" / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
+            / training_hash(cfg))
 
 
 def curve_file(root: Path, cfg: RunConfig) -> Path:
@@ -77,14 +99,15 @@ def choose_vectorize(model: FunctionalModel, device: torch.device) -> bool:
 
 
 def git_state(where: Path) -> dict:
-    """Commit of the checkout at `where`, and whether its tracked files (results/ aside) differ from it."""
+    """Commit of the checkout at `where`, and whether its code (suite/, new files included, and pyproject.toml)
+    differs from it."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=30)
 
     head = git("rev-parse", "HEAD")
     if head.returncode:
         return {"git_commit": None, "git_dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    status = git("status", "--porcelain", "--untracked-files=all", "--", "suite", "pyproject.toml")
     return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
 
 
@@ -101,6 +124,14 @@ def build(cfg: RunConfig, data_dir: Path):
     return make_tasks(cfg.task, data_dir), model
 
 
+def load_checkpoint(path: Path, device="cpu") -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # a truncated or foreign file: pickle, zip and EOF errors alike
+        raise RunError(f"{path}: cannot read this checkpoint ({type(e).__name__}: {e}); delete it to start the "
+                       "run again") from None
+
+
 def _read_hash(path: Path):
     try:
         return json.loads(path.read_text()).get("config_hash")
@@ -108,23 +139,19 @@ def _read_hash(path: Path):
         return None
 
 
-def check_not_overwriting(out: Path, ckpts: Path, cfg: RunConfig, overwrite: bool):
-    """Refuse to mix a new config into folders holding another config's results, unless asked to replace them."""
+def check_not_overwriting(out: Path, cfg: RunConfig, overwrite: bool):
+    """Refuse to replace another config's results, unless asked to."""
     stale = []
     for name in ("config.json", "results.json"):
         h = _read_hash(out / name)
         if h is not None and h != cfg.hash:
             stale.append(f"{out / name} (config {h})")
-    for name in ("latest.pt", "final.pt"):
-        if (ckpts / name).exists() and torch.load(ckpts / name, weights_only=False).get("config_hash") != cfg.hash:
-            stale.append(f"{ckpts / name}")
     if stale and not overwrite:
         raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}: {stale[0]} comes from another "
                        f"configuration than the manifest's (config {cfg.hash}). Pass --overwrite to replace it.")
-    if stale:
-        for name in ("config.json", "results.json"):
+    for name in ("config.json", "results.json"):
+        if stale:
             (out / name).unlink(missing_ok=True)
-        shutil.rmtree(ckpts, ignore_errors=True)
 
 
 def existing_result(root: Path, cfg: RunConfig) -> dict | None:
@@ -140,28 +167,89 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
     process started: the code that runs is the code that was loaded then."""
     out, ckpts = run_dir(root, cfg), checkpoint_dir(root, cfg)
-    check_not_overwriting(out, ckpts, cfg, overwrite)
+    check_not_overwriting(out, cfg, overwrite)
     if (out / "results.json").exists():
         if not overwrite:
             return json.loads((out / "results.json").read_text())
         (out / "results.json").unlink()
-        shutil.rmtree(ckpts, ignore_errors=True)
+        shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
     atomic_write_json(out / "config.json", cfg.to_json())
 
     family, model = build(cfg, data_dir)
     vectorize = choose_vectorize(model, device)
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg.algorithm, model, params, cfg.hyperparameters, vectorize)
+    if (ckpts / "final.pt").exists():  # the same training (configuration and code) finished before: evaluate it
+        trained = load_checkpoint(ckpts / "final.pt", device)
+        learner.load_params(trained["params"])
+        train = trained["training"]
+    else:
+        train = train_with_checkpoints(cfg, family, learner, ckpts, device, code, progress)
+
+    eval_began = time.perf_counter()
+    result = evaluate(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+                      progress)
+    eval_time = time.perf_counter() - eval_began
+    train_time, curve = train["seconds"], train["curve"]
+
+    record = {
+        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "algorithm": cfg.algorithm,
+        "config_hash": cfg.hash,
+        "metrics": result["metrics"],
+        "finetune_lr": result["finetune_lr"],
+        "lr_search": result["lr_search"],
+        "training": {"iterations": cfg.hyperparameters["iterations"], "curve": curve,
+                     "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"]},
+        "provenance": {
+            **code,
+            "config_hash": cfg.hash,
+            "profile": cfg.profile,
+            "seed": cfg.seed,
+            "device": str(device),
+            "device_name": device_name(device),
+            "vectorized_over_tasks": vectorize,
+            "train_seconds": round(train_time, 2),
+            "eval_seconds": round(eval_time, 2),
+            "gpu_hours": round((train["gpu_seconds"] + (eval_time if device.type == "cuda" else 0)) / 3600, 4),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        },
+        "config": cfg.to_json(),
+        "examples": result["examples"],
+        "episodes": result["episodes"],
+    }
+    atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
+        f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
+    atomic_write_json(out / "results.json", record)
+    for other in ckpts.parent.iterdir():  # checkpoints of this run's earlier configurations or code
+        if other != ckpts and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
+    return record
+
+
+def versions() -> dict:
+    return {"suite": _suite_version(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__}
+
+
+def train_with_checkpoints(cfg, family, learner, ckpts: Path, device, code: dict, progress: bool) -> dict:
+    """The training loop: resumes from latest.pt, checkpoints every `checkpoint_every` iterations, and leaves
+    final.pt with the parameters and the training's record (curve, time, and each segment's code and device)."""
     iterations = cfg.hyperparameters["iterations"]
     every, log_every = cfg.execution["checkpoint_every"], cfg.execution["log_every"]
     ckpt_path = ckpts / "latest.pt"
+    segment = {**code, "device": str(device), "device_name": device_name(device), "versions": versions(),
+               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
-    start, curve, elapsed, resumed_at = 0, {"iteration": [], "loss": []}, 0.0, []
+    start, curve, elapsed, gpu_seconds, resumed_at, segments = 0, {"iteration": [], "loss": []}, 0.0, 0.0, [], []
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = load_checkpoint(ckpt_path, device)
         learner.load_state_dict(ckpt["learner"])
-        start, curve, elapsed = ckpt["iteration"], ckpt["curve"], ckpt["elapsed"]
-        resumed_at = ckpt["resumed_at"] + [start]
+        start, curve, elapsed, gpu_seconds = ckpt["iteration"], ckpt["curve"], ckpt["elapsed"], ckpt["gpu_seconds"]
+        resumed_at, segments = ckpt["resumed_at"] + [start], ckpt["segments"]
+    segments = segments + [{**segment, "from_iteration": start}]
+    on_gpu = device.type == "cuda"
 
     n_tasks, shots, queries = learner.task_shape()
     began, window = time.perf_counter(), []
@@ -179,50 +267,18 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
             bar.set_postfix(loss=f"{curve['loss'][-1]:.4g}", refresh=False)
         bar.update(1)
         if done % every == 0 and done < iterations:
+            spent = time.perf_counter() - began
             atomic_torch_save(ckpt_path, {
-                "config_hash": cfg.hash, "iteration": done, "learner": learner.state_dict(), "curve": curve,
-                "elapsed": elapsed + time.perf_counter() - began, "resumed_at": resumed_at})
+                "iteration": done, "learner": learner.state_dict(), "curve": curve, "elapsed": elapsed + spent,
+                "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0), "resumed_at": resumed_at,
+                "segments": segments})
     bar.close()
-    train_time = elapsed + time.perf_counter() - began
-    atomic_torch_save(ckpts / "final.pt", {"config_hash": cfg.hash, "params": learner.state_dict()["params"]})
-
-    eval_began = time.perf_counter()
-    result = evaluate(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
-                      progress)
-    eval_time = time.perf_counter() - eval_began
-
-    record = {
-        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "algorithm": cfg.algorithm,
-        "config_hash": cfg.hash,
-        "metrics": result["metrics"],
-        "finetune_lr": result["finetune_lr"],
-        "lr_search": result["lr_search"],
-        "training": {"iterations": iterations, "curve": curve, "resumed_at": resumed_at},
-        "provenance": {
-            **code,
-            "config_hash": cfg.hash,
-            "profile": cfg.profile,
-            "seed": cfg.seed,
-            "device": str(device),
-            "device_name": device_name(device),
-            "vectorized_over_tasks": vectorize,
-            "train_seconds": round(train_time, 2),
-            "eval_seconds": round(eval_time, 2),
-            "gpu_hours": round((train_time + eval_time) / 3600, 4) if device.type == "cuda" else 0.0,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": {"suite": _suite_version(), "python": platform.python_version(), "torch": torch.__version__,
-                         "numpy": np.__version__},
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        },
-        "config": cfg.to_json(),
-        "examples": result["examples"],
-        "episodes": result["episodes"],
-    }
-    atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
-        f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
-    atomic_write_json(out / "results.json", record)
+    spent = time.perf_counter() - began
+    training = {"curve": curve, "seconds": elapsed + spent, "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0),
+                "resumed_at": resumed_at, "segments": segments}
+    atomic_torch_save(ckpts / "final.pt", {"params": learner.state_dict()["params"], "training": training})
     ckpt_path.unlink(missing_ok=True)
-    return record
+    return training
 
 
 def _suite_version() -> str:

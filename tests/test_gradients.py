@@ -177,6 +177,8 @@ def test_reptile_inner_batches_do_not_overlap_within_an_epoch():
     assert idx.shape == (2, 4, 5)
     for task in idx:
         assert sorted(task.flatten().tolist()) == list(range(20))
+    straddling = reptile.inner_batches(1, 10, 4, 5, torch.Generator().manual_seed(0))[0].flatten().tolist()
+    assert sorted(straddling[:10]) == list(range(10)) and sorted(straddling[10:]) == sorted(set(straddling[10:]))
     with pytest.raises(ValueError, match="inner_batch"):
         reptile.inner_batches(1, 4, 5, 1, torch.Generator())
 

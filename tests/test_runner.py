@@ -117,20 +117,23 @@ def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp
                    check=True, capture_output=True)
 
     env = {**os.environ, "SUITE_RESULTS": str(tmp_path / "killed" / "results")}
-    checkpoint = tmp_path / "killed" / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0" / "latest.pt"
+    run_checkpoints = tmp_path / "killed" / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0"
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+    while not list(run_checkpoints.glob("*/latest.pt")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert checkpoint.exists(), "the run was not killed between two checkpoints"
+    found = list(run_checkpoints.glob("*/latest.pt"))
+    assert found, "the run was not killed between two checkpoints"
+    checkpoint = found[0]
     assert not result_file(tmp_path / "killed" / "results").exists()
 
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     straight = json.loads(result_file(tmp_path / "straight" / "results").read_text())
     resumed = json.loads(result_file(tmp_path / "killed" / "results").read_text())
     assert resumed["training"]["resumed_at"] and not straight["training"]["resumed_at"]
+    assert len(resumed["training"]["segments"]) == 2 and resumed["training"]["segments"][1]["from_iteration"] > 0
     assert resumed["training"]["curve"] == straight["training"]["curve"]
     assert resumed["episodes"] == straight["episodes"]
     assert resumed["metrics"] == straight["metrics"]
@@ -138,3 +141,30 @@ def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp
     assert (checkpoint.parent / "final.pt").exists()
     curve = (tmp_path / "killed" / "results" / "plots" / "maml-sinusoid" / "smoke" / "maml-seed0.csv").read_text()
     assert curve.splitlines()[0] == "iteration,loss" and len(curve.splitlines()) == 1 + 3000 // 50
+
+
+def test_a_new_evaluation_reuses_the_finished_training(tmp_path):
+    manifest = write_manifest(tmp_path)
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--no-progress"]
+    assert suite(manifest, tmp_path / "r", *args).exit_code == 0
+    first = json.loads(result_file(tmp_path / "r").read_text())
+
+    raw = yaml.safe_load(manifest.read_text())
+    raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]["evaluation"]["tasks"] = 25
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert suite(manifest, tmp_path / "r", *args, "--overwrite").exit_code == 0
+    second = json.loads(result_file(tmp_path / "r").read_text())
+    assert second["config_hash"] != first["config_hash"]
+    assert second["training"]["training_hash"] == first["training"]["training_hash"]
+    assert second["training"]["segments"] == first["training"]["segments"]  # trained once, at the first run
+    assert len(second["episodes"]["mse@1"]) == 25
+    assert second["episodes"]["mse@1"][:20] == first["episodes"]["mse@1"]  # the same model on the same tasks
+
+    raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]["runs"]["maml"]["inner_lr"] = 0.02
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert suite(manifest, tmp_path / "r", *args, "--overwrite").exit_code == 0
+    third = json.loads(result_file(tmp_path / "r").read_text())
+    assert third["training"]["training_hash"] != first["training"]["training_hash"]
+    assert third["training"]["segments"] != first["training"]["segments"]
+    kept = list((tmp_path / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0").iterdir())
+    assert [k.name for k in kept] == [third["training"]["training_hash"]]

@@ -63,10 +63,13 @@ class Learner:
         return {"params": {k: v.detach().clone() for k, v in self.params.items()},
                 "optimizer": self.optimizer.state_dict() if self.optimizer else None}
 
-    def load_state_dict(self, state: dict):
+    def load_params(self, params: dict):
         with torch.no_grad():
-            for k, v in state["params"].items():
+            for k, v in params.items():
                 self.params[k].copy_(v)
+
+    def load_state_dict(self, state: dict):
+        self.load_params(state["params"])
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
 

@@ -40,15 +40,14 @@ def meta_step_size(hp, iteration: int) -> float:
 
 
 def inner_batches(n_tasks, n_points, batch_size, steps, generator) -> torch.Tensor:
-    """Indices [n_tasks, steps, batch_size]: consecutive slices of a shuffle, reshuffled when exhausted."""
+    """Indices [n_tasks, steps, batch_size]: consecutive slices of a stream of shuffles of the points, so a
+    mini-batch may straddle two shuffles (supervised-reptile's _mini_batches keeps its partial batch too)."""
     if batch_size > n_points:
         raise ValueError(f"inner_batch ({batch_size}) exceeds the points per task ({n_points})")
-    per_epoch = n_points // batch_size
-    epochs = -(-steps // per_epoch)
-    orders = [torch.stack([torch.randperm(n_points, generator=generator) for _ in range(epochs)])
-              for _ in range(n_tasks)]
-    idx = torch.stack(orders)[:, :, : per_epoch * batch_size].reshape(n_tasks, epochs * per_epoch, batch_size)
-    return idx[:, :steps]
+    shuffles = -(-steps * batch_size // n_points)
+    stream = torch.stack([torch.cat([torch.randperm(n_points, generator=generator) for _ in range(shuffles)])
+                          for _ in range(n_tasks)])
+    return stream[:, : steps * batch_size].reshape(n_tasks, steps, batch_size)
 
 
 class Learner(BaseLearner):
