@@ -98,7 +98,7 @@ def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dic
 def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None) -> dict:
     """Metrics of one task after each recorded step count: {metric: tensor[len(steps)]}."""
     opt = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
-    inner = InnerOptimizer(opt)
+    inner = InnerOptimizer(opt, model.inner_loop_names)
     state, records = inner.init(params), []
     for step in range(config["steps"][-1] + 1):
         if step in config["steps"]:
@@ -188,7 +188,8 @@ def regression_examples(model, params, family, config, device, lr=None) -> list[
     """For the first test tasks: the true function on a grid, the support points, and the model's predictions
     on the grid after each recorded number of fine-tuning steps (the MAML paper's Figure 2)."""
     params = {k: p.detach() for k, p in params.items()}
-    opt = InnerOptimizer(dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"]))
+    opt = InnerOptimizer(dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"]),
+                         model.inner_loop_names)
     out = []
     for i in range(EXAMPLES):
         task = family.sample(1, config["shots"], config["queries"], seeded_generator(config["seed"], i, TASK_STREAM),

@@ -32,6 +32,8 @@ CONV_SCHEMA = {
     "batch_norm_eps": Field("positive_float", doc="TF's batch norm default is 1e-3, PyTorch's 1e-5"),
     "batch_norm_scale": Field("bool", doc="a learned BN scale γ: tf.contrib's batch_norm (MAML) has none, "
                                           "tf.layers' (Reptile) has one"),
+    "batch_norm_adapted": Field("bool", doc="whether inner loops (training and test-time fine-tuning) update the "
+                                            "batch-norm parameters; cbfinn/maml keeps them out of its fast weights"),
     "head": Field("str", choices=("flatten", "mean-pool"),
                   doc="features into the linear head: flattened maps (Reptile) or their spatial mean (MAML's "
                       "Omniglot code, tf.reduce_mean over height and width)"),
@@ -128,6 +130,12 @@ class FunctionalModel:
         self.config, self.loss_name, self.loss_scale = config, loss, loss_scale
         self._build = lambda: _mlp(config, in_dim, out_dim) if config["kind"] == "mlp" else _conv(config, out_dim)
         self.module = self._build()
+        frozen = set()
+        if config["kind"] == "conv" and not config["batch_norm_adapted"]:
+            frozen = {f"{name}.{p}" for name, m in self.module.named_modules() if isinstance(m, BatchNorm)
+                      for p, _ in m.named_parameters()}
+        # the parameters inner loops update (the outer loop trains all of them)
+        self.inner_loop_names = frozenset(n for n, _ in self.module.named_parameters() if n not in frozen)
 
     def init_params(self, seed: int, device="cpu", dtype=torch.float32) -> dict[str, torch.Tensor]:
         with torch.random.fork_rng(devices=[]):

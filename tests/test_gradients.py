@@ -46,9 +46,11 @@ def mlp():
 
 
 def conv_with_batch_norm(maml_style=False):
-    """Reptile-style (BN scale, flattened head) or MAML-style (no BN scale, mean-pooled head, loss × ways)."""
+    """Reptile-style (BN scale, flattened head) or MAML-style (no BN scale, BN left out of the inner loop,
+    mean-pooled head, loss × ways)."""
     config = {"kind": "conv", "in_channels": 1, "image_size": 6, "filters": 3, "layers": 2,
               "downsample": "stride", "batch_norm_eps": 1e-3, "batch_norm_scale": not maml_style,
+              "batch_norm_adapted": not maml_style,
               "head": "mean-pool" if maml_style else "flatten", "init": "maml-code" if maml_style else "glorot"}
     model = FunctionalModel(config, in_dim=1, out_dim=2, loss="cross_entropy", loss_scale=2.0 if maml_style else 1.0)
     g = torch.Generator().manual_seed(0)
@@ -84,6 +86,7 @@ class Quadratic:
     """loss(θ, c) = mean_j ½ (θ − c_j)ᵀ A (θ − c_j): every update has a closed form."""
 
     loss_name = "mse"
+    inner_loop_names = None  # every parameter adapts
 
     def __init__(self, d=3, seed=0):
         g = torch.Generator().manual_seed(seed)
@@ -170,6 +173,17 @@ def test_last_step_direction_is_the_first_order_maml_gradient_at_the_penultimate
     penultimate = c + (phi - c) @ torch.linalg.matrix_power(torch.eye(q.d) - alpha * q.A, k - 1).T
     gradient_there = (penultimate - c) @ q.A
     torch.testing.assert_close(learner.params["theta"].detach(), phi - alpha * gradient_there.mean(0))
+
+
+def test_parameters_outside_the_inner_loop_keep_their_values_through_adaptation():
+    model, params, tasks = conv_with_batch_norm(maml_style=True)
+    frozen = set(params) - model.inner_loop_names
+    assert frozen == {"1.bias", "4.bias"}  # the two batch-norm offsets (no scale in this style)
+    from suite.algorithms.inner import sgd_adapt
+
+    adapted = sgd_adapt(model.loss, params, tasks[0].support_x, tasks[0].support_y, 2, 0.3, model.inner_loop_names)
+    for k in params:
+        assert torch.equal(adapted[k], params[k]) == (k in frozen)
 
 
 def test_reptile_inner_batches_do_not_overlap_within_an_epoch():

@@ -65,7 +65,8 @@ def test_a_tampered_split_file_is_a_clear_manifest_error(tmp_path):
 
 def make_tasks(data, **kw):
     config = dict(split="maml", split_sha256=file_sha256(split_path("maml")), ways=5,
-                  rotations={"train": [0, 90, 180, 270], "val": [0], "test": [0]}, strokes="bright",
+                  rotations={"train": [0, 90, 180, 270], "val": [0], "test": [0]}, rotation_mode="classes",
+                  strokes="bright",
                   loss_normalisation="mean")
     config.update(kw)
     return Tasks(**config, data_dir=data)
@@ -96,6 +97,27 @@ def test_episodes_have_distinct_classes_and_drawers_from_their_own_split(omniglo
             assert len({f[1] for f in found}) == 5  # distinct drawers
             seen_chars |= chars
         assert len(seen_chars) == 5  # distinct classes
+
+
+def test_per_task_rotation_draws_distinct_characters_and_rotates_test_tasks_too(omniglot_data):
+    from suite.data.omniglot import load_omniglot
+
+    images, _ = load_omniglot(omniglot_data)
+    rotations = {"train": [0, 90, 180, 270], "val": [0, 90, 180, 270], "test": [0, 90, 180, 270]}
+    family = make_tasks(omniglot_data, rotations=rotations, rotation_mode="per-task", ways=20)
+    upright = {images[r, d].tobytes(): r for r in range(len(images)) for d in range(20)}
+    turned = 0
+    for t in range(10):
+        batch = family.sample(1, 1, 0, torch.Generator().manual_seed(t), split="test")
+        rows = []
+        for img in (batch.support_x[0, :, 0] * 255).to(torch.uint8):
+            found = [upright.get(torch.rot90(img, -k, dims=(-2, -1)).numpy().tobytes()) for k in range(4)]
+            hits = [k for k, f in enumerate(found) if f is not None]
+            assert hits
+            turned += hits[0] != 0
+            rows.append(found[hits[0]])
+        assert len(set(rows)) == 20  # never the same character twice in a task
+    assert turned > 100  # about three quarters of 200 classes are rotated
 
 
 def test_training_classes_include_rotations_and_dark_strokes_invert(omniglot_data):

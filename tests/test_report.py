@@ -24,6 +24,7 @@ def record(manifest, run, profile, means, seed=0, config_hash=None):
     metrics = {f"mse@{s}": {"mean": means(s), "std": 0.1, "ci95": 0.01, "n": 600} for s in range(11)}
     return {"claim": "maml-sinusoid", "profile": profile, "run": run, "seed": seed,
             "config_hash": config_hash or cfg.hash, "metrics": metrics,
+            "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
             "provenance": {"git_commit": "abc", "git_dirty": False, "device": "cpu", "device_name": "x",
                            "train_seconds": 1.0, "gpu_hours": 0.0}, "_path": f"{run}/{profile}"}
 

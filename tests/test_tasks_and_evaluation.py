@@ -99,7 +99,8 @@ def test_summary_is_mean_population_std_and_maml_style_ci95():
 
 def test_non_transductive_prediction_normalises_each_query_with_the_support_set_only():
     config = {"kind": "conv", "in_channels": 1, "image_size": 8, "filters": 4, "layers": 2, "downsample": "stride",
-              "batch_norm_eps": 1e-3, "batch_norm_scale": True, "head": "flatten", "init": "pytorch"}
+              "batch_norm_eps": 1e-3, "batch_norm_scale": True, "batch_norm_adapted": True, "head": "flatten",
+              "init": "pytorch"}
     model = FunctionalModel(config, 1, 3, "cross_entropy")
     params = model.init_params(0)
     g = torch.Generator().manual_seed(0)

@@ -15,9 +15,9 @@ from suite.algorithms.inner import sgd_adapt
 from suite.algorithms.maml import HYPERPARAMETERS  # noqa: F401  (the same hyperparameters as MAML)
 
 
-def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, lr):
+def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
     """(g_i, query loss) for one task."""
-    adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr)
+    adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)
     return grad_and_value(loss)(adapted, query_x, query_y)
 
 
@@ -26,7 +26,7 @@ def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
     params = {k: p.detach() for k, p in params.items()}
 
     def per_task(p, sx, sy, qx, qy):
-        return task_gradient(model.loss, p, sx, sy, qx, qy, steps, lr)
+        return task_gradient(model.loss, p, sx, sy, qx, qy, steps, lr, model.inner_loop_names)
 
     if vectorize:
         grads, losses = vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors())

@@ -6,19 +6,20 @@ import torch
 from torch.func import grad
 
 
-def sgd_adapt(loss, params: dict, x, y, steps: int, lr: float) -> dict:
-    """`steps` steps of plain gradient descent on loss(params, x, y); differentiable w.r.t. params."""
+def sgd_adapt(loss, params: dict, x, y, steps: int, lr: float, names=None) -> dict:
+    """`steps` steps of plain gradient descent on loss(params, x, y), updating the parameters in `names` (all when
+    None); differentiable w.r.t. params."""
     for _ in range(steps):
         grads = grad(loss)(params, x, y)
-        params = {k: p - lr * grads[k] for k, p in params.items()}
+        params = {k: p - lr * grads[k] if names is None or k in names else p for k, p in params.items()}
     return params
 
 
 class InnerOptimizer:
     """SGD or Adam as pure functions: state = init(params); params, state = update(params, grads, state)."""
 
-    def __init__(self, config: dict):
-        self.config = config
+    def __init__(self, config: dict, names=None):
+        self.config, self.names = config, names  # the parameters updated (all when None)
 
     def init(self, params: dict):
         if self.config["name"] == "sgd":
@@ -27,6 +28,10 @@ class InnerOptimizer:
                 "v": {k: torch.zeros_like(p) for k, p in params.items()}, "t": 0}
 
     def update(self, params: dict, grads: dict, state):
+        new, state = self._step(params, grads, state)
+        return ({k: new[k] if self.names is None or k in self.names else p for k, p in params.items()}), state
+
+    def _step(self, params: dict, grads: dict, state):
         lr = self.config["lr"]
         if self.config["name"] == "sgd":
             return {k: p - lr * grads[k] for k, p in params.items()}, None
@@ -38,10 +43,10 @@ class InnerOptimizer:
         return {k: p - step * m[k] / (v[k].sqrt() + eps) for k, p in params.items()}, {"m": m, "v": v, "t": t}
 
 
-def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict) -> tuple[dict, dict]:
-    """Run the configured inner optimiser over mini-batches (batches[j] indexes the points of step j); return the
-    final parameters and those before the last step."""
-    inner = InnerOptimizer(optimizer)
+def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict, names=None) -> tuple[dict, dict]:
+    """Run the configured inner optimiser over mini-batches (batches[j] indexes the points of step j), updating
+    the parameters in `names` (all when None); return the final parameters and those before the last step."""
+    inner = InnerOptimizer(optimizer, names)
     state, before_last = inner.init(params), params
     for j in range(batches.shape[0]):
         grads = grad(loss)(params, x[batches[j]], y[batches[j]])

@@ -24,15 +24,15 @@ HYPERPARAMETERS = {
 }
 
 
-def query_loss_after_adaptation(loss, params, support_x, support_y, query_x, query_y, steps, lr):
-    adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr)
+def query_loss_after_adaptation(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
+    adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)
     return loss(adapted, query_x, query_y)
 
 
 def meta_loss(model, params, tasks, steps, lr, vectorize: bool):
     """Mean over tasks of the query loss after adaptation: one vmap over tasks, or a per-task loop."""
     def per_task(p, sx, sy, qx, qy):
-        return query_loss_after_adaptation(model.loss, p, sx, sy, qx, qy, steps, lr)
+        return query_loss_after_adaptation(model.loss, p, sx, sy, qx, qy, steps, lr, model.inner_loop_names)
 
     if vectorize:
         return vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors()).mean()
@@ -47,7 +47,8 @@ def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
         return dict(zip(params, torch.autograd.grad(loss, list(params.values())))), loss.detach()
     grads, total = {k: torch.zeros_like(p) for k, p in params.items()}, 0.0
     for i in range(len(tasks)):
-        loss = query_loss_after_adaptation(model.loss, params, *tasks[i].tensors(), steps, lr) / len(tasks)
+        loss = query_loss_after_adaptation(model.loss, params, *tasks[i].tensors(), steps, lr,
+                                           model.inner_loop_names) / len(tasks)
         for k, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
             grads[k] += g
         total += loss.detach()

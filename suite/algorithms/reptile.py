@@ -60,7 +60,8 @@ class Learner(BaseLearner):
         last_only = self.hp["meta_direction"] == "last-step"
 
         def per_task(p, x, y, b):
-            final, before_last = optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"])
+            final, before_last = optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"],
+                                                 self.model.inner_loop_names)
             start = before_last if last_only else p
             return {k: final[k] - start[k] for k in final}
 

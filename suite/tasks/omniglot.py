@@ -26,7 +26,12 @@ SCHEMA = {
     "ways": Field("positive_int", doc="classes per task"),
     "rotations": Field({
         "train": Field("step_list"), "val": Field("step_list"), "test": Field("step_list"),
-    }, doc="rotations (degrees, multiples of 90) that make new classes in each split; [0] for none"),
+    }, doc="rotations (degrees, multiples of 90) of each split; [0] for none"),
+    "rotation_mode": Field("str", choices=("classes", "per-task"),
+                           doc="'classes': every (character, rotation) pair is a class of the split (Reptile's "
+                               "augment_dataset); 'per-task': a task draws distinct characters and rotates each "
+                               "class by a random rotation of the list (cbfinn/maml's data_generator, test tasks "
+                               "included)"),
     "strokes": Field("str", choices=("bright", "dark"),
                      doc="'bright': strokes 1, background 0 (MAML's code inverts the PNGs); 'dark': the PNGs as "
                          "they are, strokes 0 (Reptile's code)"),
@@ -72,7 +77,7 @@ def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str,
         if shots + queries > DRAWERS:
             raise ManifestError(f"{where}: {shots} shots + {queries} queries per class, but Omniglot has "
                                 f"{DRAWERS} drawers per character")
-        n_classes = len(classes[split]) * len(config["rotations"][split])
+        n_classes = len(classes[split]) * (1 if config["rotation_mode"] == "per-task" else len(config["rotations"][split]))
         if n_classes < config["ways"]:
             raise ManifestError(f"{where}: {config['ways']}-way tasks from the {split} split of "
                                 f"{config['split']}.json, which has {n_classes} classes")
@@ -99,20 +104,30 @@ def shuffled_split(characters: list[str], seed: int, sizes: dict[str, int]) -> d
 
 
 class Tasks:
-    def __init__(self, split, split_sha256, ways, rotations, strokes, loss_normalisation, data_dir):
+    def __init__(self, split, split_sha256, ways, rotations, rotation_mode, strokes, loss_normalisation, data_dir):
         from suite.data.omniglot import load_omniglot
 
         images, names = load_omniglot(Path(data_dir))
         index = {n.split("/", 1)[1]: i for i, n in enumerate(names)}  # "Alphabet/characterNN" -> row
         classes = json.loads(split_path(split).read_text())["classes"]
-        self.ways, self.strokes = ways, strokes
+        self.ways, self.strokes, self.per_task = ways, strokes, rotation_mode == "per-task"
         self.images = torch.from_numpy(images)  # [1623, 20, 28, 28] uint8, strokes 255
-        self.pools = {}
+        self.pools, self.quarter_turns = {}, {}
         for part, characters in classes.items():
-            rows = torch.tensor([index[c] for c in characters])
+            rows = torch.tensor([index[c] for c in characters], dtype=torch.long)
             ks = torch.tensor([r // 90 for r in rotations[part]])
-            # a class is (character row, quarter turns): every character with every rotation of its split
-            self.pools[part] = torch.stack([rows.repeat_interleave(len(ks)), ks.repeat(len(rows))], dim=1)
+            self.quarter_turns[part] = ks
+            # a class is (character row, quarter turns): with 'classes', every character with every rotation
+            self.pools[part] = torch.stack([rows, torch.zeros_like(rows)], 1) if self.per_task else \
+                torch.stack([rows.repeat_interleave(len(ks)), ks.repeat(len(rows))], dim=1)
+
+    def _classes(self, split, generator):
+        pool = self.pools[split]
+        chosen = pool[torch.randperm(len(pool), generator=generator)[: self.ways]].clone()
+        if self.per_task:
+            turns = self.quarter_turns[split]
+            chosen[:, 1] = turns[torch.randint(len(turns), (self.ways,), generator=generator)]
+        return chosen
 
     def sample(self, n_tasks: int, shots: int, queries: int, generator: torch.Generator, split: str) -> TaskBatch:
         pool = self.pools[split]
@@ -121,7 +136,7 @@ class Tasks:
         n = shots + queries
         xs = []
         for _ in range(n_tasks):
-            chosen = pool[torch.randperm(len(pool), generator=generator)[: self.ways]]
+            chosen = self._classes(split, generator)
             drawers = torch.stack([torch.randperm(DRAWERS, generator=generator)[:n] for _ in range(self.ways)])
             imgs = self.images[chosen[:, 0, None], drawers]  # [ways, n, 28, 28]
             imgs = torch.stack([torch.rot90(im, int(k), dims=(-2, -1)) for im, k in zip(imgs, chosen[:, 1])])
