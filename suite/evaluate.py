@@ -32,6 +32,10 @@ EVALUATION_SCHEMA = {
                             "(Reptile's definition); 'none' for models without batch norm. A list measures each "
                             "mode on the same fine-tuned model, as metrics named like accuracy@50/transductive"),
     "interval": Field("str", choices=("ci95-normal",), doc="1.96·std/√n over tasks, as MAML's code computes it"),
+    "optimizer_state": Field("str", choices=("fresh", "from-training"),
+                             doc="'fresh': each test task's fine-tuning starts a new optimiser; 'from-training': it "
+                                 "starts from the inner Adam state training left (supervised-reptile's evaluation "
+                                 "restores all variables, Adam's included, after each task)"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),
@@ -95,11 +99,12 @@ def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dic
     return out
 
 
-def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None) -> dict:
+def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None,
+                   initial_state=None) -> dict:
     """Metrics of one task after each recorded step count: {metric: tensor[len(steps)]}."""
     opt = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
     inner = InnerOptimizer(opt, model.inner_loop_names)
-    state, records = inner.init(params), []
+    state, records = (inner.init(params) if initial_state is None else initial_state), []
     for step in range(config["steps"][-1] + 1):
         if step in config["steps"]:
             records.append(query_metrics(model, params, support_x, query_x, query_y, config["batch_norm"]))
@@ -115,14 +120,14 @@ TASK_STREAM, BATCH_STREAM = 1, 2
 
 
 def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, vectorize: bool,
-                      chunk: int, lr=None, progress: bool = False) -> dict:
+                      chunk: int, lr=None, progress: bool = False, initial_state=None) -> dict:
     """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
     Task i (and its fine-tuning mini-batches) is drawn from a generator seeded by (seed, i) alone, so the tasks
     are the same for every run, chunk size and device."""
     params = {k: p.detach() for k, p in params.items()}
 
     def one(sx, sy, qx, qy, b):
-        return finetune_curve(model, params, sx, sy, qx, qy, b, config, lr)
+        return finetune_curve(model, params, sx, sy, qx, qy, b, config, lr, initial_state)
 
     per_metric: dict[str, list] = {}
     for start in tqdm(range(0, n_tasks, chunk), desc="evaluating", unit="chunk", disable=not progress,
@@ -159,19 +164,22 @@ def summarise(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "ci95": 1.96 * std / math.sqrt(n), "n": n}
 
 
-def evaluate(model, params, family, config, device, vectorize: bool, chunk: int, progress: bool = False) -> dict:
-    """The claim's evaluation for one trained model: optional lr search on validation tasks, then the test tasks."""
+def evaluate(model, params, family, config, device, vectorize: bool, chunk: int, progress: bool = False,
+             training_state=None) -> dict:
+    """The claim's evaluation for one trained model: optional lr search on validation tasks, then the test tasks.
+    `training_state` is the inner optimiser state training left, used when optimizer_state is 'from-training'."""
+    initial_state = training_state if config["optimizer_state"] == "from-training" else None
     lr, search = None, None
     if "lr_search" in config:
         s = config["lr_search"]
         search = []
         for candidate in s["candidates"]:
             episodes = evaluate_on_tasks(model, params, family, s["tasks"], s["seed"], "val", config, device,
-                                         vectorize, chunk, lr=candidate)
+                                         vectorize, chunk, lr=candidate, initial_state=initial_state)
             search.append({"lr": candidate, "score": _search_score(episodes, config)})
         lr = min(search, key=lambda r: r["score"])["lr"]
     episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], "test", config, device,
-                                 vectorize, chunk, lr=lr, progress=progress)
+                                 vectorize, chunk, lr=lr, progress=progress, initial_state=initial_state)
     return {
         "metrics": {name: summarise(values) for name, values in episodes.items()},
         "episodes": episodes,

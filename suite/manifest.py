@@ -382,12 +382,18 @@ def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict, task: dic
         for key, value in parsed.items():
             if key.endswith("optimizer"):
                 check_optimizer(value, f"{rw}.{key}")
+        if hasattr(ALGORITHMS[algorithm], "check_hyperparameters"):
+            ALGORITHMS[algorithm].check_hyperparameters(parsed, rw)
         run_evaluation = evaluation
         if "evaluation" in parsed:
             run_evaluation = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION_SCHEMA,
                                       f"{rw}.evaluation")
             check_evaluation(run_evaluation, f"{rw}.evaluation", has_bn)
         check_run_protocol(deep_merge(task, parsed.get("task", {})), model, parsed, run_evaluation, rw)
+        if run_evaluation["optimizer_state"] == "from-training" and not (
+                parsed.get("inner_optimizer_state") == "carried" and run_evaluation["optimizer"]["name"] == "adam"):
+            raise ManifestError(f"{rw}.evaluation.optimizer_state: 'from-training' needs a run whose inner Adam state "
+                                "is carried (reptile, inner_optimizer_state: carried) and an Adam evaluation")
         out[name] = parsed
     return out
 

@@ -182,13 +182,14 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     if (ckpts / "final.pt").exists():  # the same training (configuration and code) finished before: evaluate it
         trained = load_checkpoint(ckpts / "final.pt", device)
         learner.load_params(trained["params"])
-        train = trained["training"]
+        train, inner_state = trained["training"], trained.get("inner_state")
     else:
         train = train_with_checkpoints(cfg, family, learner, ckpts, device, code, progress)
+        inner_state = getattr(learner, "inner_state", None)
 
     eval_began = time.perf_counter()
     result = evaluate(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
-                      progress)
+                      progress, training_state=inner_state)
     eval_time = time.perf_counter() - eval_began
     train_time, curve = train["seconds"], train["curve"]
 
@@ -276,7 +277,8 @@ def train_with_checkpoints(cfg, family, learner, ckpts: Path, device, code: dict
     spent = time.perf_counter() - began
     training = {"curve": curve, "seconds": elapsed + spent, "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0),
                 "resumed_at": resumed_at, "segments": segments}
-    atomic_torch_save(ckpts / "final.pt", {"params": learner.state_dict()["params"], "training": training})
+    atomic_torch_save(ckpts / "final.pt", {"params": learner.state_dict()["params"], "training": training,
+                                           "inner_state": getattr(learner, "inner_state", None)})
     ckpt_path.unlink(missing_ok=True)
     return training
 

@@ -129,7 +129,8 @@ def test_maml_and_first_order_maml_match_their_closed_forms_on_a_quadratic(vecto
 
 def reptile_hp(**kw):
     return {"iterations": 10, "meta_batch": 4, "shots": 6, "inner_batch": 6, "inner_steps": 1,
-            "inner_optimizer": {"name": "sgd", "lr": 0.1}, "meta_step": 0.5, "meta_step_final": 0.5, "meta_direction": "all-steps", **kw}
+            "inner_optimizer": {"name": "sgd", "lr": 0.1}, "meta_step": 0.5, "meta_step_final": 0.5, "meta_direction": "all-steps",
+            "inner_optimizer_state": "per-task", **kw}
 
 
 @pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
@@ -184,6 +185,40 @@ def test_parameters_outside_the_inner_loop_keep_their_values_through_adaptation(
     adapted = sgd_adapt(model.loss, params, tasks[0].support_x, tasks[0].support_y, 2, 0.3, model.inner_loop_names)
     for k in params:
         assert torch.equal(adapted[k], params[k]) == (k in frozen)
+
+
+def test_carried_inner_adam_state_runs_on_through_tasks_and_survives_a_checkpoint():
+    from suite.algorithms.inner import optimizer_adapt
+
+    q, adam = Quadratic(), dict(ADAM, betas=[0.0, 0.999], lr=0.05)
+    hp = reptile_hp(inner_steps=2, inner_batch=3, inner_optimizer=adam, inner_optimizer_state="carried",
+                    meta_step=1.0, meta_step_final=1.0)
+    phi = torch.randn(q.d, generator=torch.Generator().manual_seed(9))
+    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize=True)  # carried state is serial whatever this says
+    tasks = [q.tasks(4, 6, 0, seed=s) for s in (1, 2, 3)]
+    learner.step(tasks[0], 0, torch.Generator().manual_seed(0))
+    assert learner.inner_state["t"] == 4 * 2
+    saved = {k: v for k, v in learner.state_dict().items()}
+    resumed = reptile.Learner(q, {"theta": phi}, hp, vectorize=True)
+    resumed.load_state_dict(saved)
+    for it, t in enumerate(tasks[1:], start=1):
+        learner.step(t, it, torch.Generator().manual_seed(it))
+        resumed.step(t, it, torch.Generator().manual_seed(it))
+    torch.testing.assert_close(resumed.params["theta"], learner.params["theta"])
+    # by hand: the second task's inner loop starts from the state the first task left
+    batches = reptile.inner_batches(4, 6, 3, 2, torch.Generator().manual_seed(0))
+    state, directions = None, []
+    for i in range(4):
+        final, _, state = optimizer_adapt(q.loss, {"theta": phi}, tasks[0].support_x[i], tasks[0].support_y[i],
+                                          batches[i], adam,
+                                          state=state)
+        directions.append(final["theta"] - phi)
+    fresh = reptile.Learner(q, {"theta": phi}, hp, vectorize=True)
+    fresh.step(tasks[0], 0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(fresh.params["theta"].detach(), phi + torch.stack(directions).mean(0))
+    per_task = reptile.Learner(q, {"theta": phi}, dict(hp, inner_optimizer_state="per-task"), vectorize=True)
+    per_task.step(tasks[0], 0, torch.Generator().manual_seed(0))
+    assert not torch.allclose(per_task.params["theta"], fresh.params["theta"])
 
 
 def test_reptile_inner_batches_do_not_overlap_within_an_epoch():

@@ -90,6 +90,7 @@ def delete_in(d, path):
     ("runs.maml.inner_lr", float("nan"), r"runs.maml.inner_lr: expected a positive number, got nan"),
     ("model.kind", "conv", r"model: unknown field 'activation'"),
     ("runs.maml.evaluation", {"batch_size": 50}, r"evaluation.batch_size 50 is more than the 5 support points"),
+    ("evaluation.optimizer_state", "from-training", r"runs.maml.evaluation.optimizer_state: 'from-training' needs"),
     ("execution.checkpoint_every", 150, r"execution.checkpoint_every: must be a multiple of log_every"),
     ("profiles.smoke.runs.maml.inner_lrr", 1, r"profile 'smoke': runs.maml: unknown field 'inner_lrr'"),
     ("profiles.smoke.expectations", {}, r"profiles.smoke.expectations: a profile may override only"),

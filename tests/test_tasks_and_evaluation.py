@@ -33,7 +33,7 @@ HYPERPARAMETERS = {
              "meta_optimizer": ADAM},
     "reptile": {"iterations": 5, "meta_batch": 6, "shots": 10, "inner_batch": 5, "inner_steps": 3,
                 "inner_optimizer": dict(ADAM, betas=[0.0, 0.999]), "meta_step": 1.0, "meta_step_final": 0.0,
-                "meta_direction": "all-steps"},
+                "meta_direction": "all-steps", "inner_optimizer_state": "per-task"},
 }
 HYPERPARAMETERS["fomaml"] = HYPERPARAMETERS["maml"]
 
@@ -58,7 +58,7 @@ def test_vectorised_and_looped_meta_iterations_compute_the_same_update(algorithm
 
 
 EVAL = {"tasks": 30, "seed": 1, "shots": 5, "queries": 20, "steps": [0, 1, 3], "optimizer": {"name": "sgd", "lr": 0.01},
-        "batch_size": "full", "batch_norm": "none", "interval": "ci95-normal"}
+        "batch_size": "full", "batch_norm": "none", "interval": "ci95-normal", "optimizer_state": "fresh"}
 
 
 def test_evaluation_is_fixed_by_its_seed_and_chunking_does_not_change_it():

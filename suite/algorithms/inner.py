@@ -43,13 +43,14 @@ class InnerOptimizer:
         return {k: p - step * m[k] / (v[k].sqrt() + eps) for k, p in params.items()}, {"m": m, "v": v, "t": t}
 
 
-def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict, names=None) -> tuple[dict, dict]:
+def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict, names=None, state=None):
     """Run the configured inner optimiser over mini-batches (batches[j] indexes the points of step j), updating
-    the parameters in `names` (all when None); return the final parameters and those before the last step."""
+    the parameters in `names` (all when None), from optimiser `state` (fresh when None); return the final
+    parameters, those before the last step, and the optimiser state."""
     inner = InnerOptimizer(optimizer, names)
-    state, before_last = inner.init(params), params
+    state, before_last = (inner.init(params) if state is None else state), params
     for j in range(batches.shape[0]):
         grads = grad(loss)(params, x[batches[j]], y[batches[j]])
         before_last = params
         params, state = inner.update(params, grads, state)
-    return params, before_last
+    return params, before_last, state

@@ -4,6 +4,9 @@
     for each of n tasks T_i:  W_i = k steps of the inner optimiser on mini-batches of T_i, from φ
     φ ← φ + ε · mean_i (W_i − φ)
 
+With inner_optimizer_state 'carried', one Adam state runs on through the tasks (serially) and the iterations, as in
+supervised-reptile, which resets only the trainable variables between tasks; 'per-task' starts each task afresh.
+
 With meta_direction 'last-step' the direction is only the last inner step's displacement W_i − W_i^(k−1): the
 first-order MAML that supervised-reptile implements (--foml), the gk-alone variant of the paper's §6.
 
@@ -16,8 +19,8 @@ import torch
 from torch.func import vmap
 
 from suite.algorithms import OPTIMIZER_SCHEMA, Learner as BaseLearner
-from suite.algorithms.inner import optimizer_adapt
-from suite.schema import Field
+from suite.algorithms.inner import InnerOptimizer, optimizer_adapt
+from suite.schema import Field, ManifestError
 
 HYPERPARAMETERS = {
     "iterations": Field("positive_int", doc="meta-iterations"),
@@ -28,10 +31,24 @@ HYPERPARAMETERS = {
     "inner_optimizer": Field(OPTIMIZER_SCHEMA, doc="SGD, or Adam (β1 = 0 in the paper's code)"),
     "meta_step": Field("positive_float", doc="ε at the first iteration"),
     "meta_step_final": Field("float", doc="ε at the last iteration (linear annealing; equal to meta_step for none)"),
+    "inner_optimizer_state": Field("str", choices=("per-task", "carried"),
+                                   doc="'per-task': each task's inner optimiser starts afresh (vectorisable); "
+                                       "'carried': Adam's moments and step count carry over from task to task and "
+                                       "iteration to iteration (supervised-reptile)"),
     "meta_direction": Field("str", choices=("all-steps", "last-step"),
                             doc="'all-steps': W − φ (Reptile); 'last-step': the last inner step only (first-order "
                                 "MAML as supervised-reptile's --foml computes it)"),
 }
+
+
+def check_hyperparameters(hp: dict, where: str):
+    if hp["inner_optimizer_state"] == "carried" and hp["inner_optimizer"]["name"] != "adam":
+        raise ManifestError(f"{where}.inner_optimizer_state: 'carried' keeps Adam's moments; SGD has none")
+
+
+def detached(state: dict) -> dict:
+    return {"m": {k: v.detach() for k, v in state["m"].items()},
+            "v": {k: v.detach() for k, v in state["v"].items()}, "t": int(state["t"])}
 
 
 def meta_step_size(hp, iteration: int) -> float:
@@ -51,23 +68,45 @@ def inner_batches(n_tasks, n_points, batch_size, steps, generator) -> torch.Tens
 
 
 class Learner(BaseLearner):
+    def __init__(self, model, params, hp, vectorize):
+        super().__init__(model, params, hp, vectorize)
+        self.carried = hp["inner_optimizer_state"] == "carried"
+        self.inner_state = InnerOptimizer(hp["inner_optimizer"]).init(self.params) if self.carried else None
+        if self.inner_state is not None:
+            self.inner_state = detached(self.inner_state)
+
     def task_shape(self):
         return self.hp["meta_batch"], self.hp["shots"], 0
+
+    def state_dict(self):
+        return {**super().state_dict(), "inner_state": self.inner_state}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.inner_state = state["inner_state"]
 
     def directions(self, tasks, batches):
         """Per task, the displacement the meta-update follows: W_i − φ, or the last inner step's."""
         params = {k: p.detach() for k, p in self.params.items()}
         last_only = self.hp["meta_direction"] == "last-step"
 
-        def per_task(p, x, y, b):
-            final, before_last = optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"],
-                                                 self.model.inner_loop_names)
+        def per_task(p, x, y, b, state=None):
+            final, before_last, state = optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"],
+                                                        self.model.inner_loop_names, state)
             start = before_last if last_only else p
-            return {k: final[k] - start[k] for k in final}
+            return {k: final[k] - start[k] for k in final}, state
 
+        if self.carried:  # serial: each task starts from the state the previous one left
+            per = []
+            for i in range(len(tasks)):
+                d, state = per_task(params, tasks.support_x[i], tasks.support_y[i], batches[i], self.inner_state)
+                self.inner_state = detached(state)
+                per.append(d)
+            return {k: torch.stack([d[k] for d in per]) for k in params}
         if self.vectorize:
-            return vmap(per_task, in_dims=(None, 0, 0, 0))(params, tasks.support_x, tasks.support_y, batches)
-        per = [per_task(params, tasks.support_x[i], tasks.support_y[i], batches[i]) for i in range(len(tasks))]
+            return vmap(lambda *a: per_task(*a)[0], in_dims=(None, 0, 0, 0))(params, tasks.support_x,
+                                                                              tasks.support_y, batches)
+        per = [per_task(params, tasks.support_x[i], tasks.support_y[i], batches[i])[0] for i in range(len(tasks))]
         return {k: torch.stack([d[k] for d in per]) for k in params}
 
     def step(self, tasks, iteration, generator):
