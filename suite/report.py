@@ -348,7 +348,9 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
     for rep in reports:
         c = rep.claim
         body = c.body(PAPER)
-        authors = ", ".join(c.paper["authors"][:2]) + (" et al." if len(c.paper["authors"]) > 2 else "")
+        names = c.paper["authors"]
+        authors = f"{names[0]} et al." if len(names) > 3 else (", ".join(names[:-1]) + " and " + names[-1]
+                                                                 if len(names) > 1 else names[0])
         lines += [f"## {c.id}", "", f"**Verdict: {rep.verdict}.** {c.paper['title']} ({authors}, {c.paper['year']}; "
                   f"arXiv {c.paper['arxiv']}{c.paper['arxiv_version']}), {body['where']}.", "",
                   f"> {body['statement']}", ""]
