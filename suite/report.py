@@ -263,6 +263,9 @@ def write_metrics(root: Path, claim: Claim, profile: str, records: list[dict]):
         if rows:
             means = {name: measure(rows, name) for name in wanted.get(run, []) if name in rows[0]["metrics"]}
             summary[run] = {name: m.mean if math.isfinite(m.mean) else None for name, m in means.items()}
+            summary.setdefault("provenance", {})[run] = [
+                {"seed": r["seed"], "config_hash": r["config_hash"], "git_commit": r["provenance"].get("git_commit"),
+                 "device": r["provenance"].get("device"), "results": r["_path"]} for r in rows]
     atomic_write_json(root / "metrics" / f"{claim.id}.{profile}.json", summary)
 
 

@@ -174,7 +174,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
         (out / "results.json").unlink()
         shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
     family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
-    atomic_write_json(out / "config.json", cfg.to_json())
+    atomic_write_json(out / "config.json", {**cfg.to_json(), "provenance": {**code, "versions": versions()}})
     vectorize = choose_vectorize(model, device)
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg.algorithm, model, params, cfg.hyperparameters, vectorize)

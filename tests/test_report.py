@@ -151,8 +151,9 @@ def test_the_metrics_file_holds_the_expectation_metrics_per_run(manifest, tmp_pa
 
     write_metrics(tmp_path, manifest.claim("maml-sinusoid"), "paper", paper_like(manifest))
     summary = json.loads((tmp_path / "metrics" / "maml-sinusoid.paper.json").read_text())
-    assert set(summary) == {"maml", "pretrained"}
+    assert set(summary) == {"maml", "pretrained", "provenance"}
     assert summary["maml"]["mse@1"] == pytest.approx(0.67) and "mse@0" not in summary["maml"]
+    assert summary["provenance"]["maml"][0]["git_commit"] == "abc"
 
 
 def test_several_seeds_are_compared_by_their_mean_with_the_std_over_seeds(tmp_path):
