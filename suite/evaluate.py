@@ -36,6 +36,12 @@ EVALUATION_SCHEMA = {
                              doc="'fresh': each test task's fine-tuning starts a new optimiser; 'from-training': it "
                                  "starts from the inner Adam state training left (supervised-reptile's evaluation "
                                  "restores all variables, Adam's included, after each task)"),
+    "during_training": Field({
+        "every": Field("positive_int", doc="meta-iterations between two points of the test-accuracy curve"),
+        "tasks": Field("positive_int", doc="fresh test tasks evaluated at each point"),
+        "seed": Field("seed"),
+    }, required=False, doc="a learning curve on test tasks while training (supervised-reptile evaluates one "
+                           "train and one test task every --eval-interval iterations)"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),
@@ -154,6 +160,19 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
         for j, step in enumerate(config["steps"]):
             out[f"{metric}@{step}" + (f"/{suffix}" if suffix else "")] = values[:, j].tolist()
     return out
+
+
+def curve_point(model, params, family, config, device, vectorize: bool, chunk: int, iteration: int,
+                initial_state=None) -> tuple[str, float]:
+    """(metric, mean) on the fresh test tasks of this iteration's learning-curve point: the primary metric after
+    the last fine-tuning step, in the first batch-norm mode."""
+    spec = config["during_training"]
+    episodes = evaluate_on_tasks(model, params, family, spec["tasks"], spec["seed"] * 10**9 + iteration, "test",
+                                 config, device, vectorize, chunk, initial_state=initial_state)
+    name = ("mse" if model.loss_name == "mse" else "accuracy") + f"@{config['steps'][-1]}" + \
+        modes_and_suffixes(config["batch_norm"])[0][1]
+    values = episodes[name]
+    return name, sum(values) / len(values)
 
 
 def summarise(values: list[float]) -> dict:

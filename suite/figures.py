@@ -22,11 +22,21 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _smooth(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
     rows = [r for r in records if r["training"]["curve"]["iteration"]]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    tested = [r for r in rows if r["training"]["curve"].get("test")]
+    fig, axes = plt.subplots(1, 2 if tested else 1, figsize=(13 if tested else 7, 4), squeeze=False)
+    ax = axes[0][0]
     for r in rows:
         curve = r["training"]["curve"]
         label = r["run"] + (f" (seed {r['seed']})" if len({x["seed"] for x in rows}) > 1 else "")
@@ -36,9 +46,47 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
         ax.set_yscale("log")
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("training loss")
-    ax.set_title(f"{claim_id}: learning curves ({profile} profile)")
+    ax.set_title(f"{claim_id}: training loss ({profile} profile)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2 if len(rows) > 4 else 1)
+    if tested:
+        ax = axes[0][1]
+        for r in tested:
+            test = r["training"]["curve"]["test"]
+            window = max(1, len(test["value"]) // 50)
+            ax.plot(test["iteration"], _smooth(test["value"], window), label=r["run"], linewidth=1.2)
+        ax.set_xlabel("meta-iteration")
+        ax.set_ylabel(f"test {tested[0]['training']['curve']['test']['metric']}")
+        ax.set_title(f"test tasks during training (moving average of {window})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2 if len(tested) > 4 else 1)
+    return _save(fig, path)
+
+
+def series_figure(claim_id: str, spec: dict, records: list[dict], path: Path) -> Path | None:
+    """A figure the manifest lays out: for each series, the metric of its runs against their x values, with the
+    95% interval over test tasks (one seed) or the std over seeds."""
+    from suite.report import measure
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    drawn = False
+    for label, points in spec["series"].items():
+        xs, ys, errs = [], [], []
+        for run, x in sorted(points.items(), key=lambda p: p[1]):
+            m = measure([r for r in records if r["run"] == run], spec["metric"])
+            if m is not None:
+                xs.append(x), ys.append(m.mean), errs.append(m.interval or 0.0)
+        if xs:
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel(spec["x_label"])
+    ax.set_ylabel(spec["metric"])
+    ax.set_title(f"{claim_id}: {spec['title']}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -76,7 +124,9 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
     return _save(fig, path)
 
 
-def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path) -> list[Path]:
+def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=()) -> list[Path]:
     made = [learning_curves(claim_id, profile, records, folder / f"{claim_id}-learning-curves.png"),
             regression_examples(claim_id, profile, records, folder / f"{claim_id}-examples.png")]
+    made += [series_figure(claim_id, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
+             for i, spec in enumerate(specs)]
     return [p for p in made if p is not None]

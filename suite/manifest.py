@@ -78,7 +78,14 @@ EXECUTION_SCHEMA = {
 }
 
 CLAIM_KEYS = ("paper", "where", "statement", "task", "model", "seeds", "runs", "evaluation", "expectations",
-              "notes", "execution", "profiles")
+              "notes", "execution", "profiles", "figures")
+
+FIGURE_SCHEMA = {
+    "title": Field("str"),
+    "metric": Field("str", doc="the metric plotted, e.g. accuracy@5"),
+    "x_label": Field("str"),
+    "series": Field(check_mapping, doc="curve label -> {run: x value}, as the paper's figure lays it out"),
+}
 OVERRIDABLE = ("task", "model", "seeds", "runs", "evaluation", "execution")
 
 
@@ -358,6 +365,18 @@ def parse_body(body: dict, where: str) -> dict:
     }, _field(where, "expectations"))
     out["notes"] = validate({"notes": body.get("notes")}, {"notes": Field("str_list", required=False)},
                             where).get("notes", [])
+    out["figures"] = _list_of_mappings(body.get("figures") or [], _field(where, "figures"), FIGURE_SCHEMA)
+    for i, fig in enumerate(out["figures"]):
+        fw = _field(where, f"figures[{i}]")
+        for label, points in fig["series"].items():
+            check_mapping(points, f"{fw}.series.{label}")
+            for run, x in points.items():
+                if run not in out["runs"]:
+                    raise ManifestError(f"{fw}.series.{label}: no run {run!r} in this claim")
+                if not isinstance(x, (int, float)) or isinstance(x, bool):
+                    raise ManifestError(f"{fw}.series.{label}.{run}: expected a number (the x value), got {x!r}")
+            if fig["metric"] not in set.intersection(*(metric_names(out, r) for r in points)):
+                raise ManifestError(f"{fw}.metric: {fig['metric']!r} is not measured by every run of the figure")
     return out
 
 

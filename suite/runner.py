@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from suite.algorithms import make_learner
-from suite.evaluate import evaluate
+from suite.evaluate import curve_point, evaluate
 from suite.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from suite.manifest import RunConfig, config_hash
 from suite.models import FunctionalModel
@@ -183,7 +183,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
         learner.load_params(trained["params"])
         train, inner_state = trained["training"], trained.get("inner_state")
     else:
-        train = train_with_checkpoints(cfg, family, learner, ckpts, device, code, progress)
+        train = train_with_checkpoints(cfg, family, model, learner, ckpts, device, vectorize, code, progress)
         inner_state = getattr(learner, "inner_state", None)
 
     eval_began = time.perf_counter()
@@ -233,7 +233,8 @@ def versions() -> dict:
             "numpy": np.__version__}
 
 
-def train_with_checkpoints(cfg, family, learner, ckpts: Path, device, code: dict, progress: bool) -> dict:
+def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, vectorize: bool, code: dict,
+                           progress: bool) -> dict:
     """The training loop: resumes from latest.pt, checkpoints every `checkpoint_every` iterations, and leaves
     final.pt with the parameters and the training's record (curve, time, and each segment's code and device)."""
     iterations = cfg.hyperparameters["iterations"]
@@ -260,6 +261,15 @@ def train_with_checkpoints(cfg, family, learner, ckpts: Path, device, code: dict
         tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)
         window.append(learner.step(tasks, it, generator))
         done = it + 1
+        during = cfg.evaluation.get("during_training")
+        if during and (done % during["every"] == 0 or done == iterations):
+            from_training = cfg.evaluation["optimizer_state"] == "from-training"
+            name, value = curve_point(model, learner.params, family, cfg.evaluation, device, vectorize,
+                                      cfg.execution["eval_chunk"], done,
+                                      getattr(learner, "inner_state", None) if from_training else None)
+            curve.setdefault("test", {"metric": name, "iteration": [], "value": []})
+            curve["test"]["iteration"].append(done)
+            curve["test"]["value"].append(value)
         if done % log_every == 0 or done == iterations:
             curve["iteration"].append(done)
             curve["loss"].append(sum(window) / len(window))

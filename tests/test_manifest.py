@@ -154,6 +154,15 @@ def test_what_the_data_allows_is_checked_before_any_training(raw, tmp_path, path
     assert "claim 'omniglot-maml'" in message and re.search(expected, message), message
 
 
+def test_figures_name_runs_and_a_metric_they_measure(raw, tmp_path):
+    figure = {"title": "t", "metric": "accuracy@5", "x_label": "k", "series": {"sum": {"g1": 1, "sum-g1-g5": 5}}}
+    raw["claims"]["reptile-k-ablation"]["figures"] = [figure]
+    assert "figures[0].series.sum: no run 'sum-g1-g5'" in error_of(raw, tmp_path)
+    figure["series"] = {"sum": {"g1": 1}}
+    figure["metric"] = "accuracy@50"
+    assert "figures[0].metric: 'accuracy@50' is not measured" in error_of(raw, tmp_path)
+
+
 def test_run_and_profile_names_are_folder_safe(raw, tmp_path):
     claim(raw)["runs"]["a/b"] = claim(raw)["runs"]["maml"]
     assert "runs.a/b: 'a/b' is not a valid name" in error_of(raw, tmp_path)

@@ -109,6 +109,8 @@ def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp
     manifest = write_manifest(tmp_path, maml={"iterations": 3000})
     raw = yaml.safe_load(manifest.read_text())
     raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]["execution"] = {"checkpoint_every": 100, "log_every": 50}
+    raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]["evaluation"]["during_training"] = {
+        "every": 150, "tasks": 3, "seed": 5}
     manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
     cmd = [sys.executable, "-m", "suite.cli", "--manifest", str(manifest), "run", "--claim", "maml-sinusoid",
            "--profile", "smoke", "--run", "maml", "--device", "cpu", "--no-progress"]
@@ -135,6 +137,8 @@ def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp
     assert resumed["training"]["resumed_at"] and not straight["training"]["resumed_at"]
     assert len(resumed["training"]["segments"]) == 2 and resumed["training"]["segments"][1]["from_iteration"] > 0
     assert resumed["training"]["curve"] == straight["training"]["curve"]
+    test_curve = straight["training"]["curve"]["test"]
+    assert test_curve["metric"] == "mse@10" and test_curve["iteration"] == list(range(150, 3001, 150))
     assert resumed["episodes"] == straight["episodes"]
     assert resumed["metrics"] == straight["metrics"]
     assert not checkpoint.exists()  # a finished run leaves no stale checkpoint behind
