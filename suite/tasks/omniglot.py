@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
+from suite.data.omniglot import DRAWERS, SIZE, load_omniglot
 from suite.schema import Field, ManifestError
 from suite.tasks import TaskBatch
 
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "omniglot"
 SPLIT_NAMES = ("maml", "reptile", "vinyals")
-DRAWERS = 20
 
 SCHEMA = {
     "split": Field("str", choices=SPLIT_NAMES, doc="character split file in suite/splits/omniglot/"),
@@ -70,8 +70,9 @@ def support_points(config: dict, shots: int) -> int:
 
 def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str, int, int]], where: str):
     """What the data allows: a Conv4 on 28×28 grey images, at most 20 drawers per class, enough classes."""
-    if model["kind"] != "conv" or model["in_channels"] != 1 or model["image_size"] != 28:
-        raise ManifestError(f"{where}: Omniglot needs a conv model with in_channels 1 and image_size 28")
+    if model["kind"] != "conv" or model["in_channels"] != 1 or model["image_size"] != SIZE:
+        raise ManifestError(f"{where}: Omniglot needs a conv model with in_channels 1 and image_size {SIZE} "
+                            "(the cached images)")
     classes = json.loads(split_path(config["split"]).read_text())["classes"]
     for split, shots, queries in shots_and_queries:
         if shots + queries > DRAWERS:
@@ -105,7 +106,6 @@ def shuffled_split(characters: list[str], seed: int, sizes: dict[str, int]) -> d
 
 class Tasks:
     def __init__(self, split, split_sha256, ways, rotations, rotation_mode, strokes, loss_normalisation, data_dir):
-        from suite.data.omniglot import load_omniglot
 
         images, names = load_omniglot(Path(data_dir))
         index = {n.split("/", 1)[1]: i for i, n in enumerate(names)}  # "Alphabet/characterNN" -> row
