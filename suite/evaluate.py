@@ -9,11 +9,11 @@ from tqdm import tqdm
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
-from suite.algorithms import OPTIMIZER_SCHEMA, check_optimizer
+from suite.algorithms.base import OPTIMIZER_SCHEMA, check_optimizer
 from suite.algorithms.inner import InnerOptimizer
 from suite.algorithms.reptile import inner_batches
 from suite.schema import Field, ManifestError
-from suite.tasks import TaskBatch, seeded_generator
+from suite.tasks.base import TaskBatch, seeded_generator
 
 BN_MODES = ("transductive", "non-transductive")
 

@@ -424,9 +424,14 @@ def check_run_protocol(task: dict, model: dict, run: dict, evaluation: dict, whe
     if "lr_search" in evaluation:
         uses.append(("val", evaluation["shots"], evaluation["queries"]))
     family.check_protocol(task, model, uses, where)
-    if "inner_batch" in run and run["inner_batch"] > family.support_points(task, run["shots"]):
+    if "tail_shots" in run and family.LOSS != "cross_entropy":
+        raise ManifestError(f"{where}.tail_shots: a separate tail holds images per class; {task['family']} tasks "
+                            "have no classes")
+    streamed = run["shots"] - run.get("tail_shots", 0)  # points the inner mini-batches are drawn from
+    if "inner_batch" in run and run["inner_batch"] > family.support_points(task, streamed):
         raise ManifestError(f"{where}.inner_batch: {run['inner_batch']} is more than the "
-                            f"{family.support_points(task, run['shots'])} training points of a task")
+                            f"{family.support_points(task, streamed)} training points of a task"
+                            + (" outside its separate tail" if "tail_shots" in run else ""))
     support = family.support_points(task, evaluation["shots"])
     if evaluation["batch_size"] != "full" and evaluation["batch_size"] > support:
         raise ManifestError(f"{where}: evaluation.batch_size {evaluation['batch_size']} is more than the {support} "

@@ -6,6 +6,7 @@ computation of an uninterrupted one.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -45,23 +46,53 @@ def run_dir(root: Path, cfg: RunConfig) -> Path:
     return root / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
 
 
-TRAINING_CODE = ("algorithms", "tasks", "data", "splits", "models.py", "runner.py", "io.py")
+def _suite_imports(path: Path) -> list[str]:
+    """The suite modules a source file imports (anywhere in it), as dotted names."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "suite":
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names if alias.name.split(".")[0] == "suite"]
+    return names
 
 
-def training_code_digest() -> str:
-    """sha256 over the source of everything training runs: changed code means a new training, not a reused one."""
+def training_code_files(modules: list[str]) -> set[Path]:
+    """The source files of `modules` and of every suite module they import, followed statically."""
+    package = Path(__file__).resolve().parent
+    files, todo = set(), list(modules)
+    while todo:
+        parts = todo.pop().split(".")[1:]
+        for candidate in (package.joinpath(*parts).with_suffix(".py"), package.joinpath(*parts, "__init__.py")):
+            if parts and candidate.is_file() and candidate not in files:
+                files.add(candidate)
+                todo += _suite_imports(candidate)
+    return files
+
+
+def training_code_digest(modules: list[str], extra: list[Path] = ()) -> str:
+    """sha256 over that code and the `extra` files: code a training does not use (another algorithm, another
+    dataset) leaves it reusable."""
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in TRAINING_CODE:
-        path = package / name
-        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if f.is_file() and f.suffix in (".py", ".json"):
-                digest.update(f"{f.relative_to(package)}\n".encode() + f.read_bytes())
+    for f in sorted(training_code_files(modules) | set(extra)):
+        digest.update(f"{f.relative_to(package)}\n".encode() + f.read_bytes())
     return digest.hexdigest()[:16]
 
 
 def training_hash(cfg: RunConfig) -> str:
-    return config_hash({**cfg.training, "code": training_code_digest()})
+    """The training configuration and the code it runs: the algorithm, the task family (with its split and data
+    digest files), the model and this loop. A learning curve on test tasks during training makes the evaluation
+    settings and code part of the training record too."""
+    package, family = Path(__file__).resolve().parent, cfg.task["family"]
+    modules = [f"suite.algorithms.{cfg.algorithm}", f"suite.tasks.{family}", "suite.models"]
+    extra = [package / "runner.py"]  # the loop itself; what it imports for other purposes is not followed
+    extra += sorted((package / "splits" / family).glob("*.json")) + sorted((package / "data").glob(f"{family}.json"))
+    spec = dict(cfg.training)
+    if cfg.evaluation.get("during_training"):
+        spec["evaluation"] = cfg.evaluation
+        modules.append("suite.evaluate")
+    return config_hash({**spec, "code": training_code_digest(modules, extra)})
 
 
 def checkpoint_dir(root: Path, cfg: RunConfig) -> Path:

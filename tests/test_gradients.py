@@ -176,6 +176,43 @@ def test_last_step_direction_is_the_first_order_maml_gradient_at_the_penultimate
     torch.testing.assert_close(learner.params["theta"].detach(), phi - alpha * gradient_there.mean(0))
 
 
+def test_separate_tail_keeps_its_images_out_of_the_first_steps_and_takes_the_last_step_on_all_of_them():
+    ways, shots, tail = 3, 6, 2
+    labels = torch.stack([torch.randperm(ways * shots, generator=torch.Generator().manual_seed(s)) % ways
+                          for s in range(4)])  # classes interleaved in a different order in each task
+    steps = reptile.separate_tail_batches(labels, tail, 5, 4, torch.Generator().manual_seed(0))
+    assert [b.shape for b in steps] == [(4, 5)] * 3 + [(4, ways * tail)]
+    for i in range(4):
+        tail_points = steps[-1][i].tolist()
+        assert sorted(labels[i, tail_points].tolist()) == sorted(list(range(ways)) * tail)
+        first = torch.cat([b[i] for b in steps[:-1]]).tolist()
+        assert not set(first) & set(tail_points)
+        assert len(set(first[:ways * (shots - tail)])) == len(first[:ways * (shots - tail)])  # one epoch, no repeats
+    assert [b.shape for b in reptile.separate_tail_batches(labels, tail, 5, 1, torch.Generator())] == [(4, 6)]
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+def test_separate_tail_direction_is_the_gradient_on_the_tail_at_the_penultimate_weights(vectorize):
+    """Closed form on the quadratic: the first k−1 full-batch steps see only the points outside the tail."""
+    q, k, alpha, ways, shots, tail = Quadratic(), 3, 0.1, 2, 4, 1
+    hp = reptile_hp(inner_steps=k, meta_direction="last-step", meta_step=1.0, meta_step_final=1.0, shots=shots,
+                    inner_batch=ways * (shots - tail), tail_shots=tail)
+    tasks = q.tasks(4, ways * shots, 0)
+    tasks.support_y = (torch.arange(ways * shots) % ways).repeat(4, 1)
+    phi = torch.randn(q.d, generator=torch.Generator().manual_seed(8))
+    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize)
+    learner.step(tasks, 0, torch.Generator().manual_seed(0))
+    in_tail = torch.zeros(ways * shots, dtype=torch.bool)
+    in_tail[:ways * tail] = True  # the first image of each class (classes alternate: 0, 1, 0, 1, ...)
+    rest, tail_mean = tasks.support_x[:, ~in_tail].mean(1), tasks.support_x[:, in_tail].mean(1)
+    penultimate = rest + (phi - rest) @ torch.linalg.matrix_power(torch.eye(q.d) - alpha * q.A, k - 1).T
+    torch.testing.assert_close(learner.params["theta"].detach(),
+                               phi - alpha * ((penultimate - tail_mean) @ q.A).mean(0))
+    shared = reptile.Learner(q, {"theta": phi}, {k_: v for k_, v in hp.items() if k_ != "tail_shots"}, vectorize)
+    shared.step(tasks, 0, torch.Generator().manual_seed(0))
+    assert not torch.allclose(shared.params["theta"], learner.params["theta"])
+
+
 def test_parameters_outside_the_inner_loop_keep_their_values_through_adaptation():
     model, params, tasks = conv_with_batch_norm(maml_style=True)
     frozen = set(params) - model.inner_loop_names

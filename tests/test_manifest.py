@@ -154,6 +154,18 @@ def test_what_the_data_allows_is_checked_before_any_training(raw, tmp_path, path
     assert "claim 'omniglot-maml'" in message and re.search(expected, message), message
 
 
+@pytest.mark.parametrize("tail, run_fields, expected", [
+    (2, {"meta_direction": "all-steps"}, r"g2.tail_shots: a separate tail .* needs meta_direction: last-step"),
+    (10, {}, r"g2.tail_shots: 10 leaves none of the 10 shots"),
+    (6, {}, r"g2.inner_batch: 25 is more than the 20 training points of a task outside its separate tail"),
+])
+def test_a_separate_tail_is_checked_against_the_direction_and_the_shots(raw, tmp_path, tail, run_fields, expected):
+    run = raw["claims"]["reptile-k-ablation"]["runs"]["g2"]
+    run.update(tail_shots=tail, **run_fields)
+    message = error_of(raw, tmp_path)
+    assert "claim 'reptile-k-ablation'" in message and re.search(expected, message), message
+
+
 def test_figures_name_runs_and_a_metric_they_measure(raw, tmp_path):
     figure = {"title": "t", "metric": "accuracy@5", "x_label": "k", "series": {"sum": {"g1": 1, "sum-g1-g5": 5}}}
     raw["claims"]["reptile-k-ablation"]["figures"] = [figure]

@@ -172,3 +172,27 @@ def test_a_new_evaluation_reuses_the_finished_training(tmp_path):
     assert third["training"]["curve"] != first["training"]["curve"]  # trained anew
     kept = list((tmp_path / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0").iterdir())
     assert [k.name for k in kept] == [third["training"]["training_hash"]]
+
+
+def test_a_training_depends_only_on_the_code_it_runs():
+    from suite.manifest import load_manifest
+    from suite.runner import training_code_files
+
+    package = Path(__file__).resolve().parents[1] / "suite"
+    used = {str(f.relative_to(package)) for f in training_code_files(["suite.algorithms.reptile",
+                                                                        "suite.tasks.omniglot", "suite.models"])}
+    assert {"algorithms/reptile.py", "algorithms/inner.py", "algorithms/base.py", "tasks/omniglot.py",
+            "data/omniglot.py", "models.py"} <= used
+    # other algorithms and families, and the registries that list them, are not part of it
+    assert not used & {"algorithms/maml.py", "algorithms/__init__.py", "tasks/sinusoid.py", "tasks/__init__.py",
+                       "report.py", "cli.py"}
+    # a learning curve measured during training makes the evaluation part of the training record
+    from suite.runner import training_hash
+
+    claim = load_manifest(Path(__file__).resolve().parents[1] / "benchmarks.yaml").claim("reptile-k-ablation")
+    cfg = {c.run: c for c in claim.run_configs("smoke")}
+    with_curve, without = cfg["g2"], cfg["shared-k2"]
+    assert training_hash(with_curve) != training_hash(
+        type(with_curve)(**{**with_curve.__dict__, "evaluation": {**with_curve.evaluation, "tasks": 7}}))
+    assert training_hash(without) == training_hash(
+        type(without)(**{**without.__dict__, "evaluation": {**without.evaluation, "tasks": 7}}))

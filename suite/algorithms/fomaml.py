@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.func import grad_and_value, vmap
 
-from suite.algorithms import Learner as BaseLearner, make_torch_optimizer
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
 from suite.algorithms.inner import sgd_adapt
 from suite.algorithms.maml import HYPERPARAMETERS  # noqa: F401  (the same hyperparameters as MAML)
 

@@ -44,13 +44,14 @@ class InnerOptimizer:
 
 
 def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict, names=None, state=None):
-    """Run the configured inner optimiser over mini-batches (batches[j] indexes the points of step j), updating
+    """Run the configured inner optimiser over mini-batches (the j-th of `batches` indexes the points of step j;
+    a [steps, size] tensor, or a list when the sizes differ), updating
     the parameters in `names` (all when None), from optimiser `state` (fresh when None); return the final
     parameters, those before the last step, and the optimiser state."""
     inner = InnerOptimizer(optimizer, names)
     state, before_last = (inner.init(params) if state is None else state), params
-    for j in range(batches.shape[0]):
-        grads = grad(loss)(params, x[batches[j]], y[batches[j]])
+    for batch in batches:
+        grads = grad(loss)(params, x[batch], y[batch])
         before_last = params
         params, state = inner.update(params, grads, state)
     return params, before_last, state

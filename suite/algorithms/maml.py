@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.func import vmap
 
-from suite.algorithms import OPTIMIZER_SCHEMA, Learner as BaseLearner, make_torch_optimizer
+from suite.algorithms.base import OPTIMIZER_SCHEMA, Learner as BaseLearner, make_torch_optimizer
 from suite.algorithms.inner import sgd_adapt
 from suite.schema import Field
 

@@ -6,7 +6,7 @@ jointly on data pooled from many tasks, then fine-tuned on each test task's supp
 """
 from __future__ import annotations
 
-from suite.algorithms import OPTIMIZER_SCHEMA, Learner as BaseLearner, make_torch_optimizer
+from suite.algorithms.base import OPTIMIZER_SCHEMA, Learner as BaseLearner, make_torch_optimizer
 from suite.schema import Field
 
 import torch

@@ -10,6 +10,10 @@ supervised-reptile, which resets only the trainable variables between tasks; 'pe
 With meta_direction 'last-step' the direction is only the last inner step's displacement W_i − W_i^(k−1): the
 first-order MAML that supervised-reptile implements (--foml), the gk-alone variant of the paper's §6.
 
+With tail_shots set, first-order MAML takes a separate tail (supervised-reptile's --foml-tail, §6.3): that many
+images per class are kept out of the first k−1 inner steps, and the last step is taken on all of them. Without it the
+last mini-batch comes from the same stream as the others (shared tail) and may repeat images they used.
+
 With meta_batch = 1 this is the serial version (Algorithm 1). The inner mini-batches are drawn without
 replacement from the task's `shots` points, reshuffled when exhausted (supervised-reptile's _mini_batches).
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch.func import vmap
 
-from suite.algorithms import OPTIMIZER_SCHEMA, Learner as BaseLearner
+from suite.algorithms.base import OPTIMIZER_SCHEMA, Learner as BaseLearner
 from suite.algorithms.inner import InnerOptimizer, optimizer_adapt
 from suite.schema import Field, ManifestError
 
@@ -38,12 +42,23 @@ HYPERPARAMETERS = {
     "meta_direction": Field("str", choices=("all-steps", "last-step"),
                             doc="'all-steps': W − φ (Reptile); 'last-step': the last inner step only (first-order "
                                 "MAML as supervised-reptile's --foml computes it)"),
+    "tail_shots": Field("positive_int", required=False,
+                        doc="last-step only: images per class held out of the first k−1 inner steps and used, all "
+                            "of them, as the last step's mini-batch (separate tail, supervised-reptile --foml-tail); "
+                            "absent: the last mini-batch comes from the same stream as the others (shared tail)"),
 }
 
 
 def check_hyperparameters(hp: dict, where: str):
     if hp["inner_optimizer_state"] == "carried" and hp["inner_optimizer"]["name"] != "adam":
         raise ManifestError(f"{where}.inner_optimizer_state: 'carried' keeps Adam's moments; SGD has none")
+    if "tail_shots" in hp:
+        if hp["meta_direction"] != "last-step":
+            raise ManifestError(f"{where}.tail_shots: a separate tail is first-order MAML's final mini-batch; it "
+                                "needs meta_direction: last-step")
+        if hp["tail_shots"] >= hp["shots"]:
+            raise ManifestError(f"{where}.tail_shots: {hp['tail_shots']} leaves none of the {hp['shots']} shots "
+                                "for the first inner steps")
 
 
 def detached(state: dict) -> dict:
@@ -67,6 +82,20 @@ def inner_batches(n_tasks, n_points, batch_size, steps, generator) -> torch.Tens
     return stream[:, : steps * batch_size].reshape(n_tasks, steps, batch_size)
 
 
+def separate_tail_batches(labels, tail_shots, batch_size, steps, generator) -> list[torch.Tensor]:
+    """Per step, indices [n_tasks, size]: k−1 mini-batches streamed from the points outside the tail, then the
+    tail, the first tail_shots points of each class (a random choice: a class's points are a random sample), as
+    supervised-reptile's _split_train_test takes it."""
+    n_tasks, n_points = labels.shape
+    ways = int(labels.max()) + 1
+    by_class = torch.argsort(labels.cpu(), dim=1, stable=True).reshape(n_tasks, ways, n_points // ways)
+    tail, rest = by_class[:, :, :tail_shots].reshape(n_tasks, -1), by_class[:, :, tail_shots:].reshape(n_tasks, -1)
+    if steps == 1:
+        return [tail]
+    positions = inner_batches(n_tasks, rest.shape[1], batch_size, steps - 1, generator)
+    return [torch.gather(rest, 1, p) for p in positions.unbind(1)] + [tail]
+
+
 class Learner(BaseLearner):
     def __init__(self, model, params, hp, vectorize):
         super().__init__(model, params, hp, vectorize)
@@ -85,6 +114,17 @@ class Learner(BaseLearner):
         super().load_state_dict(state)
         self.inner_state = state["inner_state"]
 
+    def batches(self, tasks, generator) -> list[torch.Tensor]:
+        """The inner mini-batches, one [n_tasks, size] index tensor per step."""
+        hp = self.hp
+        if "tail_shots" in hp:
+            steps = separate_tail_batches(tasks.support_y, hp["tail_shots"], hp["inner_batch"], hp["inner_steps"],
+                                          generator)
+        else:
+            steps = inner_batches(len(tasks), tasks.support_x.shape[1], hp["inner_batch"], hp["inner_steps"],
+                                  generator).unbind(1)
+        return [b.to(tasks.support_x.device) for b in steps]
+
     def directions(self, tasks, batches):
         """Per task, the displacement the meta-update follows: W_i − φ, or the last inner step's."""
         params = {k: p.detach() for k, p in self.params.items()}
@@ -99,22 +139,22 @@ class Learner(BaseLearner):
         if self.carried:  # serial: each task starts from the state the previous one left
             per = []
             for i in range(len(tasks)):
-                d, state = per_task(params, tasks.support_x[i], tasks.support_y[i], batches[i], self.inner_state)
+                d, state = per_task(params, tasks.support_x[i], tasks.support_y[i], [b[i] for b in batches],
+                                    self.inner_state)
                 self.inner_state = detached(state)
                 per.append(d)
             return {k: torch.stack([d[k] for d in per]) for k in params}
         if self.vectorize:
             return vmap(lambda *a: per_task(*a)[0], in_dims=(None, 0, 0, 0))(params, tasks.support_x,
                                                                               tasks.support_y, batches)
-        per = [per_task(params, tasks.support_x[i], tasks.support_y[i], batches[i])[0] for i in range(len(tasks))]
+        per = [per_task(params, tasks.support_x[i], tasks.support_y[i], [b[i] for b in batches])[0]
+               for i in range(len(tasks))]
         return {k: torch.stack([d[k] for d in per]) for k in params}
 
     def step(self, tasks, iteration, generator):
         with torch.no_grad():  # reported: the mean support loss of φ before this update
             loss = vmap(self.model.loss, in_dims=(None, 0, 0))(self.params, tasks.support_x, tasks.support_y).mean()
-        batches = inner_batches(len(tasks), tasks.support_x.shape[1], self.hp["inner_batch"],
-                                self.hp["inner_steps"], generator).to(tasks.support_x.device)
-        directions = self.directions(tasks, batches)
+        directions = self.directions(tasks, self.batches(tasks, generator))
         epsilon = meta_step_size(self.hp, iteration)
         with torch.no_grad():
             for k, p in self.params.items():

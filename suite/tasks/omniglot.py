@@ -15,7 +15,7 @@ import torch
 
 from suite.data.omniglot import DRAWERS, SIZE, load_omniglot
 from suite.schema import Field, ManifestError
-from suite.tasks import TaskBatch
+from suite.tasks.base import TaskBatch
 
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "omniglot"
 SPLIT_NAMES = ("maml", "reptile", "vinyals")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from suite.schema import Field, ManifestError
-from suite.tasks import TaskBatch
+from suite.tasks.base import TaskBatch
 
 SCHEMA = {
     "amplitude": Field("range", doc="[low, high] of the uniform amplitude A"),

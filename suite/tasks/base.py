@@ -1,0 +1,40 @@
+"""What every task family shares: the TaskBatch it returns and seeded generators."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TaskBatch:
+    """A batch of tasks with a leading task dimension: support (x, y) and query (x, y)."""
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+
+    def __len__(self):
+        return self.support_x.shape[0]
+
+    def to(self, device) -> "TaskBatch":
+        return TaskBatch(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def __getitem__(self, i) -> "TaskBatch":
+        return TaskBatch(*(getattr(self, f.name)[i] for f in fields(self)))
+
+    def tensors(self):
+        return self.support_x, self.support_y, self.query_x, self.query_y
+
+    @staticmethod
+    def cat(batches: list["TaskBatch"]) -> "TaskBatch":
+        return TaskBatch(*(torch.cat([getattr(b, f.name) for b in batches]) for f in fields(TaskBatch)))
+
+
+def seeded_generator(*entropy: int) -> torch.Generator:
+    """A CPU generator determined by the integers given alone (e.g. (seed, iteration)), via numpy's SeedSequence
+    so that nearby seeds give unrelated streams."""
+    state = np.random.SeedSequence(list(entropy)).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
