@@ -63,7 +63,7 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     return _save(fig, path)
 
 
-def series_figure(claim_id: str, spec: dict, records: list[dict], path: Path) -> Path | None:
+def series_figure(claim_id: str, profile: str, spec: dict, records: list[dict], path: Path) -> Path | None:
     """A figure the manifest lays out: for each series, the metric of its runs against their x values, with the
     95% interval over test tasks (one seed) or the std over seeds."""
     from suite.report import measure
@@ -84,7 +84,7 @@ def series_figure(claim_id: str, spec: dict, records: list[dict], path: Path) ->
         return None
     ax.set_xlabel(spec["x_label"])
     ax.set_ylabel(spec["metric"])
-    ax.set_title(f"{claim_id}: {spec['title']}", fontsize=10)
+    ax.set_title(f"{claim_id}: {spec['title']} ({profile} profile)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -127,6 +127,6 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
 def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=()) -> list[Path]:
     made = [learning_curves(claim_id, profile, records, folder / f"{claim_id}-learning-curves.png"),
             regression_examples(claim_id, profile, records, folder / f"{claim_id}-examples.png")]
-    made += [series_figure(claim_id, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
+    made += [series_figure(claim_id, profile, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
              for i, spec in enumerate(specs)]
     return [p for p in made if p is not None]
