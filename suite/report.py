@@ -10,6 +10,8 @@ Verdict rules (the README states them too):
   the seeds' mean 95% CI over episodes;
 - only the seeds the claim lists count (a `--seed N` run outside them is reported, not judged);
 - only the `paper` profile can reproduce anything: other profiles are reported as "<profile> only";
+- results on generated stand-in data (`suite fetch miniimagenet --generated`) are "generated data — not a
+  reproduction", whatever the numbers;
 - results whose config hash differs from the manifest's current config are stale and ignored.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from suite.manifest import PAPER, Claim, Manifest, expand_metrics
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 HOLDS, FAILS = "holds", "fails"
+GENERATED = "generated data — not a reproduction"
 
 
 class ResultsError(ValueError):
@@ -184,6 +187,8 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
         by_run.setdefault(r["run"], []).append(r)
     expectations = claim.body(PAPER)["expectations"]
     only = None if profile in (None, PAPER) else f"{profile} only"
+    if any((r["provenance"].get("data") or {}).get("generated") for r in chosen):
+        only = ("" if profile == PAPER else f"{profile}, ") + GENERATED
 
     rows = []
     for e in expectations.get("published", []):

@@ -205,7 +205,9 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
         (out / "results.json").unlink()
         shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
     family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
-    atomic_write_json(out / "config.json", {**cfg.to_json(), "provenance": {**code, "versions": versions()}})
+    data = getattr(family, "provenance", None)  # what the tasks were drawn from (e.g. generated stand-in data)
+    atomic_write_json(out / "config.json", {**cfg.to_json(),
+                                            "provenance": {**code, "versions": versions(), "data": data}})
     vectorize = choose_vectorize(model, device)
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg.algorithm, model, params, cfg.hyperparameters, vectorize)
@@ -244,6 +246,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
             "gpu_hours": round((train["gpu_seconds"] + (eval_time if device.type == "cuda" else 0)) / 3600, 4),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(),
+            "data": data,
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         },
         "config": cfg.to_json(),

@@ -60,6 +60,17 @@ def test_smoke_results_are_never_called_reproduced(manifest):
     assert "not a reproduction" in to_markdown([rep])
 
 
+def test_results_on_generated_data_are_never_a_reproduction_even_when_the_numbers_match(manifest):
+    recs = paper_like(manifest)
+    recs[1]["provenance"]["data"] = {"dataset": "miniimagenet", "generated": True}
+    rep = build_reports(manifest, recs, ["maml-sinusoid"])[0]
+    assert rep.verdict == "generated data — not a reproduction"
+    assert all(v.startswith("generated data — not a reproduction") for v in verdicts(rep))
+    smoke = paper_like(manifest, profile="smoke")
+    smoke[0]["provenance"]["data"] = {"dataset": "miniimagenet", "generated": True}
+    assert build_reports(manifest, smoke, ["maml-sinusoid"])[0].verdict == "smoke, generated data — not a reproduction"
+
+
 def test_no_results_means_not_run_and_stale_results_are_ignored(manifest):
     assert build_reports(manifest, [], ["maml-sinusoid"])[0].verdict == "not run"
     stale = [dict(r, config_hash="0" * 16) for r in paper_like(manifest)]
