@@ -42,6 +42,14 @@ EVALUATION_SCHEMA = {
         "seed": Field("seed"),
     }, required=False, doc="a learning curve on test tasks while training (supervised-reptile evaluates one "
                            "train and one test task every --eval-interval iterations)"),
+    "frozen_layers": Field(lambda v, where: _frozen_layer_sets(v, where), required=False,
+                           doc="sets of conv blocks (1-based: block i is the i-th convolution and its batch norm) "
+                               "kept frozen during test-time fine-tuning, each measured on the same trained model "
+                               "and test tasks, as metrics named like accuracy@10/frozen-none or "
+                               "accuracy@10/transductive/frozen-1-2; only the later blocks' parameters and the "
+                               "head adapt (those of them the model's inner loops update: batch_norm_adapted "
+                               "still holds). Raghu et al.'s layer-freezing experiment (arXiv 1909.09157) is "
+                               "[[], [1], [1, 2], [1, 2, 3], [1, 2, 3, 4]]"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),
@@ -66,12 +74,58 @@ def _batch_norm_modes(v, where):
     return v
 
 
+def _frozen_layer_sets(v, where):
+    if not isinstance(v, list) or not v:
+        raise ManifestError(f"{where}: expected a non-empty list of conv-block lists like [[], [1], [1, 2]], "
+                            f"got {v!r}")
+    for i, blocks in enumerate(v):
+        if not isinstance(blocks, list) or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
+                                                   for b in blocks) or blocks != sorted(set(blocks)):
+            raise ManifestError(f"{where}[{i}]: expected increasing 1-based conv-block indices like [1, 2] (or [] "
+                                f"for none frozen), got {blocks!r}")
+    if len({tuple(blocks) for blocks in v}) != len(v):
+        raise ManifestError(f"{where}: a set of frozen blocks is listed twice in {v!r}")
+    return v
+
+
 def modes_and_suffixes(batch_norm) -> list[tuple[str, str]]:
     return [(batch_norm, "")] if isinstance(batch_norm, str) else [(m, f"/{m}") for m in batch_norm]
 
 
-def check_evaluation(config: dict, where: str, model_has_batch_norm: bool):
+def frozen_sets_and_suffixes(config) -> list[tuple[tuple[int, ...], str]]:
+    """(frozen conv blocks, metric suffix) for each fine-tuning of a test task: one with nothing frozen and no
+    suffix when the evaluation has no frozen_layers."""
+    if "frozen_layers" not in config:
+        return [((), "")]
+    return [(tuple(blocks), "/frozen-" + ("-".join(map(str, blocks)) or "none")) for blocks in config["frozen_layers"]]
+
+
+def metric_suffixes(config) -> list[str]:
+    """The suffixes of an evaluation's metric names, the primary one first: the batch-norm mode, then the frozen
+    blocks (accuracy@10/transductive/frozen-1-2)."""
+    return [mode + frozen for _, mode in modes_and_suffixes(config["batch_norm"])
+            for _, frozen in frozen_sets_and_suffixes(config)]
+
+
+def finetuned_names(model, frozen_blocks) -> frozenset[str]:
+    """The parameters test-time fine-tuning updates: those the model's inner loops update, outside the frozen
+    conv blocks."""
+    frozen = set().union(*(model.conv_block_names(b) for b in frozen_blocks))
+    return frozenset(model.inner_loop_names - frozen)
+
+
+def check_evaluation(config: dict, where: str, model: dict):
+    """Cross-field checks of an evaluation against itself and the claim's (validated) model."""
+    model_has_batch_norm = model["kind"] == "conv"
     check_optimizer(config["optimizer"], f"{where}.optimizer")
+    if "frozen_layers" in config:
+        if model["kind"] != "conv":
+            raise ManifestError(f"{where}.frozen_layers: freezing conv blocks needs a conv model, not "
+                                f"{model['kind']!r}")
+        for i, blocks in enumerate(config["frozen_layers"]):
+            if blocks and blocks[-1] > model["layers"]:
+                raise ManifestError(f"{where}.frozen_layers[{i}]: the model has conv blocks 1..{model['layers']}, "
+                                    f"not {blocks[-1]}")
     if model_has_batch_norm and config["batch_norm"] == "none":
         raise ManifestError(f"{where}.batch_norm: the model has batch norm: say 'transductive' or 'non-transductive'")
     if not model_has_batch_norm and config["batch_norm"] != "none":
@@ -106,10 +160,11 @@ def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dic
 
 
 def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None,
-                   initial_state=None) -> dict:
-    """Metrics of one task after each recorded step count: {metric: tensor[len(steps)]}."""
+                   initial_state=None, frozen_blocks=()) -> dict:
+    """Metrics of one task after each recorded step count: {metric: tensor[len(steps)]}, with the conv blocks
+    `frozen_blocks` left as trained."""
     opt = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
-    inner = InnerOptimizer(opt, model.inner_loop_names)
+    inner = InnerOptimizer(opt, finetuned_names(model, frozen_blocks))
     state, records = (inner.init(params) if initial_state is None else initial_state), []
     for step in range(config["steps"][-1] + 1):
         if step in config["steps"]:
@@ -129,11 +184,15 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
                       chunk: int, lr=None, progress: bool = False, initial_state=None) -> dict:
     """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
     Task i (and its fine-tuning mini-batches) is drawn from a generator seeded by (seed, i) alone, so the tasks
-    are the same for every run, chunk size and device."""
+    are the same for every run, chunk size and device; each set of frozen blocks fine-tunes on the same task."""
     params = {k: p.detach() for k, p in params.items()}
 
     def one(sx, sy, qx, qy, b):
-        return finetune_curve(model, params, sx, sy, qx, qy, b, config, lr, initial_state)
+        out = {}
+        for frozen, suffix in frozen_sets_and_suffixes(config):
+            curve = finetune_curve(model, params, sx, sy, qx, qy, b, config, lr, initial_state, frozen)
+            out.update({name + suffix: values for name, values in curve.items()})
+        return out
 
     per_metric: dict[str, list] = {}
     for start in tqdm(range(0, n_tasks, chunk), desc="evaluating", unit="chunk", disable=not progress,
@@ -165,14 +224,21 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
 def curve_point(model, params, family, config, device, vectorize: bool, chunk: int, iteration: int,
                 initial_state=None) -> tuple[str, float]:
     """(metric, mean) on the fresh test tasks of this iteration's learning-curve point: the primary metric after
-    the last fine-tuning step, in the first batch-norm mode."""
-    spec = config["during_training"]
+    the last fine-tuning step, in the first batch-norm mode (and with the first set of frozen blocks, the only
+    one fine-tuned here)."""
+    spec, config = config["during_training"], first_frozen_set_only(config)
     episodes = evaluate_on_tasks(model, params, family, spec["tasks"], spec["seed"] * 10**9 + iteration, "test",
                                  config, device, vectorize, chunk, initial_state=initial_state)
     name = ("mse" if model.loss_name == "mse" else "accuracy") + f"@{config['steps'][-1]}" + \
-        modes_and_suffixes(config["batch_norm"])[0][1]
+        metric_suffixes(config)[0]
     values = episodes[name]
     return name, sum(values) / len(values)
+
+
+def first_frozen_set_only(config) -> dict:
+    """The evaluation with only its first set of frozen blocks: what a learning-curve point and the lr search
+    fine-tune (they score the primary metric alone, so the other sets would be fine-tuned for nothing)."""
+    return dict(config, frozen_layers=config["frozen_layers"][:1]) if "frozen_layers" in config else config
 
 
 def summarise(values: list[float]) -> dict:
@@ -193,8 +259,9 @@ def evaluate(model, params, family, config, device, vectorize: bool, chunk: int,
         s = config["lr_search"]
         search = []
         for candidate in s["candidates"]:
-            episodes = evaluate_on_tasks(model, params, family, s["tasks"], s["seed"], "val", config, device,
-                                         vectorize, chunk, lr=candidate, initial_state=initial_state)
+            episodes = evaluate_on_tasks(model, params, family, s["tasks"], s["seed"], "val",
+                                         first_frozen_set_only(config), device, vectorize, chunk, lr=candidate,
+                                         initial_state=initial_state)
             search.append({"lr": candidate, "score": _search_score(episodes, config)})
         lr = min(search, key=lambda r: r["score"])["lr"]
     episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], "test", config, device,
@@ -237,7 +304,7 @@ def _search_score(episodes: dict, config) -> float:
     """Lower is better: mean query loss over the recorded step counts after at least one step (−accuracy for
     classification), so the chosen lr is good across the whole fine-tuning curve."""
     name = "mse" if any(k.startswith("mse@") for k in episodes) else "accuracy"
-    suffix = modes_and_suffixes(config["batch_norm"])[0][1]
+    suffix = metric_suffixes(config)[0]
     steps = [s for s in config["steps"] if s > 0] or config["steps"]
     score = sum(summarise(episodes[f"{name}@{s}{suffix}"])["mean"] for s in steps) / len(steps)
     return score if name == "mse" else -score

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from suite.algorithms import ALGORITHMS, algorithm_schema, check_optimizer
-from suite.evaluate import EVALUATION_SCHEMA, check_evaluation
+from suite.evaluate import EVALUATION_SCHEMA, check_evaluation, metric_suffixes
 from suite.models import SCHEMAS as MODEL_SCHEMAS, check_model_config, model_schema
 from suite.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
 from suite.tasks import FAMILIES, task_schema
@@ -274,8 +274,7 @@ def parse_manifest(raw, path: Path) -> Manifest:
                         raise ManifestError(f"runs.{name}.same_as: the claim has no run {run['same_as']!r}")
                     run = {**body["runs"][run["same_as"]], **{k: v for k, v in run.items() if k != "same_as"}}
                 resolved[name] = run
-            bench[claim_id] = parse_runs(resolved, "runs", body["model"]["kind"] == "conv", body["evaluation"],
-                                         body["task"], body["model"])
+            bench[claim_id] = parse_runs(resolved, "runs", body["evaluation"], body["task"], body["model"])
         except ManifestError as e:
             raise ManifestError(f"{path}: bench {claim_id!r}: {e}") from None
     return Manifest(path, papers, claims, bench)
@@ -352,13 +351,12 @@ def parse_body(body: dict, where: str) -> dict:
         raise ManifestError(f"{_field(where, 'execution.checkpoint_every')}: must be a multiple of log_every "
                             "(checkpoints fall on learning-curve points, so a resumed run is exact)")
     out["evaluation"] = validate(body.get("evaluation"), EVALUATION_SCHEMA, _field(where, "evaluation"))
-    has_bn = out["model"]["kind"] == "conv"
-    check_evaluation(out["evaluation"], _field(where, "evaluation"), has_bn)
+    check_evaluation(out["evaluation"], _field(where, "evaluation"), out["model"])
 
     runs = check_mapping(body.get("runs"), _field(where, "runs"))
     if not runs:
         raise ManifestError(f"{_field(where, 'runs')}: a claim needs at least one run")
-    out["runs"] = parse_runs(runs, _field(where, "runs"), has_bn, out["evaluation"], out["task"], out["model"])
+    out["runs"] = parse_runs(runs, _field(where, "runs"), out["evaluation"], out["task"], out["model"])
     out["expectations"] = validate(body.get("expectations"), {
         "published": Field(lambda v, w: _list_of_mappings(v, w, PUBLISHED_SCHEMA), required=False),
         "relations": Field(lambda v, w: _list_of_mappings(v, w, RELATION_SCHEMA), required=False),
@@ -380,7 +378,7 @@ def parse_body(body: dict, where: str) -> dict:
     return out
 
 
-def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict, task: dict, model: dict) -> dict:
+def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict) -> dict:
     out = {}
     for name, run in runs.items():
         rw = f"{where}.{name}"
@@ -407,7 +405,7 @@ def parse_runs(runs: dict, where: str, has_bn: bool, evaluation: dict, task: dic
         if "evaluation" in parsed:
             run_evaluation = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION_SCHEMA,
                                       f"{rw}.evaluation")
-            check_evaluation(run_evaluation, f"{rw}.evaluation", has_bn)
+            check_evaluation(run_evaluation, f"{rw}.evaluation", model)
         check_run_protocol(deep_merge(task, parsed.get("task", {})), model, parsed, run_evaluation, rw)
         if run_evaluation["optimizer_state"] == "from-training" and not (
                 parsed.get("inner_optimizer_state") == "carried" and run_evaluation["optimizer"]["name"] == "adam"):
@@ -445,14 +443,13 @@ def _list_of_mappings(value, where, schema):
 
 
 def metric_names(body: dict, run: str) -> set[str]:
-    """The metrics a run's evaluation produces: names like mse@5, or accuracy@50/transductive when the
-    evaluation measures several batch-norm modes."""
+    """The metrics a run's evaluation produces: names like mse@5, accuracy@50/transductive when the evaluation
+    measures several batch-norm modes, accuracy@10/frozen-1-2 when it freezes sets of conv blocks (the two
+    suffixes in that order)."""
     family = FAMILIES[body["task"]["family"]]
     evaluation = deep_merge(body["evaluation"], body["runs"][run].get("evaluation", {}))
     names = ("mse",) if family.LOSS == "mse" else ("loss", "accuracy")
-    modes = evaluation["batch_norm"]
-    suffixes = [""] if isinstance(modes, str) else [f"/{m}" for m in modes]
-    return {f"{n}@{s}{x}" for n in names for s in evaluation["steps"] for x in suffixes}
+    return {f"{n}@{s}{x}" for n in names for s in evaluation["steps"] for x in metric_suffixes(evaluation)}
 
 
 def expand_metrics(patterns: list[str]) -> list[str]:

@@ -211,16 +211,17 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     vectorize = choose_vectorize(model, device)
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg.algorithm, model, params, cfg.hyperparameters, vectorize)
+    tuned = model.adapting_only(learner.inner_loop_names)  # what test-time fine-tuning adapts (ANIL: the head)
     if (ckpts / "final.pt").exists():  # the same training (configuration and code) finished before: evaluate it
         trained = load_checkpoint(ckpts / "final.pt", device)
         learner.load_params(trained["params"])
         train, inner_state = trained["training"], trained.get("inner_state")
     else:
-        train = train_with_checkpoints(cfg, family, model, learner, ckpts, device, vectorize, code, progress)
+        train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, vectorize, code, progress)
         inner_state = getattr(learner, "inner_state", None)
 
     eval_began = time.perf_counter()
-    result = evaluate(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+    result = evaluate(tuned, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
                       progress, training_state=inner_state)
     eval_time = time.perf_counter() - eval_began
     train_time, curve = train["seconds"], train["curve"]

@@ -1,8 +1,10 @@
 """Every algorithm's update checked against finite differences or a closed form, in float64."""
+import copy
+
 import pytest
 import torch
 
-from suite.algorithms import fomaml, maml, pretrained, reptile
+from suite.algorithms import anil, fomaml, maml, pretrained, reptile
 from suite.algorithms.inner import InnerOptimizer
 from suite.models import FunctionalModel
 from suite.tasks import TaskBatch
@@ -80,6 +82,65 @@ def test_maml_meta_gradient_matches_finite_differences(setting, vectorize):
     # a first-order gradient is measurably different here, so the check above does see second-order terms
     first_order, _ = fomaml.meta_gradient(model, params, tasks, steps, lr, vectorize)
     assert max((first_order[k] - numeric[k]).abs().max().item() for k in params) > 1e-4
+
+
+def restricted_to_the_head(model):
+    """The same model with its inner loops adapting the head alone: MAML on it is what ANIL computes."""
+    restricted = copy.copy(model)
+    restricted.inner_loop_names = model.head_names
+    return restricted
+
+
+@pytest.mark.parametrize("setting", [mlp, conv_with_batch_norm, lambda: conv_with_batch_norm(maml_style=True)],
+                         ids=["mlp", "conv-bn", "conv-bn-maml-style"])
+def test_the_head_on_the_body_features_is_the_forward_pass(setting):
+    model, params, tasks = setting()
+    x = tasks[0].support_x
+    assert torch.equal(model.head(params, model.features(params, x)), model.forward(params, x))
+    assert model.head_names == {f"{len(model.module) - 1}.weight", f"{len(model.module) - 1}.bias"}
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize("setting", [conv_with_batch_norm, lambda: conv_with_batch_norm(maml_style=True)],
+                         ids=["conv-bn", "conv-bn-maml-style"])
+def test_anil_meta_gradient_matches_finite_differences_and_maml_with_a_head_only_inner_loop(setting, vectorize):
+    model, params, tasks = setting()
+    steps, lr = 2, 0.3
+
+    def meta_loss(p):
+        with torch.no_grad():
+            return anil.meta_loss(model, p, tasks, steps, lr, vectorize).item()
+
+    leaf = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    analytic, loss = anil.meta_gradient(model, leaf, tasks, steps, lr, vectorize)
+    numeric = finite_difference_gradient(meta_loss, params)
+    assert_close_dicts(analytic, numeric, rtol=1e-5, atol=1e-8)
+    # the body is learned by the outer loop (a bias right before batch norm has no gradient, in MAML too)
+    assert all(analytic[k].abs().max() > 1e-6 for k in set(params) - model.head_names if k.endswith("weight"))
+    # MAML recomputing the body at every inner step, with only the head adapting, is the same computation
+    leaf = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    reference, reference_loss = maml.meta_gradient(restricted_to_the_head(model), leaf, tasks, steps, lr, vectorize)
+    assert_close_dicts(analytic, reference, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(loss, reference_loss, rtol=1e-12, atol=0)
+    # and the full-network inner loop is measurably different, so the check above does see the restriction
+    full, _ = maml.meta_gradient(model, leaf, tasks, steps, lr, vectorize)
+    assert max((full[k] - analytic[k]).abs().max().item() for k in params) > 1e-4
+
+
+def test_anil_inner_loop_moves_the_head_alone_and_as_maml_restricted_to_the_head_would():
+    model, params, tasks = conv_with_batch_norm()
+    from suite.algorithms.inner import sgd_adapt
+
+    sx, sy = tasks[0].support_x, tasks[0].support_y
+    head = anil.adapt_head(model, params, model.features(params, sx), sy, 2, 0.3)
+    assert set(head) == model.head_names  # the inner loop has no body parameters to change
+    restricted = sgd_adapt(model.loss, params, sx, sy, 2, 0.3, model.head_names)
+    for k in params:
+        if k in model.head_names:
+            torch.testing.assert_close(head[k], restricted[k], rtol=1e-12, atol=1e-14)
+            assert not torch.equal(head[k], params[k])
+        else:
+            assert torch.equal(restricted[k], params[k])
 
 
 class Quadratic:

@@ -1,12 +1,16 @@
 """Sinusoid tasks, the vectorised and looped paths, and the episodic evaluation."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from suite import evaluate as evaluation_module
 from suite.algorithms import make_learner
-from suite.evaluate import TASK_STREAM, evaluate, predict, summarise
-from suite.tasks import seeded_generator
+from suite.evaluate import TASK_STREAM, evaluate, finetune_curve, predict, summarise
+from suite.manifest import ManifestError, load_manifest, metric_names
+from suite.tasks import TaskBatch, seeded_generator
 from suite.models import FunctionalModel
 from suite.tasks.sinusoid import Tasks
 
@@ -35,10 +39,10 @@ HYPERPARAMETERS = {
                 "inner_optimizer": dict(ADAM, betas=[0.0, 0.999]), "meta_step": 1.0, "meta_step_final": 0.0,
                 "meta_direction": "all-steps", "inner_optimizer_state": "per-task"},
 }
-HYPERPARAMETERS["fomaml"] = HYPERPARAMETERS["maml"]
+HYPERPARAMETERS["fomaml"] = HYPERPARAMETERS["anil"] = HYPERPARAMETERS["maml"]
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "reptile"])
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil", "reptile"])
 def test_vectorised_and_looped_meta_iterations_compute_the_same_update(algorithm):
     model = FunctionalModel(MLP, 1, 1, "mse")
     params = model.init_params(0, dtype=torch.float64)
@@ -114,3 +118,127 @@ def test_non_transductive_prediction_normalises_each_query_with_the_support_set_
     # and a non-transductive prediction does not depend on the other queries
     shuffled = predict(model, params, support, queries.flip(0), "non-transductive").flip(0)
     torch.testing.assert_close(shuffled, alone)
+
+
+CONV = {"kind": "conv", "in_channels": 1, "image_size": 8, "filters": 3, "layers": 3, "downsample": "stride",
+        "batch_norm_eps": 1e-3, "batch_norm_scale": True, "batch_norm_adapted": True, "head": "flatten",
+        "init": "glorot"}
+
+
+class RandomImages:
+    """3-way tasks of random 8×8 images: enough to fine-tune a small Conv model without Omniglot."""
+
+    ways = 3
+
+    def sample(self, n_tasks, shots, queries, generator, split):
+        x = torch.randn(n_tasks, self.ways * (shots + queries), 1, 8, 8, generator=generator)
+        y = torch.arange(self.ways).repeat(shots + queries).expand(n_tasks, -1)
+        support = self.ways * shots
+        return TaskBatch(x[:, :support], y[:, :support], x[:, support:], y[:, support:])
+
+
+CONV_EVAL = dict(EVAL, tasks=6, shots=2, queries=2, steps=[0, 1, 3], optimizer={"name": "sgd", "lr": 0.5},
+                 batch_norm=["transductive", "non-transductive"])
+
+
+def test_conv_blocks_name_their_convolution_and_batch_norm_parameters():
+    model = FunctionalModel(CONV, 1, 3, "cross_entropy")
+    assert [model.conv_block_names(i) for i in (1, 2, 3)] == [
+        {"0.weight", "0.bias", "1.weight", "1.bias"}, {"3.weight", "3.bias", "4.weight", "4.bias"},
+        {"6.weight", "6.bias", "7.weight", "7.bias"}]
+    assert model.head_names == {"10.weight", "10.bias"}  # after ReLU and Flatten
+    with pytest.raises(ValueError, match="1..3"):
+        model.conv_block_names(4)
+
+
+@pytest.mark.parametrize("batch_norm_adapted", [True, False])
+@pytest.mark.parametrize("optimizer", [{"name": "sgd", "lr": 0.5},
+                                       {"name": "adam", "lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8}])
+def test_frozen_blocks_stay_bitwise_as_trained_while_the_rest_fine_tunes(monkeypatch, batch_norm_adapted, optimizer):
+    model = FunctionalModel(dict(CONV, batch_norm_adapted=batch_norm_adapted), 1, 3, "cross_entropy")
+    params = model.init_params(0)
+    params = {k: v + 0.1 * torch.randn(v.shape, generator=torch.Generator().manual_seed(1))
+              for k, v in params.items()}  # batch-norm affine ≠ (1, 0), so its gradients are not degenerate
+    task = RandomImages().sample(1, 2, 2, torch.Generator().manual_seed(0), "test")[0]
+    seen = []
+    real = evaluation_module.query_metrics
+    monkeypatch.setattr(evaluation_module, "query_metrics", lambda m, p, *a: seen.append(p) or real(m, p, *a))
+    finetune_curve(model, params, *task.tensors(), None, dict(CONV_EVAL, optimizer=optimizer), frozen_blocks=(1, 3))
+    final = seen[-1]  # the parameters the last recorded step measured
+    batch_norm = {k for k in params if k.split(".")[0] in ("1", "4", "7")}
+    for k in params:
+        frozen = k in model.conv_block_names(1) | model.conv_block_names(3) or (
+            not batch_norm_adapted and k in batch_norm)
+        if frozen:
+            assert torch.equal(final[k], params[k]), k
+        elif k not in ("0.bias", "3.bias", "6.bias"):  # a bias right before batch norm has no gradient to follow
+            assert not torch.equal(final[k], params[k]), k
+
+
+def test_frozen_none_is_the_plain_evaluation_and_all_blocks_frozen_fine_tunes_the_head_alone():
+    model = FunctionalModel(CONV, 1, 3, "cross_entropy")
+    params = model.init_params(0)
+    config = dict(CONV_EVAL, frozen_layers=[[], [1], [1, 2], [1, 2, 3]])
+    frozen = evaluate(model, params, RandomImages(), config, "cpu", vectorize=True, chunk=4)["episodes"]
+    plain = evaluate(model, params, RandomImages(), CONV_EVAL, "cpu", vectorize=True, chunk=4)["episodes"]
+    anil = make_learner("anil", model, params, {"meta_optimizer": {"name": "sgd", "lr": 0.1}}, vectorize=True)
+    head_only = model.adapting_only(anil.inner_loop_names)  # what the runner fine-tunes for an ANIL run
+    assert head_only.inner_loop_names == model.head_names and model.inner_loop_names != model.head_names
+    head = evaluate(head_only, params, RandomImages(), CONV_EVAL, "cpu", vectorize=True, chunk=4)["episodes"]
+    looped = evaluate(model, params, RandomImages(), config, "cpu", vectorize=False, chunk=4)["episodes"]
+    suffixes = ["frozen-none", "frozen-1", "frozen-1-2", "frozen-1-2-3"]
+    assert set(frozen) == {f"{m}@{s}/{mode}/{f}" for m in ("loss", "accuracy") for s in (0, 1, 3)
+                           for mode in ("transductive", "non-transductive") for f in suffixes}
+    for name, values in plain.items():
+        assert frozen[f"{name}/frozen-none"] == values  # the same tasks, the same computation
+        torch.testing.assert_close(torch.tensor(frozen[f"{name}/frozen-1-2-3"]), torch.tensor(head[name]))
+        for f in suffixes:
+            torch.testing.assert_close(torch.tensor(looped[f"{name}/{f}"]), torch.tensor(frozen[f"{name}/{f}"]))
+    assert frozen["loss@0/transductive/frozen-1"] == frozen["loss@0/transductive/frozen-none"]  # same model
+    assert frozen["loss@3/transductive/frozen-1"] != pytest.approx(frozen["loss@3/transductive/frozen-none"])
+
+
+REPO_MANIFEST = Path(__file__).resolve().parents[1] / "benchmarks.yaml"
+ALL_FROZEN_SETS = [[], [1], [1, 2], [1, 2, 3], [1, 2, 3, 4]]
+
+
+def with_frozen_layers(tmp_path, frozen_layers, claim="omniglot-maml", relation=None):
+    """The repository manifest with frozen_layers in the claim's evaluation, or, given a relation, in a new run
+    'frozen' (n5-k1 evaluated with the frozen sets: the claim's published numbers name unsuffixed metrics)."""
+    raw = yaml.safe_load(REPO_MANIFEST.read_text())
+    body = raw["claims"][claim]
+    if relation:
+        body["runs"]["frozen"] = dict(body["runs"]["n5-k1"], evaluation={"frozen_layers": frozen_layers})
+        body["expectations"].setdefault("relations", []).append(relation)
+    else:
+        body["evaluation"]["frozen_layers"] = frozen_layers
+    path = tmp_path / "benchmarks.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return load_manifest(path)
+
+
+def test_frozen_layer_metrics_can_be_named_by_expectations(tmp_path):
+    relation = {"statement": "freezing the first two blocks at test time costs little", "source": "Table 1",
+                "kind": "at_least", "left": ["frozen"], "metrics": ["accuracy@{1..3}/frozen-1-2"],
+                "right_metrics": ["accuracy@{1..3}/frozen-none"], "margin": 0.02, "margin_reason": "test"}
+    body = with_frozen_layers(tmp_path, ALL_FROZEN_SETS, relation=relation).claim("omniglot-maml").body()
+    names = metric_names(body, "frozen")
+    assert {"accuracy@3/frozen-none", "accuracy@3/frozen-1-2-3-4", "loss@0/frozen-1"} <= names
+    assert "accuracy@3" not in names and "accuracy@3" in metric_names(body, "n5-k1")  # suffixed, as BN modes are
+    relation = dict(relation, metrics=["accuracy@3/frozen-2"], right_metrics=["accuracy@3/frozen-none"])
+    with pytest.raises(ManifestError, match=r"'accuracy@3/frozen-2' is not measured"):
+        with_frozen_layers(tmp_path, ALL_FROZEN_SETS, relation=relation)
+
+
+@pytest.mark.parametrize("frozen_layers, claim, expected", [
+    ([[1, 5]], "omniglot-maml", r"evaluation.frozen_layers\[0\]: the model has conv blocks 1..4, not 5"),
+    ([[]], "maml-sinusoid", r"evaluation.frozen_layers: freezing conv blocks needs a conv model, not 'mlp'"),
+    ([[2, 1]], "omniglot-maml", r"evaluation.frozen_layers\[0\]: expected increasing 1-based"),
+    ([[0]], "omniglot-maml", r"evaluation.frozen_layers\[0\]: expected increasing 1-based"),
+    ([[1], [1]], "omniglot-maml", r"evaluation.frozen_layers: a set of frozen blocks is listed twice"),
+    ([1, 2], "omniglot-maml", r"evaluation.frozen_layers\[0\]: expected increasing 1-based"),
+    ([], "omniglot-maml", r"evaluation.frozen_layers: expected a non-empty list"),
+])
+def test_bad_frozen_layers_are_one_error_naming_the_field(tmp_path, frozen_layers, claim, expected):
+    with pytest.raises(ManifestError, match=expected):
+        with_frozen_layers(tmp_path, frozen_layers, claim)

@@ -13,9 +13,9 @@ from suite.schema import Field
 
 
 def _registry():
-    from suite.algorithms import fomaml, maml, pretrained, reptile
+    from suite.algorithms import anil, fomaml, maml, pretrained, reptile
 
-    return {"maml": maml, "fomaml": fomaml, "reptile": reptile, "pretrained": pretrained}
+    return {"maml": maml, "fomaml": fomaml, "anil": anil, "reptile": reptile, "pretrained": pretrained}
 
 
 ALGORITHMS = _registry()

@@ -41,6 +41,11 @@ class Learner:
         self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
         self.optimizer = None
 
+    @property
+    def inner_loop_names(self) -> frozenset[str]:
+        """The parameters this algorithm's inner loop adapts, and so test-time fine-tuning too."""
+        return self.model.inner_loop_names
+
     def task_shape(self) -> tuple[int, int, int]:
         """(tasks per meta-batch, support points per task, query points per task)."""
         return self.hp["meta_batch"], self.hp["shots"], self.hp.get("queries", 0)

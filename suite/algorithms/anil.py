@@ -1,0 +1,80 @@
+"""ANIL, Almost No Inner Loop (Raghu, Raghu, Bengio & Vinyals 2020, arXiv 1909.09157, §4): MAML whose inner loop
+adapts only the head (the final linear layer); the body is learned by the outer loop alone. The meta-gradient is
+MAML's, second order, through the head's adaptation; it reaches the body through the features the head sees.
+
+    sample a batch of tasks T_i
+    for each T_i:  z_s, z_q = f_φ(support), f_φ(query)                 (the body's features, once per task)
+                   w'_i = w − α ∇w L_Ti(h_w(z_s))                       (inner_steps times, the head only)
+    (φ, w) ← Adam((φ, w), ∇ Σ_i L_Ti(h_w'_i(z_q)))                     (differentiating through w'_i and z)
+
+At test time too only the head is fine-tuned (the runner restricts fine-tuning to `inner_loop_names`).
+
+With the body fixed during the inner loop its features do not change, so computing them once gives MAML's
+meta-loss with the inner loop restricted to the head (batch norm in the body still normalises the support and
+the query batch each with its own statistics, as the full forward pass does), at the cost of one body pass.
+"""
+from __future__ import annotations
+
+import torch
+from torch.func import vmap
+
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
+from suite.algorithms.inner import sgd_adapt
+from suite.algorithms.maml import HYPERPARAMETERS  # noqa: F401  (the same hyperparameters as MAML)
+
+
+def adapt_head(model, params, support_z, support_y, steps, lr) -> dict:
+    """The head's parameters after `steps` gradient steps on the support features; differentiable w.r.t. params
+    and the features."""
+    def head_loss(head, z, y):
+        return model.loss_of_outputs(model.head(head, z), y)
+
+    head = {k: params[k] for k in model.head_names}
+    return sgd_adapt(head_loss, head, support_z, support_y, steps, lr)
+
+
+def query_loss_after_adaptation(model, params, support_x, support_y, query_x, query_y, steps, lr):
+    support_z, query_z = model.features(params, support_x), model.features(params, query_x)
+    adapted = adapt_head(model, params, support_z, support_y, steps, lr)
+    return model.loss_of_outputs(model.head(adapted, query_z), query_y)
+
+
+def meta_loss(model, params, tasks, steps, lr, vectorize: bool):
+    """Mean over tasks of the query loss after adapting the head: one vmap over tasks, or a per-task loop."""
+    def per_task(p, sx, sy, qx, qy):
+        return query_loss_after_adaptation(model, p, sx, sy, qx, qy, steps, lr)
+
+    if vectorize:
+        return vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors()).mean()
+    return torch.stack([per_task(params, *tasks[i].tensors()) for i in range(len(tasks))]).mean()
+
+
+def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
+    """(∇ of the meta-loss for body and head, the meta-loss), second order through the head's inner steps.
+    The loop differentiates one task at a time, so only one task's graph is alive at once."""
+    if vectorize:
+        loss = meta_loss(model, params, tasks, steps, lr, vectorize=True)
+        return dict(zip(params, torch.autograd.grad(loss, list(params.values())))), loss.detach()
+    grads, total = {k: torch.zeros_like(p) for k, p in params.items()}, 0.0
+    for i in range(len(tasks)):
+        loss = query_loss_after_adaptation(model, params, *tasks[i].tensors(), steps, lr) / len(tasks)
+        for k, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
+            grads[k] += g
+        total += loss.detach()
+    return grads, total
+
+
+class Learner(BaseLearner):
+    def __init__(self, model, params, hp, vectorize):
+        super().__init__(model, params, hp, vectorize)
+        self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
+
+    @property
+    def inner_loop_names(self):
+        return self.model.head_names & self.model.inner_loop_names
+
+    def step(self, tasks, iteration, generator):
+        grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
+                                    self.vectorize)
+        self.apply_gradients(grads)
+        return loss.item()
