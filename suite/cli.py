@@ -160,33 +160,55 @@ def bench(ctx, claim, iterations, warmup, device):
 
 
 @main.command()
-@click.argument("dataset", type=click.Choice(["omniglot", "sinusoid"]))
+@click.argument("dataset", type=click.Choice(["omniglot", "miniimagenet", "sinusoid"]))
 @click.option("--from", "source", type=click.Path(path_type=Path),
-              help="A folder holding the archives (or their extracted folders) instead of downloading them.")
+              help="A folder holding the archives (or their extracted folders) instead of downloading them; for "
+                   "miniimagenet, your copy: a folder or archive of learn2learn pickles, torchmeta hdf5, image "
+                   "folders, Ravi's images/ or an ImageNet training folder.")
+@click.option("--url", help="miniimagenet: download an archive of your copy from this URL (needs --sha256).")
+@click.option("--sha256", help="The sha256 the file at --url must have.")
+@click.option("--generated", is_flag=True,
+              help="miniimagenet: write a small synthetic stand-in with the real class lists (no real data).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @_errors_are_clear
-def fetch(ctx, dataset, source, no_progress):
+def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
     """Download a dataset (or take it from --from), verify its content and cache it in the data folder.
 
-    With SUITE_FETCH_FROM=DIR set and no --from, the dataset is taken from DIR/<dataset> (a local mirror, as CI
-    uses). Sinusoid tasks are generated, so `fetch sinusoid` only records that in datasets/sinusoid/."""
+    With SUITE_FETCH_FROM=DIR set and no --from (nor --url, --generated), the dataset is taken from DIR/<dataset>
+    (a local mirror, as CI uses); with SUITE_FETCH_GENERATED=miniimagenet, Mini-ImageNet is the generated stand-in
+    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). Sinusoid tasks are generated, so `fetch sinusoid` only records that in
+    datasets/sinusoid/. Mini-ImageNet has no official download: give --from, --url with --sha256, or --generated."""
     import os
 
     from suite.data import data_root
+    from suite.data.miniimagenet import fetch_miniimagenet
     from suite.data.omniglot import fetch_omniglot
     from suite.io import atomic_write_json
 
-    if source is None and os.environ.get("SUITE_FETCH_FROM"):
+    given = [flag for flag, value in (("--from", source), ("--url", url), ("--generated", generated)) if value]
+    if dataset != "miniimagenet" and (url or sha256 or generated):
+        raise click.ClickException(f"--url, --sha256 and --generated are for miniimagenet, not {dataset}")
+    if sha256 and not url:
+        raise click.ClickException("--sha256 goes with --url")
+    if not given and dataset in os.environ.get("SUITE_FETCH_GENERATED", "").split(","):
+        if dataset != "miniimagenet":
+            raise click.ClickException(f"SUITE_FETCH_GENERATED: only miniimagenet has a generated stand-in, not "
+                                       f"{dataset}")
+        generated = True
+    elif not given and os.environ.get("SUITE_FETCH_FROM"):
         source = Path(os.environ["SUITE_FETCH_FROM"]) / dataset
     root = data_root(ctx.obj["data"])
+    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     if dataset == "sinusoid":
         atomic_write_json(root / "sinusoid" / "dataset.json", {
             "dataset": "sinusoid", "files": [],
             "note": "sinusoid tasks are drawn on the fly by suite/tasks/sinusoid.py; there is nothing to fetch"})
-        click.echo("sinusoid: generated on the fly, nothing to fetch", err=True)
-        return
-    fetch_omniglot(root, source, progress=not no_progress, log=lambda msg: click.echo(msg, err=True))
+        log("sinusoid: generated on the fly, nothing to fetch")
+    elif dataset == "miniimagenet":
+        fetch_miniimagenet(root, source, url, sha256, generated=generated, progress=not no_progress, log=log)
+    else:
+        fetch_omniglot(root, source, progress=not no_progress, log=log)
 
 
 if __name__ == "__main__":

@@ -129,15 +129,19 @@ def test_training_classes_include_rotations_and_dark_strokes_invert(omniglot_dat
 
 
 def test_the_omniglot_smoke_claims_run_end_to_end_on_real_images(omniglot_data, tmp_path):
-    for claim in ("omniglot-maml", "omniglot-reptile"):
+    for claim in ("omniglot-maml", "omniglot-reptile", "anil-omniglot", "freeze-layer-omniglot"):
         out = CliRunner().invoke(main, ["--data", str(omniglot_data), "--results", str(tmp_path / "r"), "run", "--claim",
                                         claim, "--profile", "smoke", "--device", "cpu", "--no-progress"])
         assert out.exit_code == 0, out.output
-        assert f"**Verdict: smoke only.**" in out.output
+        assert "**Verdict: smoke only.**" in out.output
     record = json.loads((tmp_path / "r" / "omniglot-reptile" / "smoke" / "n20-k5" / "seed0" / "results.json")
                         .read_text())
     assert {"accuracy@50/transductive", "accuracy@50/non-transductive"} <= set(record["metrics"])
     assert len(record["episodes"]["accuracy@50/transductive"]) == 8
+    frozen = json.loads((tmp_path / "r" / "freeze-layer-omniglot" / "smoke" / "n5-k1" / "seed0" / "results.json")
+                        .read_text())["metrics"]
+    assert {f"accuracy@3/frozen-{s}" for s in ("none", "1", "1-2", "1-2-3", "1-2-3-4")} <= set(frozen)
+    assert frozen["accuracy@0/frozen-none"] == frozen["accuracy@0/frozen-1-2-3-4"]  # before fine-tuning: one model
 
 
 def test_maml_learns_on_real_omniglot(omniglot_data, tmp_path):

@@ -49,7 +49,8 @@ def clone(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def env():
-    return {**os.environ, "SUITE_FETCH_FROM": str(SHARED_OMNIGLOT.parent), "SUITE_DEVICE": "cpu"}
+    return {**os.environ, "SUITE_FETCH_FROM": str(SHARED_OMNIGLOT.parent), "SUITE_FETCH_GENERATED": "miniimagenet",
+            "SUITE_DEVICE": "cpu"}
 
 
 def test_dvc_repro_builds_every_claim_and_the_report_then_reruns_only_what_changed(clone, env):
@@ -65,6 +66,10 @@ def test_dvc_repro_builds_every_claim_and_the_report_then_reruns_only_what_chang
     for c in claims:
         assert f"## {c}" in report
     assert "reproduced" not in report.replace("not reproduced", "")  # smoke results are never a reproduction
+    for c in claims:  # and those on the generated Mini-ImageNet stand-in say so
+        if manifest["claims"][c]["task"]["family"] == "miniimagenet":
+            section = report.split(f"## {c}")[1].split("\n## ")[0]
+            assert "smoke, generated data — not a reproduction" in section, c
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert figures and all((clone / "results" / f).is_file() for f in figures)
     assert (clone / "results" / "figures" / "maml-sinusoid-examples.png").is_file()

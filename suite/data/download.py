@@ -1,4 +1,4 @@
-"""Download one file from a list of mirrors: md5-checked, written atomically, never left half-written."""
+"""Download one file from a list of mirrors: md5- or sha256-checked, written atomically, never left half-written."""
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +21,10 @@ def looks_like_html(head: bytes) -> bool:
     return head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:16].lower().startswith(_HTML_STARTS)
 
 
-def download(urls: list[str], dest: Path, md5: str, progress: bool = True) -> Path:
-    """Fetch `dest` from the first mirror in `urls` that gives a file with this md5; raise DataError naming every
-    mirror's error when none does."""
+def download(urls: list[str], dest: Path, md5: str | None = None, progress: bool = True, *,
+             sha256: str | None = None) -> Path:
+    """Fetch `dest` from the first mirror in `urls` that gives a file with this md5 (or, given instead, this sha256);
+    raise DataError naming every mirror's error when none does."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not urls:
@@ -31,16 +32,18 @@ def download(urls: list[str], dest: Path, md5: str, progress: bool = True) -> Pa
     errors = []
     for url in urls:
         try:
-            _download_one(url, dest, md5, progress)
+            _download_one(url, dest, ("sha256", sha256) if sha256 else ("md5", md5), progress)
             return dest
         except (DataError, OSError, ValueError, http.client.HTTPException) as e:
             errors.append(f"{url}: {e}")
     raise DataError(f"could not download {dest.name} from any of {len(urls)} mirror(s): " + "; ".join(errors))
 
 
-def _download_one(url: str, dest: Path, md5: str, progress: bool):
+def _download_one(url: str, dest: Path, expected: tuple[str, str], progress: bool):
+    algorithm, value = expected
+
     def write(f):
-        digest, size, head = hashlib.md5(), 0, b""
+        digest, size, head = hashlib.new(algorithm), 0, b""
         request = urllib.request.Request(url, headers={"User-Agent": "suite-fetch (python urllib)"})
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
@@ -52,9 +55,9 @@ def _download_one(url: str, dest: Path, md5: str, progress: bool):
                     head = head if len(head) >= 512 else (head + chunk)[:512]
                     size += len(chunk)
                     bar.update(len(chunk))
-        if digest.hexdigest() != md5:
+        if digest.hexdigest() != value.lower():
             if looks_like_html(head):
                 raise DataError("looks like an HTML page, not a zip archive — a quota or login page?")
-            raise DataError(f"md5 {digest.hexdigest()} ({size:,} bytes), expected {md5}")
+            raise DataError(f"{algorithm} {digest.hexdigest()} ({size:,} bytes), expected {value}")
 
     atomic_write(dest, write)

@@ -13,9 +13,9 @@ __all__ = ["FAMILIES", "TASK_FIELD", "TaskBatch", "make_tasks", "seeded_generato
 
 
 def _families():
-    from suite.tasks import omniglot, sinusoid
+    from suite.tasks import miniimagenet, omniglot, sinusoid
 
-    return {"sinusoid": sinusoid, "omniglot": omniglot}
+    return {"sinusoid": sinusoid, "omniglot": omniglot, "miniimagenet": miniimagenet}
 
 
 FAMILIES = _families()
