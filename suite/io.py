@@ -27,12 +27,17 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]):
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        for folder in made:  # innermost first
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_made_folders(made)
         raise
+
+
+def remove_made_folders(made: list[Path]):
+    """Undo the creation of `made` (innermost first), stopping at the first folder something else now holds."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def atomic_write_bytes(path: Path, data: bytes):

@@ -15,10 +15,7 @@ the query batch each with its own statistics, as the full forward pass does), at
 """
 from __future__ import annotations
 
-import torch
-from torch.func import vmap
-
-from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
+import suite.algorithms.maml as maml
 from suite.algorithms.inner import sgd_adapt
 from suite.algorithms.maml import HYPERPARAMETERS  # noqa: F401  (the same hyperparameters as MAML)
 
@@ -40,41 +37,18 @@ def query_loss_after_adaptation(model, params, support_x, support_y, query_x, qu
 
 
 def meta_loss(model, params, tasks, steps, lr, vectorize: bool):
-    """Mean over tasks of the query loss after adapting the head: one vmap over tasks, or a per-task loop."""
-    def per_task(p, sx, sy, qx, qy):
-        return query_loss_after_adaptation(model, p, sx, sy, qx, qy, steps, lr)
-
-    if vectorize:
-        return vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors()).mean()
-    return torch.stack([per_task(params, *tasks[i].tensors()) for i in range(len(tasks))]).mean()
+    """Mean over tasks of the query loss after adapting the head."""
+    return maml.meta_loss(model, params, tasks, steps, lr, vectorize, query_loss_after_adaptation)
 
 
 def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
-    """(∇ of the meta-loss for body and head, the meta-loss), second order through the head's inner steps.
-    The loop differentiates one task at a time, so only one task's graph is alive at once."""
-    if vectorize:
-        loss = meta_loss(model, params, tasks, steps, lr, vectorize=True)
-        return dict(zip(params, torch.autograd.grad(loss, list(params.values())))), loss.detach()
-    grads, total = {k: torch.zeros_like(p) for k, p in params.items()}, 0.0
-    for i in range(len(tasks)):
-        loss = query_loss_after_adaptation(model, params, *tasks[i].tensors(), steps, lr) / len(tasks)
-        for k, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
-            grads[k] += g
-        total += loss.detach()
-    return grads, total
+    """(∇ of the meta-loss for body and head, the meta-loss), second order through the head's inner steps."""
+    return maml.meta_gradient(model, params, tasks, steps, lr, vectorize, query_loss_after_adaptation)
 
 
-class Learner(BaseLearner):
-    def __init__(self, model, params, hp, vectorize):
-        super().__init__(model, params, hp, vectorize)
-        self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
+class Learner(maml.Learner):
+    task_loss = staticmethod(query_loss_after_adaptation)
 
     @property
     def inner_loop_names(self):
         return self.model.head_names & self.model.inner_loop_names
-
-    def step(self, tasks, iteration, generator):
-        grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
-                                    self.vectorize)
-        self.apply_gradients(grads)
-        return loss.item()

@@ -24,31 +24,30 @@ HYPERPARAMETERS = {
 }
 
 
-def query_loss_after_adaptation(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
-    adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)
-    return loss(adapted, query_x, query_y)
+def query_loss_after_adaptation(model, params, support_x, support_y, query_x, query_y, steps, lr):
+    adapted = sgd_adapt(model.loss, params, support_x, support_y, steps, lr, model.inner_loop_names)
+    return model.loss(adapted, query_x, query_y)
 
 
-def meta_loss(model, params, tasks, steps, lr, vectorize: bool):
+def meta_loss(model, params, tasks, steps, lr, vectorize: bool, task_loss=query_loss_after_adaptation):
     """Mean over tasks of the query loss after adaptation: one vmap over tasks, or a per-task loop."""
     def per_task(p, sx, sy, qx, qy):
-        return query_loss_after_adaptation(model.loss, p, sx, sy, qx, qy, steps, lr, model.inner_loop_names)
+        return task_loss(model, p, sx, sy, qx, qy, steps, lr)
 
     if vectorize:
         return vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors()).mean()
     return torch.stack([per_task(params, *tasks[i].tensors()) for i in range(len(tasks))]).mean()
 
 
-def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
+def meta_gradient(model, params, tasks, steps, lr, vectorize: bool, task_loss=query_loss_after_adaptation):
     """(∇θ of the meta-loss, the meta-loss), second order: autograd differentiates through the inner steps.
     The loop differentiates one task at a time, so only one task's graph is alive at once."""
     if vectorize:
-        loss = meta_loss(model, params, tasks, steps, lr, vectorize=True)
+        loss = meta_loss(model, params, tasks, steps, lr, True, task_loss)
         return dict(zip(params, torch.autograd.grad(loss, list(params.values())))), loss.detach()
     grads, total = {k: torch.zeros_like(p) for k, p in params.items()}, 0.0
     for i in range(len(tasks)):
-        loss = query_loss_after_adaptation(model.loss, params, *tasks[i].tensors(), steps, lr,
-                                           model.inner_loop_names) / len(tasks)
+        loss = task_loss(model, params, *tasks[i].tensors(), steps, lr) / len(tasks)
         for k, g in zip(params, torch.autograd.grad(loss, list(params.values()))):
             grads[k] += g
         total += loss.detach()
@@ -60,8 +59,10 @@ class Learner(BaseLearner):
         super().__init__(model, params, hp, vectorize)
         self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
 
+    task_loss = staticmethod(query_loss_after_adaptation)  # one task's query loss after its inner steps
+
     def step(self, tasks, iteration, generator):
         grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
-                                    self.vectorize)
+                                    self.vectorize, self.task_loss)
         self.apply_gradients(grads)
         return loss.item()

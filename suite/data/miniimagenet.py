@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from suite.data import DataError
 from suite.data.download import download, looks_like_html
-from suite.io import atomic_write_json
+from suite.io import atomic_write_json, remove_made_folders
 
 SPLITS = ("train", "val", "test")
 SIZE = 84
@@ -181,11 +181,7 @@ def fetch_miniimagenet(root: Path, source: Path | None = None, url: str | None =
                 os.replace(stage / f"{split}.npy", cache / f"{split}.npy")
             atomic_write_json(cache / META_NAME, meta)
     except BaseException:
-        for folder in made:  # innermost first
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        remove_made_folders(made)
         raise
     counts = ", ".join(f"{s} {len(spec['classes'][s])}" for s in SPLITS)
     log(f"Mini-ImageNet{' (generated stand-in)' if generated else ''}: classes {counts} x {per_class} images "
