@@ -63,9 +63,6 @@ def conv_with_batch_norm(maml_style=False):
     return model, params, tasks
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
-@pytest.mark.parametrize("setting", [mlp, conv_with_batch_norm, lambda: conv_with_batch_norm(maml_style=True)],
-                         ids=["mlp", "conv-bn", "conv-bn-maml-style"])
 def meta_gradient_and_finite_differences(algorithm, model, params, tasks, steps, lr, vectorize):
     """(the algorithm's meta-gradient, its meta-loss, the finite-difference gradient of that meta-loss)."""
     def meta_loss(p):
@@ -77,6 +74,9 @@ def meta_gradient_and_finite_differences(algorithm, model, params, tasks, steps,
     return analytic, loss, finite_difference_gradient(meta_loss, params)
 
 
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize("setting", [mlp, conv_with_batch_norm, lambda: conv_with_batch_norm(maml_style=True)],
+                         ids=["mlp", "conv-bn", "conv-bn-maml-style"])
 def test_maml_meta_gradient_matches_finite_differences(setting, vectorize):
     model, params, tasks = setting()
     steps, lr = 2, 0.3
