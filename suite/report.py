@@ -319,8 +319,15 @@ def paper_layout(rep: ClaimReport, cell) -> pd.DataFrame:
     return table
 
 
+def _value(v) -> str:
+    if isinstance(v, dict) and "name" in v:  # an optimiser
+        return " ".join([v["name"], f"lr {v['lr']}"] + ([f"betas {v['betas']}"] if "betas" in v else []))
+    return str(v)
+
+
 def protocol_line(claim: Claim, profile: str) -> str:
-    """The protocol in one line: task, model, evaluation, and each run's algorithm and main hyperparameters."""
+    """The protocol in one line: task, model, evaluation, the hyperparameters all runs share, and each run's
+    algorithm and the hyperparameters in which it differs from the others."""
     body = claim.body(profile)
     t, m, e = body["task"], body["model"], body["evaluation"]
     task = ", ".join(f"{k} {v}" for k, v in t.items() if k not in ("family", "split_sha256"))
@@ -329,12 +336,18 @@ def protocol_line(claim: Claim, profile: str) -> str:
     opt = e["optimizer"]
     evaluation = (f"{e['tasks']} test tasks (seed {e['seed']}), {e['shots']} shots, {e['queries']} queries, "
                   f"{opt['name']} lr {opt['lr']} for {e['steps'][-1]} steps, batch norm {e['batch_norm']}")
-    runs = []
-    for name, r in body["runs"].items():
-        hp = {k: v for k, v in r.items() if k in ("iterations", "meta_batch", "shots", "inner_steps", "inner_lr")}
-        runs.append(f"{name}: {r['algorithm']} " + ", ".join(f"{k} {v}" for k, v in hp.items()))
-    return (f"Task {t['family']} ({task}); model {model}; evaluation: {evaluation}; runs — " + "; ".join(runs)
-            + ". Run overrides and every other field: `suite show " + claim.id + "`.")
+    if "frozen_layers" in e:
+        evaluation += f", frozen conv blocks {e['frozen_layers']}"
+    runs = body["runs"]
+    keys = dict.fromkeys(k for r in runs.values() for k in r if k not in ("algorithm", "task", "evaluation"))
+    shared = {k: runs[next(iter(runs))].get(k) for k in keys
+              if len(runs) > 1 and all(k in r and r[k] == runs[next(iter(runs))][k] for r in runs.values())}
+    per_run = [f"{name}: {r['algorithm']} "
+               + ", ".join(f"{k} {_value(r[k])}" for k in keys if k in r and k not in shared)
+               for name, r in runs.items()]
+    common = ("; all runs: " + ", ".join(f"{k} {_value(v)}" for k, v in shared.items())) if shared else ""
+    return (f"Task {t['family']} ({task}); model {model}; evaluation: {evaluation}{common}; runs — "
+            + "; ".join(per_run) + ". Per-run task and evaluation overrides: `suite show " + claim.id + "`.")
 
 
 def compute_spent(reports: list[ClaimReport]) -> str:
