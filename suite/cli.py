@@ -64,10 +64,8 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
     code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
     for cfg in configs:
         what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
-        if not overwrite and existing_result(root, cfg) is not None:
-            click.echo(f"{what}: already done; --overwrite retrains it", err=True)
-            continue
-        click.echo(f"{what} on {dev}", err=True)
+        done = not overwrite and existing_result(root, cfg) is not None
+        click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
         train_and_evaluate(cfg, root, dev, code, Path(ctx.obj["data"]),
                            overwrite=overwrite, progress=not no_progress)
     records = load_results(root)

@@ -29,8 +29,10 @@ CONV_SCHEMA = {
     "image_size": Field("positive_int"),
     "filters": Field("positive_int"),
     "layers": Field("positive_int"),
-    "downsample": Field("str", choices=("stride", "max-pool"),
-                        doc="stride-2 convolutions (MAML/Reptile Omniglot) or 2x2 max-pool (Mini-ImageNet)"),
+    "downsample": Field("str", choices=("stride", "max-pool", "max-pool-same"),
+                        doc="stride-2 convolutions (MAML/Reptile Omniglot), or 2x2 max-pool (Mini-ImageNet) with TF's "
+                            "'VALID' padding (MAML: 84→42→21→10→5) or its 'SAME' padding (supervised-reptile: "
+                            "84→42→21→11→6)"),
     "batch_norm_eps": Field("positive_float", doc="TF's batch norm default is 1e-3, PyTorch's 1e-5"),
     "batch_norm_scale": Field("bool", doc="a learned BN scale γ: tf.contrib's batch_norm (MAML) has none, "
                                           "tf.layers' (Reptile) has one"),
@@ -106,10 +108,10 @@ def _conv(config, out_dim):
     for _ in range(config["layers"]):
         blocks += [nn.Conv2d(channels, config["filters"], 3, stride=stride, padding=1),
                    BatchNorm(config["filters"], config["batch_norm_eps"], config["batch_norm_scale"]), nn.ReLU()]
-        if config["downsample"] == "max-pool":
-            blocks.append(nn.MaxPool2d(2, ceil_mode=False))
+        if config["downsample"] != "stride":  # a partial last window is pooled over what it covers: TF's 'SAME'
+            blocks.append(nn.MaxPool2d(2, ceil_mode=config["downsample"] == "max-pool-same"))
         channels = config["filters"]
-        size = (size + 1) // 2 if stride == 2 else size // 2
+        size = size // 2 if config["downsample"] == "max-pool" else (size + 1) // 2
     if config["head"] == "mean-pool":
         blocks += [SpatialMean(), nn.Linear(channels, out_dim)]
     else:
@@ -128,8 +130,11 @@ def _conv(config, out_dim):
 class FunctionalModel:
     """forward(params, x) and loss(params, x, y) for a parameter dict; init_params(seed) makes a fresh dict."""
 
-    def __init__(self, config: dict, in_dim: int, out_dim: int, loss: str, loss_scale: float = 1.0):
-        self.config, self.loss_name, self.loss_scale = config, loss, loss_scale
+    def __init__(self, config: dict, in_dim: int, out_dim: int, loss: str, loss_scale: float = 1.0,
+                 loss_reduction: str = "mean"):
+        # the loss over a batch: loss_scale × its mean or sum over the samples (TF code that minimises a vector of
+        # per-sample losses, as supervised-reptile does, steps along the gradient of their sum)
+        self.config, self.loss_name, self.loss_scale, self.loss_reduction = config, loss, loss_scale, loss_reduction
         self._build = lambda: _mlp(config, in_dim, out_dim) if config["kind"] == "mlp" else _conv(config, out_dim)
         self.module = self._build()
         frozen = set()
@@ -188,8 +193,8 @@ class FunctionalModel:
 
     def loss_of_outputs(self, out, y):
         if self.loss_name == "mse":
-            return F.mse_loss(out, y) * self.loss_scale
-        return F.cross_entropy(out, y) * self.loss_scale
+            return F.mse_loss(out, y, reduction=self.loss_reduction) * self.loss_scale
+        return F.cross_entropy(out, y, reduction=self.loss_reduction) * self.loss_scale
 
     @property
     def has_conv(self) -> bool:

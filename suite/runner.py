@@ -80,10 +80,11 @@ def training_code_digest(modules: list[str], extra: list[Path] = ()) -> str:
     return digest.hexdigest()[:16]
 
 
-def training_hash(cfg: RunConfig) -> str:
+def training_hash(cfg: RunConfig, data: dict | None = None) -> str:
     """The training configuration and the code it runs: the algorithm, the task family (with its split and data
     digest files), the model and this loop. A learning curve on test tasks during training makes the evaluation
-    settings and code part of the training record too."""
+    settings and code part of the training record too; so does `data`, what the tasks are drawn from where that can
+    differ (Mini-ImageNet's format and arrays, or its generated stand-in)."""
     package, family = Path(__file__).resolve().parent, cfg.task["family"]
     modules = [f"suite.algorithms.{cfg.algorithm}", f"suite.tasks.{family}", "suite.models"]
     extra = [package / "runner.py"]  # the loop itself; what it imports for other purposes is not followed
@@ -92,15 +93,17 @@ def training_hash(cfg: RunConfig) -> str:
     if cfg.evaluation.get("during_training"):
         spec["evaluation"] = cfg.evaluation
         modules.append("suite.evaluate")
+    if data is not None:
+        spec["data"] = data
     return config_hash({**spec, "code": training_code_digest(modules, extra)})
 
 
-def checkpoint_dir(root: Path, cfg: RunConfig) -> Path:
+def checkpoint_dir(root: Path, cfg: RunConfig, data: dict | None = None) -> Path:
     """checkpoints/<claim>/<profile>/<run>/seed<N>/<training hash>, beside the results folder: latest.pt while
     training, final.pt after (large binaries: cached by DVC, not kept in git). The training hash covers the
     training configuration and code, so two trainings never share a folder and an unchanged one is reused."""
     return (root.resolve().parent / "checkpoints" / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
-            / training_hash(cfg))
+            / training_hash(cfg, data))
 
 
 def curve_file(root: Path, cfg: RunConfig) -> Path:
@@ -151,7 +154,8 @@ def device_name(device: torch.device) -> str:
 def build(cfg: RunConfig, data_dir: Path):
     family = FAMILIES[cfg.task["family"]]
     model = FunctionalModel(cfg.model, in_dim=family.INPUT_DIM, out_dim=family.output_dim(cfg.task),
-                            loss=family.LOSS, loss_scale=family.loss_scale(cfg.task))
+                            loss=family.LOSS, loss_scale=family.loss_scale(cfg.task),
+                            loss_reduction=family.loss_reduction(cfg.task))
     return make_tasks(cfg.task, data_dir), model
 
 
@@ -193,19 +197,33 @@ def existing_result(root: Path, cfg: RunConfig) -> dict | None:
     return None
 
 
+def _data_name(record: dict) -> str:
+    data = record["provenance"].get("data")
+    if not data:
+        return "data with no recorded provenance"
+    return f"{'generated ' if data.get('generated') else ''}{data.get('dataset')} ({data.get('format')})"
+
+
 def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: dict, data_dir: Path,
                        overwrite: bool = False, progress: bool = True) -> dict:
     """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
     process started: the code that runs is the code that was loaded then."""
-    out, ckpts = run_dir(root, cfg), checkpoint_dir(root, cfg)
+    out = run_dir(root, cfg)
     check_not_overwriting(out, cfg, overwrite)
+    family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
+    # what the tasks are drawn from where that can differ (e.g. the generated stand-in), as JSON will hold it
+    data = json.loads(json.dumps(getattr(family, "provenance", None)))
+    ckpts = checkpoint_dir(root, cfg, data)
     if (out / "results.json").exists():
         if not overwrite:
-            return json.loads((out / "results.json").read_text())
+            existing = json.loads((out / "results.json").read_text())
+            if existing["provenance"].get("data") != data:
+                raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}: {out / 'results.json'} was "
+                               f"measured on other data than {data_dir} now holds ({_data_name(existing)} vs "
+                               f"{_data_name({'provenance': {'data': data}})}). Pass --overwrite to replace it.")
+            return existing
         (out / "results.json").unlink()
         shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
-    family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
-    data = getattr(family, "provenance", None)  # what the tasks were drawn from (e.g. generated stand-in data)
     atomic_write_json(out / "config.json", {**cfg.to_json(),
                                             "provenance": {**code, "versions": versions(), "data": data}})
     vectorize = choose_vectorize(model, device)

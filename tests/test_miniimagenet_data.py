@@ -476,3 +476,29 @@ def test_the_cli(tiny, reference, tmp_path, monkeypatch):
     result = fetch_cli(tmp_path / "url", "--url", Path(archive).as_uri(), "--sha256", digest)
     assert result.exit_code == 0, result.output
     assert cache_files(tmp_path / "url")["val.npy"] == cache_files(reference)["val.npy"]
+
+
+def test_a_result_and_a_trained_model_belong_to_the_data_they_came_from(generated, tmp_path):
+    """Smoke runs on the generated stand-in: the result says so, its checkpoints are keyed by the data, and a
+    result measured on other data is never silently returned as this data's."""
+    from suite.manifest import load_manifest
+    from suite.runner import checkpoint_dir
+
+    results = tmp_path / "results"
+    run = ["--data", str(generated), "--results", str(results), "run", "--claim", "anil-miniimagenet", "--profile",
+           "smoke", "--run", "anil-n5-k1", "--device", "cpu", "--no-progress"]
+    first = CliRunner().invoke(main, run)
+    assert first.exit_code == 0, first.output
+    assert "smoke, generated data — not a reproduction" in first.output
+    path = results / "anil-miniimagenet" / "smoke" / "anil-n5-k1" / "seed0" / "results.json"
+    record = json.loads(path.read_text())
+    assert record["provenance"]["data"]["generated"] is True
+    cfg = load_manifest(REPO / "benchmarks.yaml").claim("anil-miniimagenet").run_configs("smoke", runs=["anil-n5-k1"])[0]
+    data = record["provenance"]["data"]
+    assert (checkpoint_dir(results, cfg, data) / "final.pt").is_file()
+    assert checkpoint_dir(results, cfg, dict(data, generated=False)) != checkpoint_dir(results, cfg, data)
+    record["provenance"]["data"] = dict(data, generated=False, format="pickle")  # as if measured on a real copy
+    path.write_text(json.dumps(record))
+    again = CliRunner().invoke(main, run)
+    assert again.exit_code == 1 and "was measured on other data" in again.output, again.output
+    assert "pickle" in again.output and "Pass --overwrite" in again.output

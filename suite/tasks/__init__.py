@@ -1,7 +1,8 @@
 """Task families: each turns a seeded generator into batches of few-shot tasks.
 
 A family module defines SCHEMA (its manifest fields), LOSS ('mse' or 'cross_entropy'), INPUT_DIM,
-output_dim(config), loss_scale(config), check_task_config(config, where) and
+output_dim(config), loss_scale(config), loss_reduction(config) ('mean' or 'sum'), check_task_config(config, where)
+and
 Tasks(**config, data_dir).sample(n_tasks, shots, queries, generator, split) -> TaskBatch.
 """
 from __future__ import annotations

@@ -26,9 +26,11 @@ SCHEMA = {
                        "classes of 600 images (the split MAML, Reptile and most later papers use)"),
     "split_sha256": Field("str", doc="the sha256 of that file, pinned"),
     "ways": Field("positive_int", doc="classes per task"),
-    "loss_normalisation": Field("str", choices=("mean", "sum/shots"),
-                                doc="'mean' cross-entropy (Reptile, PyTorch), or MAML's code: summed over the "
-                                    "samples and divided by the shots per class, i.e. ways × the mean"),
+    "loss_normalisation": Field("str", choices=("mean", "sum", "sum/shots"),
+                                doc="the cross-entropy of a batch: its 'mean' over the samples (PyTorch's default); "
+                                    "their 'sum' (supervised-reptile minimises the vector of per-sample losses, "
+                                    "so TF steps along the sum); or MAML's code, 'sum/shots': summed and divided "
+                                    "by the shots per class, i.e. ways × the mean"),
 }
 
 LOSS = "cross_entropy"
@@ -72,6 +74,10 @@ def output_dim(config: dict) -> int:
 
 def loss_scale(config: dict) -> float:
     return float(config["ways"]) if config["loss_normalisation"] == "sum/shots" else 1.0
+
+
+def loss_reduction(config: dict) -> str:
+    return "sum" if config["loss_normalisation"] == "sum" else "mean"
 
 
 class Tasks:

@@ -35,9 +35,11 @@ SCHEMA = {
     "strokes": Field("str", choices=("bright", "dark"),
                      doc="'bright': strokes 1, background 0 (MAML's code inverts the PNGs); 'dark': the PNGs as "
                          "they are, strokes 0 (Reptile's code)"),
-    "loss_normalisation": Field("str", choices=("mean", "sum/shots"),
-                                doc="'mean' cross-entropy (Reptile, PyTorch), or MAML's code: summed over the "
-                                    "samples and divided by the shots per class, i.e. ways × the mean"),
+    "loss_normalisation": Field("str", choices=("mean", "sum", "sum/shots"),
+                                doc="the cross-entropy of a batch: its 'mean' over the samples (PyTorch's default); "
+                                    "their 'sum' (supervised-reptile minimises the vector of per-sample losses, "
+                                    "so TF steps along the sum); or MAML's code, 'sum/shots': summed and divided "
+                                    "by the shots per class, i.e. ways × the mean"),
 }
 
 LOSS = "cross_entropy"
@@ -90,6 +92,10 @@ def output_dim(config: dict) -> int:
 
 def loss_scale(config: dict) -> float:
     return float(config["ways"]) if config["loss_normalisation"] == "sum/shots" else 1.0
+
+
+def loss_reduction(config: dict) -> str:
+    return "sum" if config["loss_normalisation"] == "sum" else "mean"
 
 
 def shuffled_split(characters: list[str], seed: int, sizes: dict[str, int]) -> dict[str, list[str]]:

@@ -27,6 +27,10 @@ def loss_scale(config: dict) -> float:
     return 1.0
 
 
+def loss_reduction(config: dict) -> str:
+    return "mean"
+
+
 def check_task_config(config: dict, where: str):
     pass
 
