@@ -80,6 +80,10 @@ def training_code_digest(modules: list[str], extra: list[Path] = ()) -> str:
     return digest.hexdigest()[:16]
 
 
+CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
+                "optimizer_state", "frozen_layers")
+
+
 def training_hash(cfg: RunConfig, data: dict | None = None) -> str:
     """The training configuration and the code it runs: the algorithm, the task family (with its split and data
     digest files), the model and this loop. A learning curve on test tasks during training makes the evaluation
@@ -90,8 +94,8 @@ def training_hash(cfg: RunConfig, data: dict | None = None) -> str:
     extra = [package / "runner.py"]  # the loop itself; what it imports for other purposes is not followed
     extra += sorted((package / "splits" / family).glob("*.json")) + sorted((package / "data").glob(f"{family}.json"))
     spec = dict(cfg.training)
-    if cfg.evaluation.get("during_training"):
-        spec["evaluation"] = cfg.evaluation
+    if cfg.evaluation.get("during_training"):  # what curve_point reads (not the final evaluation's tasks or seed)
+        spec["evaluation"] = {k: v for k, v in cfg.evaluation.items() if k in CURVE_FIELDS}
         modules.append("suite.evaluate")
     if data is not None:
         spec["data"] = data

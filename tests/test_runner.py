@@ -192,7 +192,10 @@ def test_a_training_depends_only_on_the_code_it_runs():
     claim = load_manifest(Path(__file__).resolve().parents[1] / "benchmarks.yaml").claim("reptile-k-ablation")
     cfg = {c.run: c for c in claim.run_configs("smoke")}
     with_curve, without = cfg["g2"], cfg["shared-k2"]
-    assert training_hash(with_curve) != training_hash(
-        type(with_curve)(**{**with_curve.__dict__, "evaluation": {**with_curve.evaluation, "tasks": 7}}))
-    assert training_hash(without) == training_hash(
-        type(without)(**{**without.__dict__, "evaluation": {**without.evaluation, "tasks": 7}}))
+    def with_evaluation(cfg, **changes):
+        return type(cfg)(**{**cfg.__dict__, "evaluation": {**cfg.evaluation, **changes}})
+
+    assert training_hash(with_curve) != training_hash(with_evaluation(with_curve, steps=[0, 3]))
+    # the final evaluation's own settings do not touch the curve, so they reuse the training
+    assert training_hash(with_curve) == training_hash(with_evaluation(with_curve, tasks=7, seed=5))
+    assert training_hash(without) == training_hash(with_evaluation(without, steps=[0, 3], tasks=7))
