@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from suite.schema import Field
+
 
 @dataclass
 class TaskBatch:
@@ -38,3 +40,23 @@ def seeded_generator(*entropy: int) -> torch.Generator:
     so that nearby seeds give unrelated streams."""
     state = np.random.SeedSequence(list(entropy)).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
+# What every classification family (Omniglot, Mini-ImageNet) shares: the loss over a batch and the output size.
+LOSS_NORMALISATION = Field("str", choices=("mean", "sum", "sum/shots"),
+                           doc="the cross-entropy of a batch: its 'mean' over the samples (PyTorch's default); "
+                               "their 'sum' (supervised-reptile minimises the vector of per-sample losses, so TF "
+                               "steps along the sum); or MAML's code, 'sum/shots': summed and divided by the shots "
+                               "per class, i.e. ways × the mean")
+
+
+def classes_output_dim(config: dict) -> int:
+    return config["ways"]
+
+
+def classes_loss_scale(config: dict) -> float:
+    return float(config["ways"]) if config["loss_normalisation"] == "sum/shots" else 1.0
+
+
+def classes_loss_reduction(config: dict) -> str:
+    return "sum" if config["loss_normalisation"] == "sum" else "mean"

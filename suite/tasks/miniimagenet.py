@@ -15,7 +15,8 @@ import torch
 
 from suite.data.miniimagenet import SIZE, SPLITS, load_miniimagenet, read_split
 from suite.schema import Field, ManifestError
-from suite.tasks.base import TaskBatch
+from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, classes_loss_reduction, classes_loss_scale,
+                              classes_output_dim)
 
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "miniimagenet"
 SPLIT_NAMES = ("ravi",)
@@ -26,11 +27,7 @@ SCHEMA = {
                        "classes of 600 images (the split MAML, Reptile and most later papers use)"),
     "split_sha256": Field("str", doc="the sha256 of that file, pinned"),
     "ways": Field("positive_int", doc="classes per task"),
-    "loss_normalisation": Field("str", choices=("mean", "sum", "sum/shots"),
-                                doc="the cross-entropy of a batch: its 'mean' over the samples (PyTorch's default); "
-                                    "their 'sum' (supervised-reptile minimises the vector of per-sample losses, "
-                                    "so TF steps along the sum); or MAML's code, 'sum/shots': summed and divided "
-                                    "by the shots per class, i.e. ways × the mean"),
+    "loss_normalisation": LOSS_NORMALISATION,
 }
 
 LOSS = "cross_entropy"
@@ -68,16 +65,7 @@ def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str,
                                 f"{config['split']}.json, which has {len(split['classes'][part])} classes")
 
 
-def output_dim(config: dict) -> int:
-    return config["ways"]
-
-
-def loss_scale(config: dict) -> float:
-    return float(config["ways"]) if config["loss_normalisation"] == "sum/shots" else 1.0
-
-
-def loss_reduction(config: dict) -> str:
-    return "sum" if config["loss_normalisation"] == "sum" else "mean"
+output_dim, loss_scale, loss_reduction = classes_output_dim, classes_loss_scale, classes_loss_reduction
 
 
 class Tasks:

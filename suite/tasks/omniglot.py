@@ -15,7 +15,8 @@ import torch
 
 from suite.data.omniglot import DRAWERS, SIZE, load_omniglot
 from suite.schema import Field, ManifestError
-from suite.tasks.base import TaskBatch
+from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, classes_loss_reduction, classes_loss_scale,
+                              classes_output_dim)
 
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "omniglot"
 SPLIT_NAMES = ("maml", "reptile", "vinyals")
@@ -35,11 +36,7 @@ SCHEMA = {
     "strokes": Field("str", choices=("bright", "dark"),
                      doc="'bright': strokes 1, background 0 (MAML's code inverts the PNGs); 'dark': the PNGs as "
                          "they are, strokes 0 (Reptile's code)"),
-    "loss_normalisation": Field("str", choices=("mean", "sum", "sum/shots"),
-                                doc="the cross-entropy of a batch: its 'mean' over the samples (PyTorch's default); "
-                                    "their 'sum' (supervised-reptile minimises the vector of per-sample losses, "
-                                    "so TF steps along the sum); or MAML's code, 'sum/shots': summed and divided "
-                                    "by the shots per class, i.e. ways × the mean"),
+    "loss_normalisation": LOSS_NORMALISATION,
 }
 
 LOSS = "cross_entropy"
@@ -86,16 +83,7 @@ def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str,
                                 f"{config['split']}.json, which has {n_classes} classes")
 
 
-def output_dim(config: dict) -> int:
-    return config["ways"]
-
-
-def loss_scale(config: dict) -> float:
-    return float(config["ways"]) if config["loss_normalisation"] == "sum/shots" else 1.0
-
-
-def loss_reduction(config: dict) -> str:
-    return "sum" if config["loss_normalisation"] == "sum" else "mean"
+output_dim, loss_scale, loss_reduction = classes_output_dim, classes_loss_scale, classes_loss_reduction
 
 
 def shuffled_split(characters: list[str], seed: int, sizes: dict[str, int]) -> dict[str, list[str]]:
