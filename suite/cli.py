@@ -175,8 +175,9 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
 
     With SUITE_FETCH_FROM=DIR set and no --from (nor --url, --generated), the dataset is taken from DIR/<dataset>
     (a local mirror, as CI uses); with SUITE_FETCH_GENERATED=miniimagenet, Mini-ImageNet is the generated stand-in
-    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). Sinusoid tasks are generated, so `fetch sinusoid` only records that in
-    datasets/sinusoid/. Mini-ImageNet has no official download: give --from, --url with --sha256, or --generated."""
+    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). Sinusoid tasks are
+    generated, so `fetch sinusoid` only records that in datasets/sinusoid/. Mini-ImageNet has no official
+    download: give --from, --url with --sha256, or --generated."""
     import os
 
     from suite.data import data_root

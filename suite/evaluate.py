@@ -221,6 +221,11 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
     return out
 
 
+# the evaluation fields a learning-curve point reads: a training that records a curve depends on these alone
+CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
+                "optimizer_state", "frozen_layers")
+
+
 def curve_point(model, params, family, config, device, vectorize: bool, chunk: int, iteration: int,
                 initial_state=None) -> tuple[str, float]:
     """(metric, mean) on the fresh test tasks of this iteration's learning-curve point: the primary metric after

@@ -2,6 +2,7 @@
 old file or the new one, never half of one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -52,3 +53,12 @@ def atomic_torch_save(path: Path, obj):
     import torch
 
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in chunks (the Mini-ImageNet arrays are a gigabyte)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from suite.algorithms import make_learner
-from suite.evaluate import curve_point, evaluate
+from suite.evaluate import CURVE_FIELDS, curve_point, evaluate
 from suite.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from suite.manifest import RunConfig, config_hash
 from suite.models import FunctionalModel
@@ -78,10 +78,6 @@ def training_code_digest(modules: list[str], extra: list[Path] = ()) -> str:
     for f in sorted(training_code_files(modules) | set(extra)):
         digest.update(f"{f.relative_to(package)}\n".encode() + f.read_bytes())
     return digest.hexdigest()[:16]
-
-
-CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
-                "optimizer_state", "frozen_layers")
 
 
 def training_hash(cfg: RunConfig, data: dict | None = None) -> str:

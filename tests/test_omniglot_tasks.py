@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from conftest import SHARED_OMNIGLOT
 from suite.cli import main
 from suite.manifest import load_manifest
-from suite.tasks.omniglot import Tasks, file_sha256, shuffled_split, split_path
+from suite.io import file_sha256
+from suite.tasks.omniglot import Tasks, shuffled_split, split_path
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from suite.data import DataError
 from suite.data.download import download, looks_like_html
-from suite.io import atomic_write_json, remove_made_folders
+from suite.io import atomic_write_json, file_sha256, remove_made_folders
 
 SPLITS = ("train", "val", "test")
 SIZE = 84
@@ -169,10 +169,10 @@ def fetch_miniimagenet(root: Path, source: Path | None = None, url: str | None =
             for split in SPLITS:  # one split in memory at a time
                 np.save(stage / f"{split}.npy", read(split))
                 arrays[split] = {"file": f"{split}.npy", "bytes": (stage / f"{split}.npy").stat().st_size,
-                                 "sha256": _file_sha256(stage / f"{split}.npy")}
+                                 "sha256": file_sha256(stage / f"{split}.npy")}
             per_class = GENERATED_PER_CLASS if generated else spec["images_per_class"]
             meta = {"dataset": "miniimagenet", "version": CACHE_VERSION, "split": spec["name"],
-                    "split_sha256": _file_sha256(split_file), "generated": generated, "format": fmt,
+                    "split_sha256": file_sha256(split_file), "generated": generated, "format": fmt,
                     "source": origin, "images_per_class": per_class, "image_shape": list(SHAPE),
                     "classes": {s: spec["classes"][s] for s in SPLITS}, "arrays": arrays}
             cache.mkdir(exist_ok=True)
@@ -252,14 +252,6 @@ def _read_meta(cache: Path, split_file: Path) -> dict:
             raise DataError(f"{array}: {'missing' if size is None else f'{size:,} bytes'}, {path.name} says "
                             f"{arrays[split]['bytes']:,}; run `suite fetch miniimagenet` again")
     return meta
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _few(names, k: int = 5) -> str:

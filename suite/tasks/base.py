@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from suite.schema import Field
+from suite.io import file_sha256
+from suite.schema import Field, ManifestError
 
 
 @dataclass
@@ -60,3 +61,15 @@ def classes_loss_scale(config: dict) -> float:
 
 def classes_loss_reduction(config: dict) -> str:
     return "sum" if config["loss_normalisation"] == "sum" else "mean"
+
+
+def classes_support_points(config: dict, shots: int) -> int:
+    return config["ways"] * shots
+
+
+def check_pinned_split(path, config: dict, where: str):
+    """The claim pins the split file by its sha256: a changed file is an error, not a silently other split."""
+    actual = file_sha256(path)
+    if actual != config["split_sha256"]:
+        raise ManifestError(f"{where}.split_sha256: {path.name} has sha256 {actual}, the claim pins "
+                            f"{config['split_sha256']}")

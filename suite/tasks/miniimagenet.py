@@ -7,7 +7,6 @@ labels 0..ways−1 follow the (random) order of the drawn classes. Images are fl
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,8 @@ import torch
 
 from suite.data.miniimagenet import SIZE, SPLITS, load_miniimagenet, read_split
 from suite.schema import Field, ManifestError
-from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, classes_loss_reduction, classes_loss_scale,
-                              classes_output_dim)
+from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, check_pinned_split, classes_loss_reduction,
+                              classes_loss_scale, classes_output_dim, classes_support_points)
 
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "miniimagenet"
 SPLIT_NAMES = ("ravi",)
@@ -39,15 +38,7 @@ def split_path(name: str) -> Path:
 
 
 def check_task_config(config: dict, where: str):
-    path = split_path(config["split"])
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if actual != config["split_sha256"]:
-        raise ManifestError(f"{where}.split_sha256: {path.name} has sha256 {actual}, the claim pins "
-                            f"{config['split_sha256']}")
-
-
-def support_points(config: dict, shots: int) -> int:
-    return config["ways"] * shots
+    check_pinned_split(split_path(config["split"]), config, where)
 
 
 def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str, int, int]], where: str):
@@ -66,6 +57,7 @@ def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str,
 
 
 output_dim, loss_scale, loss_reduction = classes_output_dim, classes_loss_scale, classes_loss_reduction
+support_points = classes_support_points
 
 
 class Tasks:

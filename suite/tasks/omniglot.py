@@ -6,7 +6,6 @@ of the 20; labels 0..ways−1 follow the (random) order of the drawn classes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -15,8 +14,8 @@ import torch
 
 from suite.data.omniglot import DRAWERS, SIZE, load_omniglot
 from suite.schema import Field, ManifestError
-from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, classes_loss_reduction, classes_loss_scale,
-                              classes_output_dim)
+from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, check_pinned_split, classes_loss_reduction,
+                              classes_loss_scale, classes_output_dim, classes_support_points)
 
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "omniglot"
 SPLIT_NAMES = ("maml", "reptile", "vinyals")
@@ -47,24 +46,12 @@ def split_path(name: str) -> Path:
     return SPLITS_DIR / f"{name}.json"
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def check_task_config(config: dict, where: str):
-    path = split_path(config["split"])
-    actual = file_sha256(path)
-    if actual != config["split_sha256"]:
-        raise ManifestError(f"{where}.split_sha256: {path.name} has sha256 {actual}, the claim pins "
-                            f"{config['split_sha256']}")
+    check_pinned_split(split_path(config["split"]), config, where)
     for split, rotations in config["rotations"].items():
         if not rotations or any(r % 90 or r >= 360 for r in rotations) or len(set(rotations)) != len(rotations):
             raise ManifestError(f"{where}.rotations.{split}: expected distinct multiples of 90 below 360, "
                                 f"got {rotations}")
-
-
-def support_points(config: dict, shots: int) -> int:
-    return config["ways"] * shots
 
 
 def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str, int, int]], where: str):
@@ -77,13 +64,15 @@ def check_protocol(config: dict, model: dict, shots_and_queries: list[tuple[str,
         if shots + queries > DRAWERS:
             raise ManifestError(f"{where}: {shots} shots + {queries} queries per class, but Omniglot has "
                                 f"{DRAWERS} drawers per character")
-        n_classes = len(classes[split]) * (1 if config["rotation_mode"] == "per-task" else len(config["rotations"][split]))
+        rotated = 1 if config["rotation_mode"] == "per-task" else len(config["rotations"][split])
+        n_classes = len(classes[split]) * rotated
         if n_classes < config["ways"]:
             raise ManifestError(f"{where}: {config['ways']}-way tasks from the {split} split of "
                                 f"{config['split']}.json, which has {n_classes} classes")
 
 
 output_dim, loss_scale, loss_reduction = classes_output_dim, classes_loss_scale, classes_loss_reduction
+support_points = classes_support_points
 
 
 def shuffled_split(characters: list[str], seed: int, sizes: dict[str, int]) -> dict[str, list[str]]:
