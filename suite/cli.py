@@ -48,13 +48,16 @@ def _manifest(ctx):
 @click.option("--seed", "seeds", type=int, multiple=True, help="Run these seeds instead of the claim's.")
 @click.option("--run", "runs", multiple=True, help="Only these runs of the claim (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace results or checkpoints from another configuration.")
+@click.option("--jobs", envvar="SUITE_JOBS", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Train this many runs at once, in worker processes that split the CPU threads (or share the "
+                   "GPU); or set SUITE_JOBS.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @_errors_are_clear
-def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
+def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, no_progress):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.report import build_reports, load_results, to_markdown, write_metrics
-    from suite.runner import existing_result, git_state, resolve_device, train_and_evaluate
+    from suite.runner import existing_result, git_state, resolve_device, train_and_evaluate_all
 
     manifest = _manifest(ctx)
     dev = resolve_device(device)
@@ -66,8 +69,8 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, no_progress):
         what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
         done = not overwrite and existing_result(root, cfg) is not None
         click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
-        train_and_evaluate(cfg, root, dev, code, Path(ctx.obj["data"]),
-                           overwrite=overwrite, progress=not no_progress)
+    train_and_evaluate_all(configs, root, dev, code, Path(ctx.obj["data"]), overwrite=overwrite,
+                           progress=not no_progress, jobs=jobs)
     records = load_results(root)
     for claim in claims:
         write_metrics(root, manifest.claim(claim), profile, records)

@@ -181,7 +181,7 @@ TASK_STREAM, BATCH_STREAM = 1, 2
 
 
 def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, vectorize: bool,
-                      chunk: int, lr=None, progress: bool = False, initial_state=None) -> dict:
+                      chunk: int, lr=None, progress: dict | None = None, initial_state=None) -> dict:
     """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
     Task i (and its fine-tuning mini-batches) is drawn from a generator seeded by (seed, i) alone, so the tasks
     are the same for every run, chunk size and device; each set of frozen blocks fine-tunes on the same task."""
@@ -195,8 +195,8 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
         return out
 
     per_metric: dict[str, list] = {}
-    for start in tqdm(range(0, n_tasks, chunk), desc="evaluating", unit="chunk", disable=not progress,
-                      leave=False):
+    for start in tqdm(range(0, n_tasks, chunk), disable=progress is None,
+                      **{"desc": "evaluating", "unit": "chunk", "leave": False, **(progress or {})}):
         ids = range(start, min(start + chunk, n_tasks))
         part = TaskBatch.cat([family.sample(1, config["shots"], config["queries"],
                                             seeded_generator(seed, i, TASK_STREAM), split) for i in ids]).to(device)
@@ -254,7 +254,7 @@ def summarise(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "ci95": 1.96 * std / math.sqrt(n), "n": n}
 
 
-def evaluate(model, params, family, config, device, vectorize: bool, chunk: int, progress: bool = False,
+def evaluate(model, params, family, config, device, vectorize: bool, chunk: int, progress: dict | None = None,
              training_state=None) -> dict:
     """The claim's evaluation for one trained model: optional lr search on validation tasks, then the test tasks.
     `training_state` is the inner optimiser state training left, used when optimizer_state is 'from-training'."""

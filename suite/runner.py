@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import multiprocessing
 import json
 import os
 import platform
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,7 +27,8 @@ from tqdm import tqdm
 from suite.algorithms import make_learner
 from suite.evaluate import CURVE_FIELDS, curve_point, evaluate
 from suite.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
-from suite.manifest import RunConfig, config_hash
+from suite.data import DataError
+from suite.manifest import ManifestError, RunConfig, config_hash
 from suite.models import FunctionalModel
 from suite.tasks import FAMILIES, make_tasks, seeded_generator
 
@@ -205,9 +208,10 @@ def _data_name(record: dict) -> str:
 
 
 def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: dict, data_dir: Path,
-                       overwrite: bool = False, progress: bool = True) -> dict:
+                       overwrite: bool = False, progress: dict | None = None) -> dict:
     """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
-    process started: the code that runs is the code that was loaded then."""
+    process started: the code that runs is the code that was loaded then. `progress`: options of the progress
+    bars (tqdm's), None for none."""
     out = run_dir(root, cfg)
     check_not_overwriting(out, cfg, overwrite)
     family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
@@ -240,7 +244,9 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
 
     eval_began = time.perf_counter()
     result = evaluate(tuned, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
-                      progress, training_state=inner_state)
+                      None if progress is None else {"desc": f"{cfg.claim}/{cfg.run} seed {cfg.seed} evaluating",
+                                                     **progress},
+                      training_state=inner_state)
     eval_time = time.perf_counter() - eval_began
     train_time, curve = train["seconds"], train["curve"]
 
@@ -281,13 +287,64 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     return record
 
 
+def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
+                           overwrite: bool = False, progress: bool = True, jobs: int = 1):
+    """train_and_evaluate every configuration: one after another, or with `jobs` > 1 in that many worker
+    processes, which split the CPU threads between them. Each run is the same computation either way (its
+    tasks come from its own seeds). In parallel, a failed run does not stop the others; the failures are
+    raised together at the end."""
+    if jobs == 1 or len(configs) <= 1:
+        for cfg in configs:
+            train_and_evaluate(cfg, root, device, code, data_dir, overwrite, {} if progress else None)
+        return
+    jobs = min(jobs, len(configs))
+    spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    slots = spawn.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    tqdm.set_lock(spawn.RLock())  # one lock for every process's progress bars
+    failed = []
+    with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
+                             initargs=(max(1, torch.get_num_threads() // jobs), slots, tqdm.get_lock())) as pool:
+        futures = {pool.submit(_train_and_evaluate_in_worker, cfg, root, device, code, data_dir, overwrite,
+                               progress): cfg for cfg in configs}
+        for future in as_completed(futures):
+            cfg = futures[future]
+            what = f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"
+            try:
+                future.result()
+                tqdm.write(f"{what}: done", file=sys.stderr)
+            except (RunError, ManifestError, DataError) as e:
+                failed.append(f"{what}: {e}")
+            except Exception as e:  # a bug rather than bad input: keep its traceback
+                failed.append(f"{what}: {type(e).__name__}: {e}\n{e.__cause__ or ''}".rstrip())
+    if failed:
+        raise RunError(f"{len(failed)} of {len(configs)} runs failed (the others finished):\n" + "\n".join(failed))
+
+
+_worker_bar_position = 0
+
+
+def _init_worker(threads: int, slots, bar_lock):
+    """A worker of train_and_evaluate_all: its share of the threads, and its own line for progress bars."""
+    global _worker_bar_position
+    torch.set_num_threads(threads)
+    tqdm.set_lock(bar_lock)
+    _worker_bar_position = slots.get()
+
+
+def _train_and_evaluate_in_worker(cfg, root, device, code, data_dir, overwrite, progress):
+    train_and_evaluate(cfg, root, device, code, data_dir, overwrite,
+                       {"position": _worker_bar_position, "leave": False} if progress else None)
+
+
 def versions() -> dict:
     return {"suite": _suite_version(), "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__}
 
 
 def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, vectorize: bool, code: dict,
-                           progress: bool) -> dict:
+                           progress: dict | None) -> dict:
     """The training loop: resumes from latest.pt, checkpoints every `checkpoint_every` iterations, and leaves
     final.pt with the parameters and the training's record (curve, time, and each segment's code and device)."""
     iterations = cfg.hyperparameters["iterations"]
@@ -308,7 +365,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, vec
     n_tasks, shots, queries = learner.task_shape()
     began, window = time.perf_counter(), []
     bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
-               disable=not progress, mininterval=1.0, dynamic_ncols=True)
+               disable=progress is None, mininterval=1.0, dynamic_ncols=True, **(progress or {}))
     for it in range(start, iterations):
         generator = seeded_generator(cfg.seed, it)
         tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)

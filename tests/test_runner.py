@@ -105,6 +105,35 @@ def test_cuda_is_a_clear_error_without_a_gpu(tmp_path):
     assert out.exit_code == 1 and "no CUDA device is available" in out.output
 
 
+def test_runs_in_parallel_workers_give_exactly_the_numbers_of_runs_one_after_another(tmp_path):
+    manifest = write_manifest(tmp_path, maml={"iterations": 300})
+    cmd = [sys.executable, "-m", "suite.cli", "--manifest", str(manifest), "run", "--claim", "maml-sinusoid",
+           "--profile", "smoke", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # a worker of two on this CPU gets its share: one thread
+    subprocess.run(cmd, env={**env, "SUITE_RESULTS": str(tmp_path / "one")}, check=True, capture_output=True)
+    parallel = subprocess.run(cmd + ["--jobs", "2"], env={**env, "SUITE_RESULTS": str(tmp_path / "two")},
+                              check=True, capture_output=True, text=True)
+    for run in ("maml", "pretrained"):
+        assert f"claim 'maml-sinusoid', run '{run}', seed 0: done" in parallel.stderr  # a worker ran it
+        one = json.loads(result_file(tmp_path / "one", run=run).read_text())
+        two = json.loads(result_file(tmp_path / "two", run=run).read_text())
+        assert two["training"]["curve"] == one["training"]["curve"]
+        assert two["episodes"] == one["episodes"] and two["metrics"] == one["metrics"]
+
+
+def test_a_failed_parallel_run_names_itself_and_the_others_finish(tmp_path):
+    out = suite(REPO / "benchmarks.yaml", tmp_path / "results", "--data", str(tmp_path / "no-data"), "run",
+                "--claim", "omniglot-maml", "--claim", "maml-sinusoid", "--profile", "smoke", "--device", "cpu",
+                "--jobs", "2", "--no-progress")
+    assert out.exit_code == 1
+    error = out.output[out.output.index("Error: "):]
+    assert error.startswith("Error: 4 of 6 runs failed (the others finished):\n")
+    for run in ("n5-k1", "n5-k5", "n20-k1", "n20-k5"):
+        assert f"claim 'omniglot-maml', run '{run}', seed 0: Omniglot is not fetched: run `suite fetch" in error
+    assert result_file(tmp_path / "results").exists() and result_file(tmp_path / "results", run="pretrained").exists()
+    assert not (tmp_path / "results" / "omniglot-maml").exists()
+
+
 def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp_path):
     manifest = write_manifest(tmp_path, maml={"iterations": 3000})
     raw = yaml.safe_load(manifest.read_text())
