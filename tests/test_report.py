@@ -190,3 +190,22 @@ def test_seeds_the_claim_does_not_list_are_reported_but_not_judged(manifest):
     rep = build_reports(manifest, paper_like(manifest) + [extra], ["maml-sinusoid"])[0]
     assert rep.verdict == "reproduced" and len(rep.extra) == 1 and not rep.stale
     assert "Not judged: 1 result(s) of seeds the claim does not list (7)" in to_markdown([rep])
+
+
+def test_the_figures_are_those_the_reported_runs_draw_and_an_outdated_one_is_removed(manifest, tmp_path):
+    from suite.figures import claim_figures
+
+    claim = manifest.claim("reptile-k-ablation")
+    specs = claim.body()["figures"]
+
+    def rec(run, accuracy):
+        return {"run": run, "seed": 0, "training": {"curve": {"iteration": [1, 2], "loss": [1.0, 0.9]}},
+                "metrics": {"accuracy@5": {"mean": accuracy, "std": 0.4, "ci95": 0.01, "n": 10000}}}
+
+    smoke = claim_figures(claim.id, "smoke", [rec(run, 0.5) for run in claim.body()["runs"]], tmp_path, specs)
+    assert [p.name for p in smoke] == [f"{claim.id}-learning-curves.png"] + [
+        f"{claim.id}-figure-{i}.png" for i in range(1, len(specs) + 1)]
+    (tmp_path / "other-claim-figure-2.png").write_bytes(b"")
+    paper = claim_figures(claim.id, "paper", [rec("g1", 0.28)], tmp_path, specs)  # §6.2's k = 1 alone
+    assert [p.name for p in paper] == [f"{claim.id}-learning-curves.png", f"{claim.id}-figure-1.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in paper] + ["other-claim-figure-2.png"])
