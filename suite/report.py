@@ -12,7 +12,9 @@ Verdict rules (the README states them too):
 - only the `paper` profile can reproduce anything: other profiles are reported as "<profile> only";
 - results on generated stand-in data (`suite fetch miniimagenet --generated`) are "generated data — not a
   reproduction", whatever the numbers;
-- results whose config hash differs from the manifest's current config are stale and ignored.
+- results whose config hash differs from the manifest's current config are stale and ignored;
+- a relation holds or fails by its margin; while some of its runs are missing, one failed comparison fails it,
+  otherwise it is incomplete.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import pandas as pd
 from suite.manifest import PAPER, Claim, Manifest, expand_metrics
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
-HOLDS, FAILS = "holds", "fails"
+HOLDS, FAILS, INCOMPLETE = "holds", "fails", "incomplete"
 GENERATED = "generated data — not a reproduction"
 
 
@@ -96,13 +98,17 @@ def judge(expectation: dict, measured: Measured) -> tuple[str, float]:
     return (REPRODUCED if diff <= allowed else NOT_REPRODUCED), allowed
 
 
-def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str | None, list[str]]:
-    """(holds / fails / None when a run is missing, the comparisons that failed)."""
+def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str, list[str]]:
+    """(verdict, the comparisons that failed). The comparisons whose runs are measured are made: a failed one
+    fails the relation for good; when none failed but runs are missing the relation is incomplete, saying how many
+    comparisons held so far (a monotone relation compares neighbours in its run list that are both measured)."""
     metrics, margin, kind = expand_metrics(relation["metrics"]), relation["margin"], relation["kind"]
-    failures = []
+    failures, made, missing = [], 0, set()
 
     def mean(run, metric):
         m = measure(by_run.get(run, []), metric)
+        if m is None:
+            missing.add(run)
         return None if m is None else m.mean
 
     def ok(a, b):  # is "a kind b" true with the margin?
@@ -112,9 +118,10 @@ def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str |
     for metric in metrics:
         if kind in ("nondecreasing", "nonincreasing"):
             values = [mean(r, metric) for r in relation["runs"]]
-            if None in values:
-                return None, []
             for (ra, a), (rb, b) in zip(zip(relation["runs"], values), zip(relation["runs"][1:], values[1:])):
+                if a is None or b is None:
+                    continue
+                made += 1
                 good = b >= a - margin if kind == "nondecreasing" else b <= a + margin
                 if not good:
                     failures.append(f"{metric}: {ra} {a:.4g} → {rb} {b:.4g}")
@@ -127,10 +134,18 @@ def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str |
         for left, m_left, right, m_right in pairs:
             a, b = mean(left, m_left), mean(right, m_right)
             if a is None or b is None:
-                return None, []
+                continue
+            made += 1
             if not ok(a, b):
                 failures.append(f"{left} {m_left} {a:.4g} vs {right} {m_right} {b:.4g}")
-    return (HOLDS if not failures else FAILS), failures
+    if failures:
+        return FAILS, failures
+    if not missing:
+        return HOLDS, []
+    if not made:
+        return NOT_RUN, []
+    return (f"{INCOMPLETE}: held in the {made} comparison{'s' if made > 1 else ''} measured; "
+            f"{len(missing)} run{'s' if len(missing) > 1 else ''} not run"), []
 
 
 @dataclass
@@ -207,7 +222,7 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
     rel_rows = []
     for r in expectations.get("relations", []):
         held, failures = check_relation(r, by_run)
-        verdict = NOT_RUN if held is None else (f"{only} ({held})" if only else held)
+        verdict = held if held == NOT_RUN or not only else f"{only} ({held})"
         rel_rows.append({"relation": r["statement"], "source": r["source"], "margin": r["margin"],
                          "verdict": verdict, "failed comparisons": "; ".join(failures[:4]) +
                          (f" (+{len(failures) - 4} more)" if len(failures) > 4 else "")})
@@ -219,8 +234,8 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
         verdict = only
     else:
         verdicts = list(numbers.get("verdict", [])) + list(relations.get("verdict", []))
-        if any(v == NOT_RUN for v in verdicts):
-            verdict = "incomplete"
+        if any(v == NOT_RUN or v.startswith(INCOMPLETE) for v in verdicts):
+            verdict = INCOMPLETE
         elif all(v in (REPRODUCED, HOLDS) for v in verdicts):
             verdict = REPRODUCED
         else:

@@ -122,6 +122,21 @@ def test_monotone_relations_respect_the_margin():
     assert check_relation(dict(rel, margin=0.001), by_run)[0] == "fails"
 
 
+def test_a_relation_with_runs_missing_is_judged_on_the_comparisons_it_can_make():
+    def runs(**means):
+        return {name: [{"seed": 0, "metrics": {"acc": {"mean": m, "ci95": 0, "n": 1}}}] for name, m in means.items()}
+    below = {"kind": "less", "left": ["g1"], "right": ["a", "b", "c"], "metrics": ["acc"], "margin": 0.1}
+    assert check_relation(below, runs(g1=0.3, a=0.9)) == (
+        "incomplete: held in the 1 comparison measured; 2 runs not run", [])
+    assert check_relation(below, runs(g1=0.3, a=0.9, b=0.35)) == ("fails", ["g1 acc 0.3 vs b acc 0.35"])  # for good
+    assert check_relation(below, runs(a=0.9, b=0.9)) == ("not run", [])
+    assert check_relation(below, runs(g1=0.3, a=0.9, b=0.9, c=0.9)) == ("holds", [])
+    grows = {"kind": "nondecreasing", "runs": ["k2", "k3", "k4"], "metrics": ["acc"], "margin": 0.01}
+    # only neighbours that are both measured are compared: k2 → k4 across a missing k3 is not a comparison
+    assert check_relation(grows, runs(k2=0.9, k4=0.5))[0] == "not run"
+    assert check_relation(grows, runs(k2=0.9, k3=0.95))[0].startswith("incomplete: held in the 1 comparison")
+
+
 def test_csv_has_one_row_per_number_and_relation(manifest, tmp_path):
     for r in paper_like(manifest):
         path = tmp_path / r["claim"] / r["profile"] / r["run"] / "seed0" / "results.json"
