@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import multiprocessing
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -25,9 +25,9 @@ import torch
 from tqdm import tqdm
 
 from suite.algorithms import make_learner
+from suite.data import DataError
 from suite.evaluate import CURVE_FIELDS, curve_point, evaluate
 from suite.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
-from suite.data import DataError
 from suite.manifest import ManifestError, RunConfig, config_hash
 from suite.models import FunctionalModel
 from suite.tasks import FAMILIES, make_tasks, seeded_generator
