@@ -2,6 +2,7 @@
 MAML paper's Figure 2 (true function, the K points, predictions before and after fine-tuning)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -63,20 +64,28 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     return _save(fig, path)
 
 
+def series_points(points: dict[str, float], records: list[dict], metric: str) -> tuple[list, list, list]:
+    """(x, mean, interval) of a figure series' runs in x order; a run with no result is NaN, so that the line
+    breaks there rather than bridging the gap."""
+    from suite.report import measure
+
+    xs, ys, errs = [], [], []
+    for run, x in sorted(points.items(), key=lambda p: p[1]):
+        m = measure([r for r in records if r["run"] == run], metric)
+        xs.append(x)
+        ys.append(math.nan if m is None else m.mean)
+        errs.append(0.0 if m is None else m.interval or 0.0)
+    return xs, ys, errs
+
+
 def series_figure(claim_id: str, profile: str, spec: dict, records: list[dict], path: Path) -> Path | None:
     """A figure the manifest lays out: for each series, the metric of its runs against their x values, with the
     95% interval over test tasks (one seed) or the std over seeds."""
-    from suite.report import measure
-
     fig, ax = plt.subplots(figsize=(6.5, 4))
     drawn = False
     for label, points in spec["series"].items():
-        xs, ys, errs = [], [], []
-        for run, x in sorted(points.items(), key=lambda p: p[1]):
-            m = measure([r for r in records if r["run"] == run], spec["metric"])
-            if m is not None:
-                xs.append(x), ys.append(m.mean), errs.append(m.interval or 0.0)
-        if xs:
+        xs, ys, errs = series_points(points, records, spec["metric"])
+        if any(y == y for y in ys):
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
             drawn = True
     if not drawn:
