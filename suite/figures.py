@@ -136,14 +136,14 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
 def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=()) -> list[Path]:
     """The claim's figures from these records. A figure of the claim that they cannot draw any more (e.g. one
     drawn from smoke runs, now that the report shows the paper profile) is removed, not left to be mistaken."""
-    made = [learning_curves(claim_id, profile, records, folder / f"{claim_id}-learning-curves.png"),
-            regression_examples(claim_id, profile, records, folder / f"{claim_id}-examples.png")]
+    curves, examples = folder / f"{claim_id}-learning-curves.png", folder / f"{claim_id}-examples.png"
+    made = [learning_curves(claim_id, profile, records, curves),
+            regression_examples(claim_id, profile, records, examples)]
     made += [series_figure(claim_id, profile, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
              for i, spec in enumerate(specs)]
     made = [p for p in made if p is not None]
-    ours = [folder / f"{claim_id}-learning-curves.png", folder / f"{claim_id}-examples.png",
-            *(p for p in folder.glob(f"{claim_id}-figure-*.png") if p.stem.rsplit("-", 1)[1].isdigit())]
-    for old in ours:
+    series = (p for p in folder.glob(f"{claim_id}-figure-*.png") if p.stem.rsplit("-", 1)[1].isdigit())
+    for old in (curves, examples, *series):
         if old not in made:
             old.unlink(missing_ok=True)
     return made
