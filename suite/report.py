@@ -160,6 +160,29 @@ class ClaimReport:
     diverged: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)  # the results reported (the chosen profile's)
     extra: list[dict] = field(default_factory=list)  # results of seeds the claim does not list
+    compared: pd.DataFrame = field(default_factory=pd.DataFrame)  # what the relations compare that is not published
+
+
+def compared_values(claim: Claim, by_run: dict[str, list[dict]]) -> pd.DataFrame:
+    """The measured values the relations compare and no published number shows, one row per run and metric in the
+    manifest's run order: without them a claim judged on relations alone would print verdicts but no numbers."""
+    e = claim.body(PAPER)["expectations"]
+    published = {(p["run"], p["metric"]) for p in e.get("published", [])}
+    runs, metrics = {}, {}
+    for r in e.get("relations", []):
+        for run in r.get("left", []) + r.get("right", []) + r.get("runs", []):
+            for metric in expand_metrics(r["metrics"]) + expand_metrics(r.get("right_metrics", [])):
+                if (run, metric) not in published:
+                    runs[run], metrics[metric] = None, None
+    order = list(claim.body(PAPER)["runs"])
+    rows = []
+    for run in sorted(runs, key=order.index):
+        for metric in metrics:
+            m = measure(by_run.get(run, []), metric)
+            rows.append({"run": run, "metric": metric, "measured": None if m is None else m.mean,
+                         "measured ±": None if m is None else m.interval,
+                         "measured ± means": None if m is None else m.interval_kind, "n": None if m is None else m.n})
+    return pd.DataFrame(rows)
 
 
 def diverged_episodes(record: dict) -> str | None:
@@ -245,7 +268,7 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
                   for r in chosen]
     diverged = [d for r in chosen if (d := diverged_episodes(r))]
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged,
-                       chosen, extra)
+                       chosen, extra, compared_values(claim, by_run))
 
 
 def current_records(claim: Claim, records: list[dict], profile: str) -> list[dict]:
@@ -299,6 +322,8 @@ def to_csv(reports: list[ClaimReport]) -> str:
     for rep in reports:
         if len(rep.numbers):
             frames.append(rep.numbers.assign(claim=rep.claim.id, profile=rep.profile, kind="number"))
+        if len(rep.compared):
+            frames.append(rep.compared.assign(claim=rep.claim.id, profile=rep.profile, kind="measured"))
         if len(rep.relations):
             frames.append(rep.relations.assign(claim=rep.claim.id, profile=rep.profile, kind="relation"))
     if not frames:
@@ -331,6 +356,18 @@ def paper_layout(rep: ClaimReport, cell) -> pd.DataFrame:
     table = pd.DataFrame("", index=rows, columns=cols)
     for _, r in n.iterrows():
         table.loc[r["row"], r["column"]] = cell(r)
+    return table
+
+
+def compared_table(rep: ClaimReport) -> pd.DataFrame:
+    """The compared values laid out run by metric, as display strings (— for a run not run), with what ± is."""
+    c = rep.compared
+    runs, metrics = list(dict.fromkeys(c["run"])), list(dict.fromkeys(c["metric"]))
+    table = pd.DataFrame("—", index=runs, columns=metrics + ["± is"])
+    for _, r in c.iterrows():
+        if isinstance(r["measured ± means"], str):  # measured (its mean may be nan: diverged fine-tuning)
+            table.loc[r["run"], r["metric"]] = _fmt(r["measured"], r["measured ±"], r["metric"].startswith("accuracy"))
+            table.loc[r["run"], "± is"] = r["measured ± means"]
     return table
 
 
@@ -405,6 +442,10 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                 "measured": n["measured_text"], "measured ± is": [v or "—" for v in n["measured ± means"]],
                 "difference": n["difference_text"], "allowed": n["allowed_text"], "verdict": n["verdict"]})
             lines += [table.to_markdown(index=False), ""]
+        if len(rep.compared):
+            what = "The other measured values the relations compare:" if len(rep.numbers) else \
+                "Measured, the values the relations compare:"
+            lines += [what, "", compared_table(rep).to_markdown(), ""]
         if len(rep.relations):
             lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
         if rep.profile:
@@ -429,30 +470,39 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
 
 def _latex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("✓", r"\checkmark"), ("✗", r"$\times$"), ("—", "--"), ("→", r"$\to$")):
+                 ("±", r"$\pm$"), ("✓", r"\checkmark"), ("✗", r"$\times$"), ("—", "--"), ("→", r"$\to$"),
+                 ("≥", r"$\geq$"), ("≤", r"$\leq$"), ("…", r"\ldots{}")):
         text = text.replace(a, b)
     return text
 
 
+def _latex_table(caption: str, table: pd.DataFrame) -> list[str]:
+    out = ["", r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
+           r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule",
+           " & ".join([""] + [_latex_escape(str(x)) for x in table.columns]) + r" \\", r"\midrule"]
+    for row, values in table.iterrows():
+        out.append(" & ".join([_latex_escape(str(row))] + [_latex_escape(str(v)) for v in values]) + r" \\")
+    return out + [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+
+
 def to_latex(reports: list[ClaimReport]) -> str:
-    """One booktabs table per claim, rows and columns as published: measured ± interval (published)."""
+    """Per claim, one booktabs table of its published numbers, rows and columns as published: measured ± interval
+    (published); and one of the other values its relations compare, with their verdicts in the caption."""
     out = ["% Generated by `suite report --format latex`; needs \\usepackage{booktabs} (and amssymb for \\checkmark)."]
     for rep in reports:
-        if not len(rep.numbers):
-            continue
         c = rep.claim
-
-        def cell(r):
-            measured = "--" if r["verdict"] == NOT_RUN else r["measured_text"]
-            return f"{measured} ({r['published_text']}) {MARKS.get(r['verdict'], '')}".strip()
-        table = paper_layout(rep, cell)
+        source = rf"arXiv {c.paper['arxiv']}{c.paper['arxiv_version']}, {_latex_escape(c.body()['where'])}"
         note = "" if rep.profile in (None, PAPER) else f" Only the {rep.profile} profile was run: not a reproduction."
-        out += ["", r"\begin{table}[t]", r"\centering", r"\small",
-                rf"\caption{{{_latex_escape(c.id)}: measured (published), arXiv {c.paper['arxiv']}"
-                rf"{c.paper['arxiv_version']}, {_latex_escape(c.body()['where'])}. Verdict: {rep.verdict}.{note}}}",
-                r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule",
-                " & ".join([""] + [_latex_escape(str(x)) for x in table.columns]) + r" \\", r"\midrule"]
-        for row, values in table.iterrows():
-            out.append(" & ".join([_latex_escape(str(row))] + [_latex_escape(v) for v in values]) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        if len(rep.numbers):
+            def cell(r):
+                measured = "--" if r["verdict"] == NOT_RUN else r["measured_text"]
+                return f"{measured} ({r['published_text']}) {MARKS.get(r['verdict'], '')}".strip()
+            out += _latex_table(rf"{_latex_escape(c.id)}: measured (published), {source}. "
+                                rf"Verdict: {_latex_escape(rep.verdict)}.{note}", paper_layout(rep, cell))
+        if len(rep.compared):
+            verdicts = "; ".join(f"{_latex_escape(r['relation'])}: {_latex_escape(r['verdict'])}"
+                                 for _, r in rep.relations.iterrows())
+            verdict = "" if len(rep.numbers) else f" Verdict: {_latex_escape(rep.verdict)}."
+            out += _latex_table(rf"{_latex_escape(c.id)}: measured values the relations compare, {source}.{verdict} "
+                                rf"Relations: {verdicts}.{note}", compared_table(rep))
     return "\n".join(out) + "\n"

@@ -146,7 +146,10 @@ def test_csv_has_one_row_per_number_and_relation(manifest, tmp_path):
     reports = build_reports(manifest, load_results(tmp_path), ["maml-sinusoid"])
     rows = pd.read_csv(io.StringIO(to_csv(reports)))
     assert list(rows["kind"]).count("number") == 6 and list(rows["kind"]).count("relation") == 1
-    assert set(rows["verdict"]) == {"reproduced", "holds"}
+    assert set(rows[rows["kind"] != "measured"]["verdict"]) == {"reproduced", "holds"}
+    # the relation's other steps, 2-4 and 6-9, for both runs: values no published number shows
+    measured = rows[rows["kind"] == "measured"]
+    assert len(measured) == 14 and set(measured["metric"]) == {f"mse@{s}" for s in (2, 3, 4, 6, 7, 8, 9)}
 
 
 def test_diverged_fine_tuning_is_reported_as_nan_and_explained(manifest):
@@ -236,3 +239,31 @@ def test_a_figure_series_breaks_its_line_at_a_run_with_no_result(manifest):
     xs, ys, errs = series_points(points, records, "acc")
     assert xs == [1, 2, 3, 4] and errs == [0.01, 0.0, 0.0, 0.01]
     assert ys[0] == 0.28 and ys[3] == 0.95 and all(math.isnan(y) for y in ys[1:3])
+
+
+def test_a_claim_judged_on_relations_alone_prints_the_values_it_compares(manifest, tmp_path):
+    from suite.report import to_latex
+
+    claim = manifest.claim("reptile-k-ablation")
+
+    def rec(run, accuracy):
+        cfg = claim.run_configs("paper", seeds=[0], runs=[run])[0]
+        return {"claim": claim.id, "profile": "paper", "run": run, "seed": 0, "config_hash": cfg.hash,
+                "metrics": {"accuracy@5": {"mean": accuracy, "std": 0.4, "ci95": 0.0031, "n": 10000}},
+                "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
+                "provenance": {"git_commit": "abc", "device": "cpu"}, "_path": run}
+
+    rep = build_reports(manifest, [rec("g4", 0.954), rec("g1", 0.279)], [claim.id])[0]
+    assert not len(rep.numbers) and rep.verdict == "incomplete"
+    text = to_markdown([rep])
+    assert "Measured, the values the relations compare:" in text
+    table = text.split("Measured, the values the relations compare:")[1].split("\n\n")[1].splitlines()
+    rows = {line.split("|")[1].strip(): line for line in table[2:]}
+    assert "27.90 ± 0.31" in rows["g1"] and "95.40 ± 0.31" in rows["g4"] and "—" in rows["g2"]
+    assert list(rows)[:4] == ["g1", "sum-g1-g2", "mean-g1-g2", "g2"] and list(rows)[-1] == "shared-full-small-step"
+    tex = to_latex([rep])  # before, a claim with no published numbers had no table at all
+    assert r"g4 & 95.40 $\pm$ 0.31 & ci95-episodes \\" in tex and r"k $\geq$ 2" in tex
+    assert "Verdict: incomplete. Relations: g1 alone" in tex
+    csv = pd.read_csv(io.StringIO(to_csv([rep])))
+    measured = csv[csv["kind"] == "measured"].set_index("run")
+    assert measured.loc["g1", "measured"] == pytest.approx(0.279) and math.isnan(measured.loc["g2", "measured"])
