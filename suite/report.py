@@ -268,7 +268,7 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
                   for r in chosen]
     diverged = [d for r in chosen if (d := diverged_episodes(r))]
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged,
-                       chosen, extra, compared_values(claim, by_run))
+                       chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame())
 
 
 def current_records(claim: Claim, records: list[dict], profile: str) -> list[dict]:
