@@ -31,17 +31,26 @@ def _smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
+def run_styles(keys: list[str]) -> dict[str, dict]:
+    """One colour and line style per run, the same in every panel: ten colours, then dashed, then dotted."""
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {k: {"color": colours[i % len(colours)], "linestyle": ("-", "--", ":")[i // len(colours) % 3]}
+            for i, k in enumerate(keys)}
+
+
 def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
     rows = [r for r in records if r["training"]["curve"]["iteration"]]
     if not rows:
         return None
+    several_seeds = len({r["seed"] for r in rows}) > 1
+    label = {id(r): r["run"] + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
+    style = run_styles([label[id(r)] for r in rows])
     tested = [r for r in rows if r["training"]["curve"].get("test")]
     fig, axes = plt.subplots(1, 2 if tested else 1, figsize=(13 if tested else 7, 4), squeeze=False)
     ax = axes[0][0]
     for r in rows:
         curve = r["training"]["curve"]
-        label = r["run"] + (f" (seed {r['seed']})" if len({x["seed"] for x in rows}) > 1 else "")
-        ax.plot(curve["iteration"], curve["loss"], label=label, linewidth=1.2)
+        ax.plot(curve["iteration"], curve["loss"], label=label[id(r)], linewidth=1.2, **style[label[id(r)]])
     losses = [v for r in rows for v in r["training"]["curve"]["loss"] if v > 0]
     if losses and max(losses) / min(losses) > 20:
         ax.set_yscale("log")
@@ -49,18 +58,19 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     ax.set_ylabel("training loss")
     ax.set_title(f"{claim_id}: training loss ({profile} profile)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if len(rows) > 4 else 1)
     if tested:
         ax = axes[0][1]
         for r in tested:
             test = r["training"]["curve"]["test"]
             window = max(1, len(test["value"]) // 50)
-            ax.plot(test["iteration"], _smooth(test["value"], window), label=r["run"], linewidth=1.2)
+            ax.plot(test["iteration"], _smooth(test["value"], window), linewidth=1.2, **style[label[id(r)]])
         ax.set_xlabel("meta-iteration")
         ax.set_ylabel(f"test {tested[0]['training']['curve']['test']['metric']}")
         ax.set_title(f"test tasks during training (moving average of {window})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=2 if len(tested) > 4 else 1)
+    # one legend for both panels, below them, so that it hides no curve however many runs there are
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               fontsize=8, ncol=min(len(rows), 6 if tested else 3), frameon=False)
     return _save(fig, path)
 
 

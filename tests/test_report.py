@@ -267,3 +267,24 @@ def test_a_claim_judged_on_relations_alone_prints_the_values_it_compares(manifes
     csv = pd.read_csv(io.StringIO(to_csv([rep])))
     measured = csv[csv["kind"] == "measured"].set_index("run")
     assert measured.loc["g1", "measured"] == pytest.approx(0.279) and math.isnan(measured.loc["g2", "measured"])
+
+
+def test_each_run_keeps_one_distinct_style_in_both_learning_curve_panels(manifest, monkeypatch, tmp_path):
+    import suite.figures as figures
+
+    runs = list(manifest.claim("reptile-k-ablation").body()["runs"])  # 23 runs: more than one colour cycle
+
+    def rec(i, run):
+        curve = {"iteration": [1, 2], "loss": [1.0 + i, 0.9 + i]}
+        if i % 2:  # only some runs log test tasks, so the right panel's runs are not the left's
+            curve["test"] = {"metric": "accuracy@5", "iteration": [1, 2], "value": [0.5, 0.6]}
+        return {"run": run, "seed": 0, "training": {"curve": curve}}
+
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.learning_curves("reptile-k-ablation", "paper", [rec(i, r) for i, r in enumerate(runs)], tmp_path / "x.png")
+    left, right = drawn["fig"].axes
+    style = [(line.get_color(), line.get_linestyle()) for line in left.get_lines()]
+    assert len(set(style)) == len(runs)
+    assert [(line.get_color(), line.get_linestyle()) for line in right.get_lines()] == style[1::2]
+    assert [t.get_text() for t in drawn["fig"].legends[0].get_texts()] == runs
