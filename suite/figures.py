@@ -92,15 +92,18 @@ def series_figure(claim_id: str, profile: str, spec: dict, records: list[dict], 
     """A figure the manifest lays out: for each series, the metric of its runs against their x values, with the
     95% interval over test tasks (one seed) or the std over seeds."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    drawn = False
+    drawn, ticks = False, set()
     for label, points in spec["series"].items():
         xs, ys, errs = series_points(points, records, spec["metric"])
+        ticks.update(points.values())
         if any(y == y for y in ys):
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
             drawn = True
     if not drawn:
         plt.close(fig)
         return None
+    if len(ticks) <= 12:  # the settings the runs use, not matplotlib's round numbers between them
+        ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
     ax.set_xlabel(spec["x_label"])
     ax.set_ylabel(spec["metric"])
     ax.set_title(f"{claim_id}: {spec['title']} ({profile} profile)", fontsize=10)

@@ -288,3 +288,14 @@ def test_each_run_keeps_one_distinct_style_in_both_learning_curve_panels(manifes
     assert len(set(style)) == len(runs)
     assert [(line.get_color(), line.get_linestyle()) for line in right.get_lines()] == style[1::2]
     assert [t.get_text() for t in drawn["fig"].legends[0].get_texts()] == runs
+
+
+def test_a_series_figure_ticks_the_settings_its_runs_use(manifest, monkeypatch, tmp_path):
+    import suite.figures as figures
+
+    spec = manifest.claim("reptile-k-ablation").body()["figures"][2]  # inner batch sizes 25, 50 and 75
+    records = [{"run": "reptile-k4", "seed": 0, "metrics": {"accuracy@5": {"mean": 0.9, "ci95": 0.01, "n": 10}}}]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.series_figure("reptile-k-ablation", "paper", spec, records, tmp_path / "x.png")
+    assert list(drawn["fig"].axes[0].get_xticks()) == [25, 50, 75]
