@@ -264,7 +264,7 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
         else:
             verdict = NOT_REPRODUCED
     provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
-                   ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "gpu_hours")}}
+                   ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "eval_seconds", "gpu_hours")}}
                   for r in chosen]
     diverged = [d for r in chosen if (d := diverged_episodes(r))]
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged,

@@ -251,7 +251,8 @@ def test_a_claim_judged_on_relations_alone_prints_the_values_it_compares(manifes
         return {"claim": claim.id, "profile": "paper", "run": run, "seed": 0, "config_hash": cfg.hash,
                 "metrics": {"accuracy@5": {"mean": accuracy, "std": 0.4, "ci95": 0.0031, "n": 10000}},
                 "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
-                "provenance": {"git_commit": "abc", "device": "cpu"}, "_path": run}
+                "provenance": {"git_commit": "abc", "device": "cpu", "train_seconds": 6100.0, "eval_seconds": 1108.0},
+                "_path": run}
 
     rep = build_reports(manifest, [rec("g4", 0.954), rec("g1", 0.279)], [claim.id])[0]
     assert not len(rep.numbers) and rep.verdict == "incomplete"
@@ -261,6 +262,7 @@ def test_a_claim_judged_on_relations_alone_prints_the_values_it_compares(manifes
     rows = {line.split("|")[1].strip(): line for line in table[2:]}
     assert "27.90 ± 0.31" in rows["g1"] and "95.40 ± 0.31" in rows["g4"] and "—" in rows["g2"]
     assert list(rows)[:4] == ["g1", "sum-g1-g2", "mean-g1-g2", "g2"] and list(rows)[-1] == "shared-full-small-step"
+    assert rep.provenance[0]["eval_seconds"] == 1108.0  # the cost of a run is its training and its evaluation
     tex = to_latex([rep])  # before, a claim with no published numbers had no table at all
     assert r"g4 & 95.40 $\pm$ 0.31 & ci95-episodes \\" in tex and r"k $\geq$ 2" in tex
     assert "Verdict: incomplete. Relations: g1 alone" in tex
