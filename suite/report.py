@@ -164,14 +164,20 @@ class ClaimReport:
 
 
 def compared_values(claim: Claim, by_run: dict[str, list[dict]]) -> pd.DataFrame:
-    """The measured values the relations compare and no published number shows, one row per run and metric in the
-    manifest's run order: without them a claim judged on relations alone would print verdicts but no numbers."""
-    e = claim.body(PAPER)["expectations"]
+    """The measured values the relations compare or the figures draw and no published number shows, one row per
+    run and metric in the manifest's run order: without them a claim judged on relations alone would print verdicts
+    but no numbers."""
+    body = claim.body(PAPER)
+    e = body["expectations"]
     published = {(p["run"], p["metric"]) for p in e.get("published", [])}
+    shown = [(r.get("left", []) + r.get("right", []) + r.get("runs", []),
+              expand_metrics(r["metrics"]) + expand_metrics(r.get("right_metrics", [])))
+             for r in e.get("relations", [])]
+    shown += [([run for points in f["series"].values() for run in points], [f["metric"]]) for f in body["figures"]]
     runs, metrics = {}, {}
-    for r in e.get("relations", []):
-        for run in r.get("left", []) + r.get("right", []) + r.get("runs", []):
-            for metric in expand_metrics(r["metrics"]) + expand_metrics(r.get("right_metrics", [])):
+    for run_list, metric_list in shown:
+        for run in run_list:
+            for metric in metric_list:
                 if (run, metric) not in published:
                     runs[run], metrics[metric] = None, None
     order = list(claim.body(PAPER)["runs"])
@@ -443,8 +449,8 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                 "difference": n["difference_text"], "allowed": n["allowed_text"], "verdict": n["verdict"]})
             lines += [table.to_markdown(index=False), ""]
         if len(rep.compared):
-            what = "The other measured values the relations compare:" if len(rep.numbers) else \
-                "Measured, the values the relations compare:"
+            what = "The other measured values the relations compare and the figures draw:" if len(rep.numbers) else \
+                "Measured, the values the relations compare and the figures draw:"
             lines += [what, "", compared_table(rep).to_markdown(), ""]
         if len(rep.relations):
             lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
@@ -500,9 +506,10 @@ def to_latex(reports: list[ClaimReport]) -> str:
             out += _latex_table(rf"{_latex_escape(c.id)}: measured (published), {source}. "
                                 rf"Verdict: {_latex_escape(rep.verdict)}.{note}", paper_layout(rep, cell))
         if len(rep.compared):
-            verdicts = "; ".join(f"{_latex_escape(r['relation'])}: {_latex_escape(r['verdict'])}"
-                                 for _, r in rep.relations.iterrows())
             verdict = "" if len(rep.numbers) else f" Verdict: {_latex_escape(rep.verdict)}."
-            out += _latex_table(rf"{_latex_escape(c.id)}: measured values the relations compare, {source}.{verdict} "
-                                rf"Relations: {verdicts}.{note}", compared_table(rep))
+            if len(rep.relations):
+                verdict += " Relations: " + "; ".join(f"{_latex_escape(r['relation'])}: {_latex_escape(r['verdict'])}"
+                                                      for _, r in rep.relations.iterrows()) + "."
+            out += _latex_table(rf"{_latex_escape(c.id)}: measured values the relations compare and the figures "
+                                rf"draw, {source}.{verdict}{note}", compared_table(rep))
     return "\n".join(out) + "\n"
