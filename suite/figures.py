@@ -15,6 +15,17 @@ from suite.io import atomic_write  # noqa: E402
 WHAT_IS_LOGGED = ("MAML and first-order MAML log the query loss after adaptation, Reptile the support loss before "
                   "it, the pretrained baseline its loss on the pooled batch; points are means over log_every "
                   "iterations.")
+LOSS_SCALE = {
+    "sum": " The per-image losses are summed, not averaged (loss_normalisation: sum), so a run whose loss covers "
+           "more images sits higher: Reptile's covers all ways × shots support images of a task.",
+    "sum/shots": " The per-image losses are summed and divided by the shots (loss_normalisation: sum/shots), that "
+                 "is ways × their mean.",
+}
+
+
+def learning_curves_caption(loss_normalisation: str | None) -> str:
+    """What the training-loss panel plots, and on what scale: a summed loss grows with the images it covers."""
+    return WHAT_IS_LOGGED + LOSS_SCALE.get(loss_normalisation, "")
 
 
 def _save(fig, path: Path) -> Path:

@@ -467,9 +467,10 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
         for path in (figures or {}).get(c.id, []):
             lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
         if (figures or {}).get(c.id):
-            from suite.figures import WHAT_IS_LOGGED
+            from suite.figures import learning_curves_caption
 
-            lines += [f"*Learning curves: {WHAT_IS_LOGGED}*", ""]
+            task = c.body(rep.profile)["task"] if rep.profile else {}
+            lines += [f"*Learning curves: {learning_curves_caption(task.get('loss_normalisation'))}*", ""]
         if rep.stale:
             lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration.", ""]
         if rep.extra:

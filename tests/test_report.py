@@ -301,3 +301,18 @@ def test_a_series_figure_ticks_the_settings_its_runs_use(manifest, monkeypatch, 
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
     figures.series_figure("reptile-k-ablation", "paper", spec, records, tmp_path / "x.png")
     assert list(drawn["fig"].axes[0].get_xticks()) == [25, 50, 75]
+
+
+def test_the_learning_curve_caption_says_when_the_loss_is_summed_over_the_images(manifest):
+    ablation = manifest.claim("reptile-k-ablation")
+    cfg = ablation.run_configs("paper", seeds=[0], runs=["g1"])[0]
+    summed = {"claim": ablation.id, "profile": "paper", "run": "g1", "seed": 0, "config_hash": cfg.hash,
+              "metrics": {"accuracy@5": {"mean": 0.28, "std": 0.4, "ci95": 0.003, "n": 10000}},
+              "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
+              "provenance": {"git_commit": "abc", "device": "cpu", "train_seconds": 1.0}, "_path": "g1"}
+    reports = build_reports(manifest, [summed] + paper_like(manifest), [ablation.id, "maml-sinusoid"])
+    text = to_markdown(reports, {ablation.id: ["figures/a.png"], "maml-sinusoid": ["figures/b.png"]})
+    captions = [line for line in text.splitlines() if line.startswith("*Learning curves:")]
+    assert len(captions) == 2
+    assert "summed, not averaged" in captions[0]  # supervised-reptile's loss: 75 images in §6.3, 25 for g1
+    assert "summed" not in captions[1]  # the sinusoid MSE is a mean
