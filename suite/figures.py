@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from suite.io import atomic_write  # noqa: E402
 
-WHAT_IS_LOGGED = ("MAML and first-order MAML log the query loss after adaptation, Reptile the support loss before "
-                  "it, the pretrained baseline its loss on the pooled batch; points are means over log_every "
-                  "iterations.")
+WHAT_IS_LOGGED = ("MAML and first-order MAML log the query loss after adaptation; Reptile, and the first-order MAML "
+                  "it runs with meta_direction last-step, the support loss before it; the pretrained baseline its "
+                  "loss on the pooled batch. Points are means over log_every iterations.")
 LOSS_SCALE = {
     "sum": " The per-image losses are summed, not averaged (loss_normalisation: sum), so a run whose loss covers "
            "more images sits higher: Reptile's covers all ways × shots support images of a task.",

@@ -315,4 +315,5 @@ def test_the_learning_curve_caption_says_when_the_loss_is_summed_over_the_images
     captions = [line for line in text.splitlines() if line.startswith("*Learning curves:")]
     assert len(captions) == 2
     assert "summed, not averaged" in captions[0]  # supervised-reptile's loss: 75 images in §6.3, 25 for g1
+    assert "meta_direction last-step, the support loss before it" in captions[0]  # §6.3's first-order MAML lines
     assert "summed" not in captions[1]  # the sinusoid MSE is a mean
