@@ -30,6 +30,16 @@ def record(manifest, run, profile, means, seed=0, config_hash=None):
                            "train_seconds": 1.0, "gpu_hours": 0.0}, "_path": f"{run}/{profile}"}
 
 
+def ablation_record(manifest, run, accuracy):
+    """A paper-profile results.json of a reptile-k-ablation run, judged on accuracy@5 alone."""
+    cfg = manifest.claim("reptile-k-ablation").run_configs("paper", seeds=[0], runs=[run])[0]
+    return {"claim": "reptile-k-ablation", "profile": "paper", "run": run, "seed": 0, "config_hash": cfg.hash,
+            "metrics": {"accuracy@5": {"mean": accuracy, "std": 0.4, "ci95": 0.0031, "n": 10000}},
+            "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
+            "provenance": {"git_commit": "abc", "device": "cpu", "train_seconds": 6100.0, "eval_seconds": 1108.0},
+            "_path": run}
+
+
 def paper_like(manifest, profile="paper", maml_scale=1.0):
     maml = {1: 0.67, 5: 0.38, 10: 0.35}
     base = {1: 2.41, 5: 2.23, 10: 2.19}
@@ -245,16 +255,8 @@ def test_a_claim_judged_on_relations_alone_prints_the_values_it_compares(manifes
     from suite.report import to_latex
 
     claim = manifest.claim("reptile-k-ablation")
-
-    def rec(run, accuracy):
-        cfg = claim.run_configs("paper", seeds=[0], runs=[run])[0]
-        return {"claim": claim.id, "profile": "paper", "run": run, "seed": 0, "config_hash": cfg.hash,
-                "metrics": {"accuracy@5": {"mean": accuracy, "std": 0.4, "ci95": 0.0031, "n": 10000}},
-                "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
-                "provenance": {"git_commit": "abc", "device": "cpu", "train_seconds": 6100.0, "eval_seconds": 1108.0},
-                "_path": run}
-
-    rep = build_reports(manifest, [rec("g4", 0.954), rec("g1", 0.279)], [claim.id])[0]
+    rep = build_reports(manifest, [ablation_record(manifest, "g4", 0.954), ablation_record(manifest, "g1", 0.279)],
+                        [claim.id])[0]
     assert not len(rep.numbers) and rep.verdict == "incomplete"
     text = to_markdown([rep])
     assert "Measured, the values the relations compare and the figures draw:" in text
@@ -304,14 +306,9 @@ def test_a_series_figure_ticks_the_settings_its_runs_use(manifest, monkeypatch, 
 
 
 def test_the_learning_curve_caption_says_when_the_loss_is_summed_over_the_images(manifest):
-    ablation = manifest.claim("reptile-k-ablation")
-    cfg = ablation.run_configs("paper", seeds=[0], runs=["g1"])[0]
-    summed = {"claim": ablation.id, "profile": "paper", "run": "g1", "seed": 0, "config_hash": cfg.hash,
-              "metrics": {"accuracy@5": {"mean": 0.28, "std": 0.4, "ci95": 0.003, "n": 10000}},
-              "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
-              "provenance": {"git_commit": "abc", "device": "cpu", "train_seconds": 1.0}, "_path": "g1"}
-    reports = build_reports(manifest, [summed] + paper_like(manifest), [ablation.id, "maml-sinusoid"])
-    text = to_markdown(reports, {ablation.id: ["figures/a.png"], "maml-sinusoid": ["figures/b.png"]})
+    summed = ablation_record(manifest, "g1", 0.28)
+    reports = build_reports(manifest, [summed] + paper_like(manifest), ["reptile-k-ablation", "maml-sinusoid"])
+    text = to_markdown(reports, {"reptile-k-ablation": ["figures/a.png"], "maml-sinusoid": ["figures/b.png"]})
     captions = [line for line in text.splitlines() if line.startswith("*Learning curves:")]
     assert len(captions) == 2
     assert "summed, not averaged" in captions[0]  # supervised-reptile's loss: 75 images in §6.3, 25 for g1
