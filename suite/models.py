@@ -72,13 +72,12 @@ class BatchNorm(nn.Module):
 
     def forward(self, x):
         dims = [0, *range(2, x.dim())]
-        mean = x.mean(dims, keepdim=True)
-        var = ((x - mean) ** 2).mean(dims, keepdim=True)
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        x = (x - mean) * torch.rsqrt(var + self.eps)
-        if self.weight is not None:
-            x = x * self.weight.view(shape)
-        return x + self.bias.view(shape)
+        centered = x - x.mean(dims, keepdim=True)
+        scale = torch.rsqrt((centered * centered).mean(dims, keepdim=True) + self.eps)
+        if self.weight is not None:  # scale and shift are per channel: few passes over the activations
+            scale = scale * self.weight.view(shape)
+        return torch.addcmul(self.bias.view(shape), centered, scale)
 
 
 class SpatialMean(nn.Module):
