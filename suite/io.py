@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -53,6 +54,36 @@ def atomic_torch_save(path: Path, obj):
     import torch
 
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+class Locked(RuntimeError):
+    """Another process holds the lock; `holder` is its PID as it wrote it (None if unknown)."""
+
+    def __init__(self, path: Path, holder: int | None):
+        super().__init__(f"{path} is locked by process {holder}")
+        self.holder = holder
+
+
+@contextmanager
+def exclusive_lock(path: Path):
+    """Hold an exclusive lock on `path` (created, with the folders above it, if missing) for the block, writing
+    this process's PID into it; raise Locked at once if another process holds it. The operating system releases
+    the lock when its holder exits, however it exits, so a killed process never leaves a stale one."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            text = f.read().strip()
+            raise Locked(path, int(text) if text.isdigit() else None) from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
 
 
 def file_sha256(path: Path) -> str:

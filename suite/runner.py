@@ -15,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from suite.algorithms import make_learner
 from suite.data import DataError
 from suite.evaluate import CURVE_FIELDS, curve_point, evaluate
-from suite.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from suite.io import Locked, atomic_torch_save, atomic_write_bytes, atomic_write_json, exclusive_lock
 from suite.manifest import ManifestError, RunConfig, config_hash
 from suite.models import FunctionalModel
 from suite.tasks import FAMILIES, make_tasks, seeded_generator
@@ -218,6 +219,17 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     # what the tasks are drawn from where that can differ (e.g. the generated stand-in), as JSON will hold it
     data = json.loads(json.dumps(getattr(family, "provenance", None)))
     ckpts = checkpoint_dir(root, cfg, data)
+    try:
+        with exclusive_lock(ckpts.parent / "training.lock"):  # the run's folders are this process's alone
+            return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
+                                             data, ckpts)
+    except Locked as e:
+        raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed} is being trained by another process "
+                       f"(PID {e.holder}); wait for it to finish, or stop it, before starting it again") from None
+
+
+def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model, data, ckpts):
+    out = run_dir(root, cfg)
     if (out / "results.json").exists():
         if not overwrite:
             existing = json.loads((out / "results.json").read_text())
@@ -305,7 +317,8 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
     tqdm.set_lock(spawn.RLock())  # one lock for every process's progress bars
     failed = []
     with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
-                             initargs=(max(1, torch.get_num_threads() // jobs), slots, tqdm.get_lock())) as pool:
+                             initargs=(max(1, torch.get_num_threads() // jobs), slots, tqdm.get_lock(),
+                                       os.getpid())) as pool:
         futures = {pool.submit(_train_and_evaluate_in_worker, cfg, root, device, code, data_dir, overwrite,
                                progress): cfg for cfg in configs}
         for future in as_completed(futures):
@@ -325,12 +338,20 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
 _worker_bar_position = 0
 
 
-def _init_worker(threads: int, slots, bar_lock):
-    """A worker of train_and_evaluate_all: its share of the threads, and its own line for progress bars."""
+def _init_worker(threads: int, slots, bar_lock, parent: int):
+    """A worker of train_and_evaluate_all: its share of the threads, its own line for progress bars, and a watch
+    that ends it when `suite run` is gone (killed, say), so no orphan goes on training beside a restarted run."""
     global _worker_bar_position
     torch.set_num_threads(threads)
     tqdm.set_lock(bar_lock)
     _worker_bar_position = slots.get()
+    threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_without_parent(parent: int, every: float = 1.0):
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)  # what it wrote is whole (atomic writes); its checkpoint resumes when the run is started again
 
 
 def _train_and_evaluate_in_worker(cfg, root, device, code, data_dir, overwrite, progress):

@@ -176,6 +176,63 @@ def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp
     assert curve.splitlines()[0] == "iteration,loss" and len(curve.splitlines()) == 1 + 3000 // 50
 
 
+def test_a_run_another_process_is_training_is_a_clear_error_that_writes_nothing(tmp_path):
+    from suite.io import exclusive_lock
+
+    manifest = write_manifest(tmp_path)
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--no-progress"]
+    with exclusive_lock(tmp_path / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0" / "training.lock"):
+        out = suite(manifest, tmp_path / "r", *args)
+    assert out.exit_code == 1
+    assert (f"claim 'maml-sinusoid', run 'maml', seed 0 is being trained by another process (PID {os.getpid()})"
+            in out.output)
+    assert not (tmp_path / "r").exists()
+    # the lock ends with its holder: the lock file left behind does not stop the next run
+    assert suite(manifest, tmp_path / "r", *args).exit_code == 0
+    assert result_file(tmp_path / "r").exists()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited, only its parent has not collected it
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from Linux's /proc")
+def test_workers_stop_when_suite_run_is_killed(tmp_path):
+    manifest = write_manifest(tmp_path, maml={"iterations": 10**6}, pretrained={"iterations": 10**6})
+    raw = yaml.safe_load(manifest.read_text())
+    raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]["execution"] = {"checkpoint_every": 50, "log_every": 50}
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cmd = [sys.executable, "-m", "suite.cli", "--manifest", str(manifest), "run", "--claim", "maml-sinusoid",
+           "--profile", "smoke", "--device", "cpu", "--no-progress", "--jobs", "2"]
+    env = {**os.environ, "SUITE_RESULTS": str(tmp_path / "results"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "checkpoints" / "maml-sinusoid" / "smoke"
+    deadline = time.time() + 120
+    while len(list(checkpoints.glob("*/seed0/*/latest.pt"))) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(list(checkpoints.glob("*/seed0/*/latest.pt"))) == 2, "both workers should be training"
+    workers = [c for c in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+               and b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    still = [w for w in workers if _alive(w)]
+    for w in still:
+        os.kill(w, signal.SIGKILL)
+    assert not still, "a worker went on training after suite run was killed"
+
+
 def test_a_new_evaluation_reuses_the_finished_training(tmp_path):
     manifest = write_manifest(tmp_path)
     args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--no-progress"]
