@@ -4,6 +4,9 @@ vectorised over tasks (torch.func.vmap) and as a per-task loop of the same updat
 Each measurement runs in a fresh process so that its peak memory is its own: on CPU the process's peak resident
 set (torch and its libraries included, so compare rows rather than read one alone); on CUDA, torch's peak
 allocation.
+Where a run records a learning curve (evaluation.during_training), the timed loop takes its curve points at the
+runner's cadence and times them apart: "it/s" is the training step alone, "curve point ms/it" what the curve adds
+per iteration, and the paper-scale estimate counts both.
 A reference row times the leanest hand-written loop (plain autograd with create_graph=True, as learn2learn does)
 so the speed-up is also stated against that.
 """
@@ -17,6 +20,7 @@ import pandas as pd
 import torch
 
 from suite.algorithms import make_learner
+from suite.evaluate import curve_point
 from suite.manifest import Manifest, ManifestError, RunConfig, deep_merge, hyperparameters
 from suite.runner import build, choose_vectorize, resolve_device
 from suite.tasks import seeded_generator
@@ -44,24 +48,34 @@ def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, refe
                            vectorize)
     step = _autograd_loop_step(learner) if reference_loop else learner.step
     n_tasks, shots, queries = learner.task_shape()
+    during = cfg.evaluation.get("during_training")
 
-    def one(it):
+    def clock():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    def one(it) -> float:
+        """Seconds of this iteration's learning-curve point, when the runner would take one after it."""
         generator = seeded_generator(cfg.seed, it)
         step(family.sample(n_tasks, shots, queries, generator, split="train").to(device), it, generator)
+        if not during or (it + 1) % during["every"]:
+            return 0.0
+        began = clock()
+        from_training = cfg.evaluation["optimizer_state"] == "from-training"
+        curve_point(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+                    it + 1, getattr(learner, "inner_state", None) if from_training else None)
+        return clock() - began
 
     for it in range(warmup):
         one(it)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    began = time.perf_counter()
-    for it in range(warmup, warmup + iterations):
-        one(it)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - began
+    began = clock()
+    curve_seconds = sum(one(it) for it in range(warmup, warmup + iterations))
+    seconds = clock() - began - curve_seconds
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else _rss_kib("VmHWM:") / 1024)
-    return {"it/s": iterations / seconds, "ms/it": 1000 * seconds / iterations, "peak memory MiB": peak}
+    return {"it/s": iterations / seconds, "ms/it": 1000 * seconds / iterations,
+            "curve point ms/it": 1000 * curve_seconds / iterations, "peak memory MiB": peak}
 
 
 def _autograd_loop_step(learner):
@@ -102,7 +116,8 @@ def bench_configs(manifest: Manifest, claim_id: str) -> list[RunConfig]:
                             f"{', '.join(manifest.bench) or 'none'})")
     body = manifest.claim(claim_id).body()
     return [RunConfig(claim_id, "bench", name, body["seeds"][0], deep_merge(body["task"], run.get("task", {})),
-                      body["model"], run["algorithm"], hyperparameters(run), body["evaluation"], body["execution"])
+                      body["model"], run["algorithm"], hyperparameters(run),
+                      deep_merge(body["evaluation"], run.get("evaluation", {})), body["execution"])
             for name, run in setting.items()]
 
 
@@ -140,10 +155,16 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
     chosen = "vectorised" if vectorise_here else "per-task loop"
     lines += ["", f"On {device} the runner uses the {chosen} path for this model."]
     for cfg in bench_configs(manifest, claim_id):
-        r = table[table["algorithm"] == cfg.run].set_index("implementation")["it/s"]
-        speed = r[chosen] if chosen in r else r.iloc[0]
-        hours = cfg.hyperparameters["iterations"] / speed / 3600
+        by_path = table[table["algorithm"] == cfg.run].set_index("implementation")
+        row = by_path.loc[chosen] if chosen in by_path.index else by_path.iloc[0]
+        ms = row["ms/it"] + row["curve point ms/it"]
+        hours = cfg.hyperparameters["iterations"] * ms / 1000 / 3600
         took = f"{hours:.1f} h" if hours >= 1 else f"{60 * hours:.1f} min"
+        curve = ""
+        if row["curve point ms/it"]:
+            every = cfg.evaluation["during_training"]["every"]
+            curve = (f", {1000 / ms:.3g} it/s with the learning-curve point it takes "
+                     + ("after every iteration" if every == 1 else f"every {every} iterations"))
         lines.append(f"{cfg.run}: the paper's {cfg.hyperparameters['iterations']} iterations take {took} "
-                     f"at {speed:.3g} it/s")
+                     f"({row['it/s']:.3g} it/s{curve})")
     return "\n".join(lines)
