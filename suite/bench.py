@@ -20,9 +20,8 @@ import pandas as pd
 import torch
 
 from suite.algorithms import make_learner
-from suite.evaluate import curve_point
-from suite.manifest import Manifest, ManifestError, RunConfig, deep_merge, hyperparameters
-from suite.runner import build, choose_vectorize, resolve_device
+from suite.manifest import Manifest, ManifestError, RunConfig
+from suite.runner import build, choose_vectorize, curve_point_due, learning_curve_point, resolve_device
 from suite.tasks import seeded_generator
 
 
@@ -48,7 +47,6 @@ def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, refe
                            vectorize)
     step = _autograd_loop_step(learner) if reference_loop else learner.step
     n_tasks, shots, queries = learner.task_shape()
-    during = cfg.evaluation.get("during_training")
 
     def clock():
         if device.type == "cuda":
@@ -59,12 +57,10 @@ def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, refe
         """Seconds of this iteration's learning-curve point, when the runner would take one after it."""
         generator = seeded_generator(cfg.seed, it)
         step(family.sample(n_tasks, shots, queries, generator, split="train").to(device), it, generator)
-        if not during or (it + 1) % during["every"]:
+        if not curve_point_due(cfg, it + 1):
             return 0.0
         began = clock()
-        from_training = cfg.evaluation["optimizer_state"] == "from-training"
-        curve_point(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
-                    it + 1, getattr(learner, "inner_state", None) if from_training else None)
+        learning_curve_point(cfg, model, learner, family, device, vectorize, it + 1)
         return clock() - began
 
     for it in range(warmup):
@@ -114,11 +110,9 @@ def bench_configs(manifest: Manifest, claim_id: str) -> list[RunConfig]:
     if setting is None:
         raise ManifestError(f"{manifest.path}: no bench setting for claim {claim_id!r} (bench settings: "
                             f"{', '.join(manifest.bench) or 'none'})")
-    body = manifest.claim(claim_id).body()
-    return [RunConfig(claim_id, "bench", name, body["seeds"][0], deep_merge(body["task"], run.get("task", {})),
-                      body["model"], run["algorithm"], hyperparameters(run),
-                      deep_merge(body["evaluation"], run.get("evaluation", {})), body["execution"])
-            for name, run in setting.items()]
+    claim = manifest.claim(claim_id)
+    body = claim.body()
+    return [claim.run_config(body, "bench", name, run, body["seeds"][0]) for name, run in setting.items()]
 
 
 def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: str, data_dir: Path,

@@ -197,16 +197,16 @@ class Claim:
         unknown = sorted(set(runs or ()) - set(body["runs"]))
         if unknown:
             raise ManifestError(f"claim {self.id!r} has no run {unknown[0]!r} (runs: {', '.join(body['runs'])})")
-        out = []
-        for name, run in body["runs"].items():
-            if runs and name not in runs:
-                continue
-            task = deep_merge(body["task"], run.get("task", {}))
-            evaluation = deep_merge(body["evaluation"], run.get("evaluation", {}))
-            for seed in seeds if seeds is not None else body["seeds"]:
-                out.append(RunConfig(self.id, profile, name, seed, task, body["model"], run["algorithm"],
-                                     hyperparameters(run), evaluation, body["execution"]))
-        return out
+        return [self.run_config(body, profile, name, run, seed)
+                for name, run in body["runs"].items() if not runs or name in runs
+                for seed in (seeds if seeds is not None else body["seeds"])]
+
+    def run_config(self, body: dict, profile: str, name: str, run: dict, seed: int) -> RunConfig:
+        """One run of a claim body: its task and evaluation overrides merged over the claim's."""
+        task = deep_merge(body["task"], run.get("task", {}))
+        evaluation = deep_merge(body["evaluation"], run.get("evaluation", {}))
+        return RunConfig(self.id, profile, name, seed, task, body["model"], run["algorithm"], hyperparameters(run),
+                         evaluation, body["execution"])
 
 
 @dataclass

@@ -364,6 +364,18 @@ def versions() -> dict:
             "numpy": np.__version__}
 
 
+def curve_point_due(cfg, done: int) -> bool:
+    """Whether training takes a learning-curve point after its `done`-th iteration (and always after its last)."""
+    during = cfg.evaluation.get("during_training")
+    return bool(during) and (done % during["every"] == 0 or done == cfg.hyperparameters["iterations"])
+
+
+def learning_curve_point(cfg, model, learner, family, device, vectorize: bool, done: int) -> tuple[str, float]:
+    from_training = cfg.evaluation["optimizer_state"] == "from-training"
+    return curve_point(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+                       done, getattr(learner, "inner_state", None) if from_training else None)
+
+
 def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, vectorize: bool, code: dict,
                            progress: dict | None) -> dict:
     """The training loop: resumes from latest.pt, checkpoints every `checkpoint_every` iterations, and leaves
@@ -392,12 +404,8 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, vec
         tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)
         window.append(learner.step(tasks, it, generator))
         done = it + 1
-        during = cfg.evaluation.get("during_training")
-        if during and (done % during["every"] == 0 or done == iterations):
-            from_training = cfg.evaluation["optimizer_state"] == "from-training"
-            name, value = curve_point(model, learner.params, family, cfg.evaluation, device, vectorize,
-                                      cfg.execution["eval_chunk"], done,
-                                      getattr(learner, "inner_state", None) if from_training else None)
+        if curve_point_due(cfg, done):
+            name, value = learning_curve_point(cfg, model, learner, family, device, vectorize, done)
             curve.setdefault("test", {"metric": name, "iteration": [], "value": []})
             curve["test"]["iteration"].append(done)
             curve["test"]["value"].append(value)
