@@ -20,3 +20,8 @@ def omniglot_data(tmp_path_factory) -> Path:
                                        "--from", str(SHARED_OMNIGLOT)])
     assert result.exit_code == 0, result.output
     return data
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true",
+                     help="rewrite tests/goldens/ from this run (test_goldens.py), instead of comparing with it")

@@ -1,0 +1,115 @@
+"""Golden numbers: every claim's smoke profile, run on CPU, reproduces the numbers committed in tests/goldens/ bit
+for bit.
+
+A run's identity (its resolved configuration plus the numerics versions of the algorithm, task family, model and
+evaluation it uses) decides whether a trained model or a result can be reused. The goldens are what keeps that
+honest: a change that alters a smoke number without bumping a numerics version fails here, and so does a bumped
+version whose goldens were not regenerated. Regenerate them, in the same commit as the change, with
+
+    python3 -m pytest tests/test_goldens.py --update-goldens
+
+The numbers are exact for the torch release they were made with (recorded in the file); under another release
+floating-point kernels may round differently, so they are then compared to 1e-4 relative and the test says so.
+"""
+import json
+import math
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from suite.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+CLAIMS = list(yaml.safe_load((REPO / "benchmarks.yaml").read_text())["claims"])
+FAMILY = {c: body["task"]["family"] for c, body in yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+          ["claims"].items()}
+
+
+@pytest.fixture(scope="session")
+def golden_data(tmp_path_factory, request):
+    """A data folder with whatever the claims need: the real Omniglot (when shared/ has it) and the generated
+    Mini-ImageNet stand-in."""
+    data = tmp_path_factory.mktemp("golden-data") / "datasets"
+    result = CliRunner().invoke(main, ["--data", str(data), "fetch", "miniimagenet", "--generated", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    if any(f == "omniglot" for f in FAMILY.values()):
+        try:
+            omniglot = request.getfixturevalue("omniglot_data")
+        except pytest.skip.Exception:
+            omniglot = None
+        if omniglot is not None:
+            shutil.copytree(omniglot / "omniglot", data / "omniglot")
+    return data
+
+
+def run_numbers(record: dict) -> dict:
+    """What a result computed: each metric's mean over test tasks, the lr chosen, and the learning curves."""
+    curve = record["training"]["curve"]
+    return {"metrics": {name: m["mean"] for name, m in sorted(record["metrics"].items())},
+            "finetune_lr": record["finetune_lr"],
+            "loss_curve": curve["loss"],
+            "test_curve": curve.get("test", {}).get("value", [])}
+
+
+def identity(record: dict) -> dict:
+    """What decides whether the numbers may differ: the configuration's hash, and the numerics versions where the
+    result records them."""
+    out = {"config_hash": record["config_hash"]}
+    if "identity" in record["training"]:
+        out["identity"] = record["training"]["identity"]
+    return out
+
+
+def same(a, b, exact: bool) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k], exact) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(same(x, y, exact) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b if exact else math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-7)
+    return a == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("claim", CLAIMS)
+def test_smoke_numbers_are_the_goldens(claim, golden_data, tmp_path, request):
+    if FAMILY[claim] == "omniglot" and not (golden_data / "omniglot").is_dir():
+        pytest.skip("the real Omniglot archives are not in shared/data")
+    results = tmp_path / "results"
+    out = CliRunner().invoke(main, ["--results", str(results), "--data", str(golden_data), "run", "--claim", claim,
+                                    "--profile", "smoke", "--device", "cpu", "--no-progress"])
+    assert out.exit_code == 0, out.output
+    records = {f"{p.parent.parent.name}/{p.parent.name}": json.loads(p.read_text())
+               for p in sorted((results / claim / "smoke").glob("*/seed*/results.json"))}
+    measured = {"torch": torch.__version__.split("+")[0],
+                "runs": {run: {**identity(r), "numbers": run_numbers(r)} for run, r in records.items()}}
+    path = GOLDENS / f"{claim}.json"
+    if request.config.getoption("--update-goldens"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n")
+        return
+    assert path.is_file(), f"{path} is missing: run pytest tests/test_goldens.py --update-goldens"
+    golden = json.loads(path.read_text())
+    assert measured["runs"].keys() == golden["runs"].keys(), \
+        f"{claim}: the smoke profile's runs changed; regenerate the goldens (--update-goldens) in this commit"
+    exact = measured["torch"] == golden["torch"]
+    if not exact:
+        warnings.warn(f"goldens made with torch {golden['torch']}, running {measured['torch']}: compared to 1e-4")
+    for run, now in measured["runs"].items():
+        then = golden["runs"][run]
+        assert {k: v for k, v in now.items() if k != "numbers"} == {k: v for k, v in then.items()
+                                                                       if k != "numbers"}, (
+            f"{claim} {run}: its identity changed ({then} -> {now}): a configuration or numerics version changed, "
+            "so regenerate the goldens (pytest tests/test_goldens.py --update-goldens) in the same commit")
+        assert same(now["numbers"], then["numbers"], exact), (
+            f"{claim} {run}: the smoke numbers differ from the goldens while its identity is unchanged. If the "
+            "change is meant to alter numbers, bump the numerics version of what it changed and regenerate the "
+            "goldens in the same commit; otherwise it broke them.")
