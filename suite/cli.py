@@ -8,9 +8,10 @@ import click
 import yaml
 
 from suite.data import DataError
-from suite.manifest import MANIFEST_ENV, PAPER, ManifestError, load_manifest
-from suite.report import ResultsError
-from suite.runner import RESULTS_ENV, RunError, results_root
+from suite.protocol import PAPER, ManifestError, load_manifest
+from suite.protocol.folders import FOLDERS, folder
+from suite.results.store import ResultsError
+from suite.training.layout import RunError
 
 
 def _errors_are_clear(fn):
@@ -24,16 +25,19 @@ def _errors_are_clear(fn):
 
 
 @click.group()
-@click.option("--manifest", "manifest_path", envvar=MANIFEST_ENV, default="benchmarks.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help=f"Manifest of papers and claims (or set {MANIFEST_ENV}).")
-@click.option("--results", "results_path", envvar=RESULTS_ENV, default="results", show_default=True,
-              type=click.Path(file_okay=False), help=f"Results folder (or set {RESULTS_ENV}).")
-@click.option("--data", "data_path", envvar="SUITE_DATA", default="datasets", show_default=True,
-              type=click.Path(file_okay=False), help="Folder of fetched datasets (or set SUITE_DATA).")
+@click.option("--manifest", "manifest_path", envvar=FOLDERS["manifest"][0], default=FOLDERS["manifest"][1],
+              show_default=True, type=click.Path(dir_okay=False),
+              help=f"Manifest of papers and claims (or set {FOLDERS['manifest'][0]}).")
+@click.option("--results", "results_path", envvar=FOLDERS["results"][0], default=FOLDERS["results"][1],
+              show_default=True, type=click.Path(file_okay=False),
+              help=f"Results folder (or set {FOLDERS['results'][0]}).")
+@click.option("--data", "data_path", envvar=FOLDERS["data"][0], default=FOLDERS["data"][1], show_default=True,
+              type=click.Path(file_okay=False), help=f"Folder of fetched datasets (or set {FOLDERS['data'][0]}).")
 @click.pass_context
 def main(ctx, manifest_path, results_path, data_path):
     """Re-run published MAML-family claims and compare them with the papers' numbers."""
-    ctx.obj = {"manifest": manifest_path, "results": results_path, "data": data_path}
+    ctx.obj = {"manifest": folder("manifest", manifest_path), "results": folder("results", results_path),
+               "data": folder("data", data_path)}
 
 
 def _manifest(ctx):
@@ -56,20 +60,24 @@ def _manifest(ctx):
 @_errors_are_clear
 def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, no_progress):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
-    from suite.report import build_reports, load_results, to_markdown, write_metrics
-    from suite.runner import existing_result, git_state, resolve_device, train_and_evaluate_all
+    from suite.rendering.markdown import to_markdown
+    from suite.results.store import load_results, write_metrics
+    from suite.training.layout import existing_result
+    from suite.training.parallel import train_and_evaluate_all
+    from suite.training.provenance import git_state, resolve_device
+    from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
     dev = resolve_device(device)
     configs = [cfg for c in claims for cfg in
                manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]
-    root = results_root(ctx.obj["results"])
+    root = ctx.obj["results"]
     code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
     for cfg in configs:
         what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
         done = not overwrite and existing_result(root, cfg) is not None
         click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
-    train_and_evaluate_all(configs, root, dev, code, Path(ctx.obj["data"]), overwrite=overwrite,
+    train_and_evaluate_all(configs, root, dev, code, ctx.obj["data"], overwrite=overwrite,
                            progress=not no_progress, jobs=jobs)
     records = load_results(root)
     for claim in claims:
@@ -91,12 +99,16 @@ def report(ctx, claims, fmt, output, figures):
     """Published vs measured for every claim, with verdicts."""
     import os
 
-    from suite.figures import claim_figures
     from suite.io import atomic_write_bytes
-    from suite.report import build_reports, load_results, to_csv, to_latex, to_markdown
+    from suite.rendering.figures import claim_figures
+    from suite.rendering.latex import to_latex
+    from suite.rendering.markdown import to_markdown
+    from suite.rendering.tables import to_csv
+    from suite.results.store import load_results
+    from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
-    reports = build_reports(manifest, load_results(results_root(ctx.obj["results"])), list(claims) or None)
+    reports = build_reports(manifest, load_results(ctx.obj["results"]), list(claims) or None)
     links = {}
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
@@ -120,10 +132,11 @@ def list_claims(ctx):
     """The claims in the manifest, with their status."""
     import pandas as pd
 
-    from suite.report import build_reports, load_results
+    from suite.results.store import load_results
+    from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
-    reports = build_reports(manifest, load_results(results_root(ctx.obj["results"])))
+    reports = build_reports(manifest, load_results(ctx.obj["results"]))
     rows = [{"claim": r.claim.id, "paper": f"arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}",
              "where": r.claim.body()["where"], "runs": ", ".join(r.claim.body()["runs"]), "status": r.verdict}
             for r in reports]
@@ -136,13 +149,16 @@ def list_claims(ctx):
 @click.pass_context
 @_errors_are_clear
 def show(ctx, claim_id, profile):
-    """A claim's full protocol for a profile, as the runs will see it (with config hashes)."""
+    """A claim's full protocol for a profile, as the runs will see it (with config hashes and numerics versions)."""
+    from suite.training.identity import claim_numerics
+
     manifest = _manifest(ctx)
     claim = manifest.claim(claim_id)
     body = claim.body(profile)
     hashes = {f"{c.run} seed {c.seed}": c.hash for c in claim.run_configs(profile)}
     click.echo(yaml.safe_dump({"claim": claim_id, "profile": profile, **body, "paper": {"id": body["paper"], **claim.paper},
-                               "config_hashes": hashes}, sort_keys=False, allow_unicode=True, width=110))
+                               "config_hashes": hashes, "numerics_versions": claim_numerics(claim)},
+                              sort_keys=False, allow_unicode=True, width=110))
 
 
 @main.command()
@@ -155,9 +171,40 @@ def show(ctx, claim_id, profile):
 @_errors_are_clear
 def bench(ctx, claim, iterations, warmup, device):
     """Meta-iterations per second and peak memory of each algorithm: vectorised over tasks vs a per-task loop."""
-    from suite.bench import run_bench
+    from suite.training.bench import run_bench
 
-    click.echo(run_bench(_manifest(ctx), claim, iterations, device, Path(ctx.obj["data"]), warmup))
+    click.echo(run_bench(_manifest(ctx), claim, iterations, device, ctx.obj["data"], warmup))
+
+
+NUMERICS_FILE = "numerics.yaml"
+NUMERICS_HEADER = """\
+# Generated by `suite numerics` from benchmarks.yaml and the numerics versions the code declares (each algorithm,
+# task family and model module's NUMERICS_VERSION, and suite/training/identity.py's); do not edit. Each claim's DVC
+# stage depends on its entry, so bumping a version reruns exactly the claims that use it, while a comment, a rename
+# or a moved file reruns nothing. tests/test_architecture.py fails while this file is out of date.
+"""
+
+
+@main.command()
+@click.option("--check", is_flag=True, help=f"Only check that {NUMERICS_FILE} is up to date (exit 1 if not).")
+@click.pass_context
+@_errors_are_clear
+def numerics(ctx, check):
+    """Write numerics.yaml beside the manifest: per claim, the numerics versions of the components its runs use."""
+    from suite.io import atomic_write_bytes
+    from suite.training.identity import claim_numerics
+
+    manifest = _manifest(ctx)
+    text = NUMERICS_HEADER + yaml.safe_dump(
+        {"claims": {claim_id: claim_numerics(claim) for claim_id, claim in manifest.claims.items()}},
+        sort_keys=False, width=110)
+    path = Path(manifest.path).parent / NUMERICS_FILE
+    if not check:
+        atomic_write_bytes(path, text.encode())
+        click.echo(f"wrote {path}")
+    elif not path.is_file() or path.read_text() != text:
+        raise click.ClickException(f"{path} is out of date with the manifest or the code's numerics versions: run "
+                                   "`suite numerics` and commit it (with regenerated goldens if a version changed)")
 
 
 @main.command()
@@ -183,7 +230,6 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
     download: give --from, --url with --sha256, or --generated."""
     import os
 
-    from suite.data import data_root
     from suite.data.miniimagenet import fetch_miniimagenet
     from suite.data.omniglot import fetch_omniglot
     from suite.io import atomic_write_json
@@ -200,7 +246,7 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
         generated = True
     elif not given and os.environ.get("SUITE_FETCH_FROM"):
         source = Path(os.environ["SUITE_FETCH_FROM"]) / dataset
-    root = data_root(ctx.obj["data"])
+    root = ctx.obj["data"]
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     if dataset == "sinusoid":
         atomic_write_json(root / "sinusoid" / "dataset.json", {

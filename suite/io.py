@@ -50,12 +50,6 @@ def atomic_write_json(path: Path, obj):
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
-def atomic_torch_save(path: Path, obj):
-    import torch
-
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
 class Locked(RuntimeError):
     """Another process holds the lock; `holder` is its PID as it wrote it (None if unknown)."""
 

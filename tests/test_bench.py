@@ -2,8 +2,8 @@
 from dataclasses import replace
 from pathlib import Path
 
-from suite.bench import _measure, bench_configs
-from suite.manifest import load_manifest
+from suite.training.bench import _measure, bench_configs
+from suite.protocol.manifest import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 

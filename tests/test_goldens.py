@@ -58,12 +58,8 @@ def run_numbers(record: dict) -> dict:
 
 
 def identity(record: dict) -> dict:
-    """What decides whether the numbers may differ: the configuration's hash, and the numerics versions where the
-    result records them."""
-    out = {"config_hash": record["config_hash"]}
-    if "identity" in record["training"]:
-        out["identity"] = record["training"]["identity"]
-    return out
+    """What decides whether the numbers may differ: the configuration's hash and the numerics versions."""
+    return {"config_hash": record["config_hash"], "numerics": record["numerics"]}
 
 
 def same(a, b, exact: bool) -> bool:

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from suite.algorithms import anil, fomaml, maml, pretrained, reptile
-from suite.algorithms.inner import InnerOptimizer
-from suite.models import FunctionalModel
-from suite.tasks import TaskBatch
+from suite.algorithms.inner import InnerOptimizer, inner_batches
+from suite.models.functional import FunctionalModel
+from suite.tasks.base import TaskBatch
 
 
 
@@ -39,7 +39,7 @@ def assert_close_dicts(a, b, rtol=1e-6, atol=1e-9):
 
 def mlp():
     model = FunctionalModel({"kind": "mlp", "hidden": [6, 5], "activation": "relu", "init": "pytorch"},
-                            in_dim=1, out_dim=1, loss="mse")
+                            in_dim=1, out_dim=1, loss="mse", loss_scale=1.0, loss_reduction="mean")
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 8, 1, generator=g) * 10 - 5
     tasks = TaskBatch(x[:, :4], torch.sin(x[:, :4]) * 2, x[:, 4:], torch.sin(x[:, 4:]) * 2)
@@ -53,7 +53,8 @@ def conv_with_batch_norm(maml_style=False):
               "downsample": "stride", "batch_norm_eps": 1e-3, "batch_norm_scale": not maml_style,
               "batch_norm_adapted": not maml_style,
               "head": "mean-pool" if maml_style else "flatten", "init": "maml-code" if maml_style else "glorot"}
-    model = FunctionalModel(config, in_dim=1, out_dim=2, loss="cross_entropy", loss_scale=2.0 if maml_style else 1.0)
+    model = FunctionalModel(config, in_dim=1, out_dim=2, loss="cross_entropy", loss_scale=2.0 if maml_style else 1.0,
+                            loss_reduction="mean")
     g = torch.Generator().manual_seed(0)
     images = torch.randn(2, 8, 1, 6, 6, generator=g)
     labels = torch.tensor([0, 1, 0, 1]).repeat(2, 1)
@@ -160,7 +161,7 @@ class Quadratic:
         return TaskBatch(c[:, :shots], y[:, :shots], c[:, shots:], y[:, shots:])
 
 
-ADAM = {"name": "adam", "lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-8}
+ADAM = {"name": "adam-tf", "lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-8}  # an inner loop's Adam
 
 
 @pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
@@ -298,7 +299,7 @@ def test_carried_inner_adam_state_runs_on_through_tasks_and_survives_a_checkpoin
         resumed.step(t, it, torch.Generator().manual_seed(it))
     torch.testing.assert_close(resumed.params["theta"], learner.params["theta"])
     # by hand: the second task's inner loop starts from the state the first task left
-    batches = reptile.inner_batches(4, 6, 3, 2, torch.Generator().manual_seed(0))
+    batches = inner_batches(4, 6, 3, 2, torch.Generator().manual_seed(0))
     state, directions = None, []
     for i in range(4):
         final, _, state = optimizer_adapt(q.loss, {"theta": phi}, tasks[0].support_x[i], tasks[0].support_y[i],
@@ -314,14 +315,14 @@ def test_carried_inner_adam_state_runs_on_through_tasks_and_survives_a_checkpoin
 
 
 def test_reptile_inner_batches_do_not_overlap_within_an_epoch():
-    idx = reptile.inner_batches(2, 20, 5, 4, torch.Generator().manual_seed(0))
+    idx = inner_batches(2, 20, 5, 4, torch.Generator().manual_seed(0))
     assert idx.shape == (2, 4, 5)
     for task in idx:
         assert sorted(task.flatten().tolist()) == list(range(20))
-    straddling = reptile.inner_batches(1, 10, 4, 5, torch.Generator().manual_seed(0))[0].flatten().tolist()
+    straddling = inner_batches(1, 10, 4, 5, torch.Generator().manual_seed(0))[0].flatten().tolist()
     assert sorted(straddling[:10]) == list(range(10)) and sorted(straddling[10:]) == sorted(set(straddling[10:]))
     with pytest.raises(ValueError, match="inner_batch"):
-        reptile.inner_batches(1, 4, 5, 1, torch.Generator())
+        inner_batches(1, 4, 5, 1, torch.Generator())
 
 
 def test_functional_adam_matches_torch_adam_up_to_where_epsilon_enters():
@@ -351,3 +352,19 @@ def test_pretrained_baseline_takes_an_optimiser_step_on_the_pooled_task_mixture(
     learner.step(tasks, 0, torch.Generator())
     pooled_grad = (phi - tasks.support_x.reshape(-1, q.d)).mean(0) @ q.A
     torch.testing.assert_close(learner.params["theta"].detach(), phi - 0.3 * pooled_grad)
+
+
+def test_adam_tf_is_tensorflows_adam_and_differs_from_torch_optim_adam():
+    """Inner loops' adam-tf adds ε to the uncorrected √v and folds the bias correction into the step
+    (tf.train.AdamOptimizer); outer loops' adam is torch.optim.Adam (ε added to the corrected √v̂)."""
+    lr, (b1, b2), eps = 0.1, (0.9, 0.999), 1e-3
+    p, g = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([1e-4, 3e-2], dtype=torch.float64)
+    inner = InnerOptimizer({"name": "adam-tf", "lr": lr, "betas": [b1, b2], "eps": eps})
+    ours, _ = inner.update({"p": p}, {"p": g}, inner.init({"p": p}))
+    by_hand = p - lr * (1 - b2) ** 0.5 / (1 - b1) * ((1 - b1) * g) / (((1 - b2) * g * g).sqrt() + eps)
+    torch.testing.assert_close(ours["p"], by_hand, rtol=1e-12, atol=0)
+    param = p.clone().requires_grad_(True)
+    outer = torch.optim.Adam([param], lr=lr, betas=(b1, b2), eps=eps)
+    param.grad = g.clone()
+    outer.step()
+    assert not torch.allclose(ours["p"], param.detach(), rtol=1e-3, atol=0)

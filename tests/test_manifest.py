@@ -8,7 +8,7 @@ import yaml
 from click.testing import CliRunner
 
 from suite.cli import main
-from suite.manifest import PAPER, ManifestError, load_manifest
+from suite.protocol.manifest import PAPER, ManifestError, load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "benchmarks.yaml"

@@ -23,8 +23,8 @@ from suite.cli import main
 from suite.data import DataError
 from suite.data import miniimagenet as mi
 from suite.data.miniimagenet import fetch_miniimagenet, load_miniimagenet
-from suite.manifest import load_manifest
-from suite.schema import ManifestError
+from suite.protocol.manifest import load_manifest
+from suite.protocol.schema import ManifestError
 from suite.tasks import miniimagenet as family
 
 REPO = Path(__file__).resolve().parents[1]
@@ -405,11 +405,11 @@ def test_the_family_checks_the_protocol():
     config = {"split": "ravi", "split_sha256": hashlib.sha256(mi.SPLIT_FILE.read_bytes()).hexdigest(), "ways": 5,
               "loss_normalisation": "sum/shots"}
     conv = {"kind": "conv", "in_channels": 3, "image_size": 84}
-    family.check_task_config(config, "task")
+    family.check(config, "task")
     family.check_protocol(config, conv, [("train", 5, 15), ("test", 300, 300)], "claim 'x'")
     assert family.loss_scale(config) == 5.0 and family.output_dim(config) == 5 and family.INPUT_DIM == 3
     with pytest.raises(ManifestError, match="task.split_sha256: ravi.json has sha256"):
-        family.check_task_config({**config, "split_sha256": "0" * 64}, "task")
+        family.check({**config, "split_sha256": "0" * 64}, "task")
     with pytest.raises(ManifestError, match="needs a conv model with in_channels 3 and image_size 84"):
         family.check_protocol(config, {**conv, "in_channels": 1}, [], "claim 'x'")
     with pytest.raises(ManifestError, match="300 shots \\+ 301 queries per class, but Mini-ImageNet has 600 images"):
@@ -481,8 +481,8 @@ def test_the_cli(tiny, reference, tmp_path, monkeypatch):
 def test_a_result_and_a_trained_model_belong_to_the_data_they_came_from(generated, tmp_path):
     """Smoke runs on the generated stand-in: the result says so, its checkpoints are keyed by the data, and a
     result measured on other data is never silently returned as this data's."""
-    from suite.manifest import load_manifest
-    from suite.runner import checkpoint_dir
+    from suite.protocol.manifest import load_manifest
+    from suite.training.layout import checkpoint_dir
 
     results = tmp_path / "results"
     run = ["--data", str(generated), "--results", str(results), "run", "--claim", "anil-miniimagenet", "--profile",

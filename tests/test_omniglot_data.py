@@ -13,7 +13,8 @@ from pathlib import Path
 from PIL import Image
 
 from suite.cli import main
-from suite.data import DataError, data_root
+from suite.data import DataError
+from suite.protocol.folders import folder
 from suite.data import omniglot
 from suite.data.download import download
 from suite.data.omniglot import fetch_omniglot, load_omniglot
@@ -57,9 +58,9 @@ def fetched(tmp_path_factory):
 
 def test_data_root_is_explicit_then_environment_then_default(monkeypatch):
     monkeypatch.delenv("SUITE_DATA", raising=False)
-    assert data_root(None) == Path("datasets")
+    assert folder("data", None) == Path("datasets")
     monkeypatch.setenv("SUITE_DATA", "/somewhere")
-    assert data_root(None) == Path("/somewhere") and data_root("mine") == Path("mine")
+    assert folder("data", None) == Path("/somewhere") and folder("data", "mine") == Path("mine")
 
 
 def test_loading_before_fetching_says_how_to_fetch(tmp_path):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from conftest import SHARED_OMNIGLOT
 from suite.cli import main
-from suite.manifest import load_manifest
+from suite.protocol.manifest import load_manifest
 from suite.io import file_sha256
 from suite.tasks.omniglot import Tasks, shuffled_split, split_path
 

@@ -48,9 +48,10 @@ def clone(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def env():
+def env(clone):
+    """The stages run the clone's own code (PYTHONPATH), so that editing it there is what a user's edit is."""
     return {**os.environ, "SUITE_FETCH_FROM": str(SHARED_OMNIGLOT.parent), "SUITE_FETCH_GENERATED": "miniimagenet",
-            "SUITE_DEVICE": "cpu"}
+            "SUITE_DEVICE": "cpu", "PYTHONPATH": str(clone)}
 
 
 def test_dvc_repro_builds_every_claim_and_the_report_then_reruns_only_what_changed(clone, env):
@@ -98,3 +99,40 @@ def test_dvc_exp_run_sweeps_one_claims_hyperparameter(clone, env):
     config = json.loads((clone / "results" / "maml-sinusoid" / "smoke" / "maml" / "seed0" / "config.json")
                         .read_text())
     assert config["hyperparameters"]["inner_lr"] == 0.02
+
+
+def checkpoints(clone) -> dict[str, float]:
+    return {str(p.relative_to(clone)): p.stat().st_mtime for p in (clone / "checkpoints").rglob("final.pt")}
+
+
+def test_a_comment_reruns_nothing_and_a_bumped_numerics_version_reruns_exactly_the_claims_that_use_it(clone, env):
+    sh("dvc", "repro", cwd=clone, env=env)
+    trained = checkpoints(clone)
+    module = clone / "suite" / "algorithms" / "reptile.py"
+    module.write_text(module.read_text().replace("\n\n\ndef ", "\n\n\n# a comment, and a blank line\n\ndef ", 1))
+    assert "up to date" in sh("dvc", "status", cwd=clone, env=env)
+    assert ran(sh("dvc", "repro", cwd=clone, env=env)) == set()
+    assert checkpoints(clone) == trained  # every trained model kept as it was
+
+    module.write_text(module.read_text().replace("NUMERICS_VERSION = 1", "NUMERICS_VERSION = 2"))
+    sh("suite", "numerics", cwd=clone, env=env)
+    manifest = yaml.safe_load((clone / "benchmarks.yaml").read_text())
+    using = {c for c, body in manifest["claims"].items()
+             if any(run.get("algorithm") == "reptile" for run in body["runs"].values())}
+    assert using == {"omniglot-reptile", "reptile-k-ablation", "miniimagenet-reptile"}
+    assert ran(sh("dvc", "repro", cwd=clone, env=env)) == {f"claim@{c}" for c in using} | {"report"}
+    record = json.loads(next((clone / "results" / "reptile-k-ablation" / "smoke").glob("*/seed*/results.json"))
+                        .read_text())
+    assert record["numerics"]["algorithm/reptile"] == 2
+    kept = {k: v for k, v in checkpoints(clone).items() if k in trained}
+    assert all(not k.startswith(tuple(f"checkpoints/{c}/" for c in using)) for k in kept)  # retrained afresh
+    assert kept == {k: v for k, v in trained.items() if not k.startswith(tuple(f"checkpoints/{c}/" for c in using))}
+
+
+def test_dvc_metrics_show_needs_no_torch(clone, env, tmp_path):
+    from test_architecture import BLOCK_TORCH
+
+    sh("dvc", "repro", cwd=clone, env=env)
+    (tmp_path / "sitecustomize.py").write_text(BLOCK_TORCH)
+    out = sh("dvc", "metrics", "show", cwd=clone, env={**env, "PYTHONPATH": str(tmp_path)})
+    assert "maml-sinusoid.smoke.json" in out

@@ -7,8 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from suite.manifest import load_manifest
-from suite.report import Measured, build_reports, check_relation, judge, load_results, to_csv, to_markdown
+from suite.protocol.manifest import load_manifest
+from suite.rendering.markdown import to_markdown
+from suite.rendering.tables import to_csv
+from suite.results.store import Measured, load_results
+from suite.verdicts.judge import build_reports, check_relation, judge
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,7 +178,7 @@ def test_diverged_fine_tuning_is_reported_as_nan_and_explained(manifest):
 
 
 def test_latex_is_one_booktabs_table_per_claim_laid_out_like_the_paper(manifest):
-    from suite.report import to_latex
+    from suite.rendering.latex import to_latex
 
     rep = build_reports(manifest, paper_like(manifest), ["maml-sinusoid"])[0]
     tex = to_latex([rep])
@@ -187,7 +190,7 @@ def test_latex_is_one_booktabs_table_per_claim_laid_out_like_the_paper(manifest)
 
 
 def test_the_metrics_file_holds_the_expectation_metrics_per_run(manifest, tmp_path):
-    from suite.report import write_metrics
+    from suite.results.store import write_metrics
 
     write_metrics(tmp_path, manifest.claim("maml-sinusoid"), "paper", paper_like(manifest))
     summary = json.loads((tmp_path / "metrics" / "maml-sinusoid.paper.json").read_text())
@@ -199,7 +202,7 @@ def test_the_metrics_file_holds_the_expectation_metrics_per_run(manifest, tmp_pa
 def test_several_seeds_are_compared_by_their_mean_with_the_std_over_seeds(tmp_path):
     import yaml
 
-    from suite.report import measure
+    from suite.results.store import measure
 
     raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
     raw["claims"]["maml-sinusoid"]["seeds"] = [0, 1, 2]
@@ -222,7 +225,7 @@ def test_seeds_the_claim_does_not_list_are_reported_but_not_judged(manifest):
 
 
 def test_the_figures_are_those_the_reported_runs_draw_and_an_outdated_one_is_removed(manifest, tmp_path):
-    from suite.figures import claim_figures
+    from suite.rendering.figures import claim_figures
 
     claim = manifest.claim("reptile-k-ablation")
     specs = claim.body()["figures"]
@@ -241,7 +244,7 @@ def test_the_figures_are_those_the_reported_runs_draw_and_an_outdated_one_is_rem
 
 
 def test_a_figure_series_breaks_its_line_at_a_run_with_no_result(manifest):
-    from suite.figures import series_points
+    from suite.rendering.figures import series_points
 
     points = {"g1": 1, "g4": 4, "g3": 3, "g2": 2}  # the manifest need not list them in x order
     records = [{"run": run, "seed": 0, "metrics": {"acc": {"mean": mean, "ci95": 0.01, "n": 10}}}
@@ -252,7 +255,7 @@ def test_a_figure_series_breaks_its_line_at_a_run_with_no_result(manifest):
 
 
 def test_a_claim_judged_on_relations_alone_prints_the_values_it_compares(manifest, tmp_path):
-    from suite.report import to_latex
+    from suite.rendering.latex import to_latex
 
     claim = manifest.claim("reptile-k-ablation")
     rep = build_reports(manifest, [ablation_record(manifest, "g4", 0.954), ablation_record(manifest, "g1", 0.279)],
@@ -274,7 +277,7 @@ def test_a_claim_judged_on_relations_alone_prints_the_values_it_compares(manifes
 
 
 def test_each_run_keeps_one_distinct_style_in_both_learning_curve_panels(manifest, monkeypatch, tmp_path):
-    import suite.figures as figures
+    import suite.rendering.figures as figures
 
     runs = list(manifest.claim("reptile-k-ablation").body()["runs"])  # 23 runs: more than one colour cycle
 
@@ -295,7 +298,7 @@ def test_each_run_keeps_one_distinct_style_in_both_learning_curve_panels(manifes
 
 
 def test_a_series_figure_ticks_the_settings_its_runs_use(manifest, monkeypatch, tmp_path):
-    import suite.figures as figures
+    import suite.rendering.figures as figures
 
     spec = manifest.claim("reptile-k-ablation").body()["figures"][2]  # inner batch sizes 25, 50 and 75
     records = [{"run": "reptile-k4", "seed": 0, "metrics": {"accuracy@5": {"mean": 0.9, "ci95": 0.01, "n": 10}}}]
@@ -312,5 +315,6 @@ def test_the_learning_curve_caption_says_when_the_loss_is_summed_over_the_images
     captions = [line for line in text.splitlines() if line.startswith("*Learning curves:")]
     assert len(captions) == 2
     assert "summed, not averaged" in captions[0]  # supervised-reptile's loss: 75 images in §6.3, 25 for g1
-    assert "meta_direction last-step, the support loss before it" in captions[0]  # §6.3's first-order MAML lines
+    assert "support loss of φ before the update, also for the first-order MAML it runs with meta_direction " \
+        "last-step" in captions[0]  # §6.3's first-order MAML lines: each algorithm's LOGGED_LOSS
     assert "summed" not in captions[1]  # the sinusoid MSE is a mean

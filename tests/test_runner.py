@@ -1,6 +1,7 @@
 """The runner: results with provenance, exact resume after a real kill, no silent overwrite, clear errors."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -261,28 +262,49 @@ def test_a_new_evaluation_reuses_the_finished_training(tmp_path):
     assert [k.name for k in kept] == [third["training"]["training_hash"]]  # beside the run's lock file
 
 
-def test_a_training_depends_only_on_the_code_it_runs():
-    from suite.manifest import load_manifest
-    from suite.runner import training_code_files
+IDENTITY = """
+import sys
+from suite.protocol import load_manifest
+from suite.training.identity import numerics, training_identity
+cfg = load_manifest(sys.argv[1]).claim("reptile-k-ablation").run_configs("smoke", runs=["g2"])[0]
+print(training_identity(cfg), cfg.hash, numerics(cfg))
+"""
 
-    package = Path(__file__).resolve().parents[1] / "suite"
-    used = {str(f.relative_to(package)) for f in training_code_files(["suite.algorithms.reptile",
-                                                                        "suite.tasks.omniglot", "suite.models"])}
-    assert {"algorithms/reptile.py", "algorithms/inner.py", "algorithms/base.py", "tasks/omniglot.py",
-            "data/omniglot.py", "models.py"} <= used
-    # other algorithms and families, and the registries that list them, are not part of it
-    assert not used & {"algorithms/maml.py", "algorithms/__init__.py", "tasks/sinusoid.py", "tasks/__init__.py",
-                       "report.py", "cli.py"}
-    # a learning curve measured during training makes the evaluation part of the training record
-    from suite.runner import training_hash
 
-    claim = load_manifest(Path(__file__).resolve().parents[1] / "benchmarks.yaml").claim("reptile-k-ablation")
+def test_a_runs_identity_is_its_configuration_and_numerics_versions_not_its_source_files(tmp_path):
+    """A comment or whitespace in an algorithm module keeps the identity (and so checkpoints and results); a bumped
+    numerics version changes it."""
+    copy = tmp_path / "src"
+    shutil.copytree(REPO / "suite", copy / "suite", ignore=shutil.ignore_patterns("__pycache__"))
+
+    def identity():
+        out = subprocess.run([sys.executable, "-c", IDENTITY, str(REPO / "benchmarks.yaml")], capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(copy)}, cwd=tmp_path, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    before = identity()
+    module = copy / "suite" / "algorithms" / "reptile.py"
+    module.write_text(module.read_text().replace("\n\n\ndef ", "\n\n\n# a comment\ndef ", 1) + "\n\n")
+    assert identity() == before
+    module.write_text(module.read_text().replace("NUMERICS_VERSION = 1", "NUMERICS_VERSION = 2"))
+    after = identity()
+    assert after != before and "'algorithm/reptile': 2" in after
+    assert after.split()[1] == before.split()[1]  # the configuration's hash is the same: results say which changed
+
+
+def test_a_learning_curve_makes_its_evaluation_settings_part_of_the_training():
+    from suite.protocol.manifest import load_manifest
+    from suite.training.identity import training_identity
+
+    claim = load_manifest(REPO / "benchmarks.yaml").claim("reptile-k-ablation")
     cfg = {c.run: c for c in claim.run_configs("smoke")}
     with_curve, without = cfg["g2"], cfg["shared-k2"]
+
     def with_evaluation(cfg, **changes):
         return type(cfg)(**{**cfg.__dict__, "evaluation": {**cfg.evaluation, **changes}})
 
-    assert training_hash(with_curve) != training_hash(with_evaluation(with_curve, steps=[0, 3]))
+    assert training_identity(with_curve) != training_identity(with_evaluation(with_curve, steps=[0, 3]))
     # the final evaluation's own settings do not touch the curve, so they reuse the training
-    assert training_hash(with_curve) == training_hash(with_evaluation(with_curve, tasks=7, seed=5))
-    assert training_hash(without) == training_hash(with_evaluation(without, steps=[0, 3], tasks=7))
+    assert training_identity(with_curve) == training_identity(with_evaluation(with_curve, tasks=7, seed=5))
+    assert training_identity(without) == training_identity(with_evaluation(without, steps=[0, 3], tasks=7))

@@ -6,12 +6,12 @@ import pytest
 import torch
 import yaml
 
-from suite import evaluate as evaluation_module
-from suite.algorithms import make_learner
-from suite.evaluate import TASK_STREAM, evaluate, finetune_curve, predict, summarise
-from suite.manifest import ManifestError, load_manifest, metric_names
-from suite.tasks import TaskBatch, seeded_generator
-from suite.models import FunctionalModel
+from suite.training import evaluate as evaluation_module
+from suite.protocol.components import algorithms
+from suite.training.evaluate import TASK_STREAM, evaluate, finetune_curve, predict, summarise
+from suite.protocol.manifest import ManifestError, load_manifest, metric_names
+from suite.tasks.base import TaskBatch, seeded_generator
+from suite.models.functional import FunctionalModel
 from suite.tasks.sinusoid import Tasks
 
 TASKS = Tasks(amplitude=[0.1, 5.0], phase=[0.0, math.pi], x_range=[-5.0, 5.0])
@@ -36,7 +36,7 @@ HYPERPARAMETERS = {
     "maml": {"iterations": 5, "meta_batch": 6, "shots": 5, "queries": 5, "inner_steps": 2, "inner_lr": 0.01,
              "meta_optimizer": ADAM},
     "reptile": {"iterations": 5, "meta_batch": 6, "shots": 10, "inner_batch": 5, "inner_steps": 3,
-                "inner_optimizer": dict(ADAM, betas=[0.0, 0.999]), "meta_step": 1.0, "meta_step_final": 0.0,
+                "inner_optimizer": dict(ADAM, name="adam-tf", betas=[0.0, 0.999]), "meta_step": 1.0, "meta_step_final": 0.0,
                 "meta_direction": "all-steps", "inner_optimizer_state": "per-task"},
 }
 HYPERPARAMETERS["fomaml"] = HYPERPARAMETERS["anil"] = HYPERPARAMETERS["maml"]
@@ -44,7 +44,7 @@ HYPERPARAMETERS["fomaml"] = HYPERPARAMETERS["anil"] = HYPERPARAMETERS["maml"]
 
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil", "reptile"])
 def test_vectorised_and_looped_meta_iterations_compute_the_same_update(algorithm):
-    model = FunctionalModel(MLP, 1, 1, "mse")
+    model = FunctionalModel(MLP, 1, 1, "mse", 1.0, "mean")
     params = model.init_params(0, dtype=torch.float64)
     hp = HYPERPARAMETERS[algorithm]
     tasks = TASKS.sample(hp["meta_batch"], hp["shots"], hp.get("queries", 0), torch.Generator().manual_seed(3),
@@ -52,7 +52,7 @@ def test_vectorised_and_looped_meta_iterations_compute_the_same_update(algorithm
     tasks = type(tasks)(*(t.double() for t in tasks.tensors()))
     results = []
     for vectorize in (True, False):
-        learner = make_learner(algorithm, model, params, hp, vectorize)
+        learner = algorithms()[algorithm].Learner(model, params, hp, vectorize)
         loss = learner.step(tasks, 1, torch.Generator().manual_seed(0))
         results.append((loss, {k: v.detach() for k, v in learner.params.items()}))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-10)
@@ -66,7 +66,7 @@ EVAL = {"tasks": 30, "seed": 1, "shots": 5, "queries": 20, "steps": [0, 1, 3], "
 
 
 def test_evaluation_is_fixed_by_its_seed_and_chunking_does_not_change_it():
-    model = FunctionalModel(MLP, 1, 1, "mse")
+    model = FunctionalModel(MLP, 1, 1, "mse", 1.0, "mean")
     params = model.init_params(0)
     a = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=True, chunk=30)
     b = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=True, chunk=7)
@@ -82,7 +82,7 @@ def test_evaluation_is_fixed_by_its_seed_and_chunking_does_not_change_it():
 
 
 def test_step_zero_is_the_unadapted_model_and_later_steps_are_sgd_on_the_support_set():
-    model = FunctionalModel(MLP, 1, 1, "mse")
+    model = FunctionalModel(MLP, 1, 1, "mse", 1.0, "mean")
     params = model.init_params(0)
     config = dict(EVAL, tasks=1, steps=[0, 2])
     result = evaluate(model, params, TASKS, config, "cpu", vectorize=True, chunk=1)
@@ -96,7 +96,7 @@ def test_step_zero_is_the_unadapted_model_and_later_steps_are_sgd_on_the_support
 
 
 def test_summary_is_mean_population_std_and_maml_style_ci95():
-    s = summarise([1.0, 2.0, 3.0, 4.0])
+    s = summarise([1.0, 2.0, 3.0, 4.0], "ci95-normal")
     assert s["mean"] == 2.5 and s["std"] == pytest.approx(math.sqrt(1.25))
     assert s["ci95"] == pytest.approx(1.96 * math.sqrt(1.25) / 2)
 
@@ -105,7 +105,7 @@ def test_non_transductive_prediction_normalises_each_query_with_the_support_set_
     config = {"kind": "conv", "in_channels": 1, "image_size": 8, "filters": 4, "layers": 2, "downsample": "stride",
               "batch_norm_eps": 1e-3, "batch_norm_scale": True, "batch_norm_adapted": True, "head": "flatten",
               "init": "pytorch"}
-    model = FunctionalModel(config, 1, 3, "cross_entropy")
+    model = FunctionalModel(config, 1, 3, "cross_entropy", 1.0, "mean")
     params = model.init_params(0)
     g = torch.Generator().manual_seed(0)
     support, queries = torch.randn(6, 1, 8, 8, generator=g), torch.randn(4, 1, 8, 8, generator=g)
@@ -142,7 +142,7 @@ CONV_EVAL = dict(EVAL, tasks=6, shots=2, queries=2, steps=[0, 1, 3], optimizer={
 
 
 def test_conv_blocks_name_their_convolution_and_batch_norm_parameters():
-    model = FunctionalModel(CONV, 1, 3, "cross_entropy")
+    model = FunctionalModel(CONV, 1, 3, "cross_entropy", 1.0, "mean")
     assert [model.conv_block_names(i) for i in (1, 2, 3)] == [
         {"0.weight", "0.bias", "1.weight", "1.bias"}, {"3.weight", "3.bias", "4.weight", "4.bias"},
         {"6.weight", "6.bias", "7.weight", "7.bias"}]
@@ -153,9 +153,9 @@ def test_conv_blocks_name_their_convolution_and_batch_norm_parameters():
 
 @pytest.mark.parametrize("batch_norm_adapted", [True, False])
 @pytest.mark.parametrize("optimizer", [{"name": "sgd", "lr": 0.5},
-                                       {"name": "adam", "lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8}])
+                                       {"name": "adam-tf", "lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8}])
 def test_frozen_blocks_stay_bitwise_as_trained_while_the_rest_fine_tunes(monkeypatch, batch_norm_adapted, optimizer):
-    model = FunctionalModel(dict(CONV, batch_norm_adapted=batch_norm_adapted), 1, 3, "cross_entropy")
+    model = FunctionalModel(dict(CONV, batch_norm_adapted=batch_norm_adapted), 1, 3, "cross_entropy", 1.0, "mean")
     params = model.init_params(0)
     params = {k: v + 0.1 * torch.randn(v.shape, generator=torch.Generator().manual_seed(1))
               for k, v in params.items()}  # batch-norm affine ≠ (1, 0), so its gradients are not degenerate
@@ -176,12 +176,12 @@ def test_frozen_blocks_stay_bitwise_as_trained_while_the_rest_fine_tunes(monkeyp
 
 
 def test_frozen_none_is_the_plain_evaluation_and_all_blocks_frozen_fine_tunes_the_head_alone():
-    model = FunctionalModel(CONV, 1, 3, "cross_entropy")
+    model = FunctionalModel(CONV, 1, 3, "cross_entropy", 1.0, "mean")
     params = model.init_params(0)
     config = dict(CONV_EVAL, frozen_layers=[[], [1], [1, 2], [1, 2, 3]])
     frozen = evaluate(model, params, RandomImages(), config, "cpu", vectorize=True, chunk=4)["episodes"]
     plain = evaluate(model, params, RandomImages(), CONV_EVAL, "cpu", vectorize=True, chunk=4)["episodes"]
-    anil = make_learner("anil", model, params, {"meta_optimizer": {"name": "sgd", "lr": 0.1}}, vectorize=True)
+    anil = algorithms()["anil"].Learner(model, params, {"meta_optimizer": {"name": "sgd", "lr": 0.1}}, vectorize=True)
     head_only = model.adapting_only(anil.inner_loop_names)  # what the runner fine-tunes for an ANIL run
     assert head_only.inner_loop_names == model.head_names and model.inner_loop_names != model.head_names
     head = evaluate(head_only, params, RandomImages(), CONV_EVAL, "cpu", vectorize=True, chunk=4)["episodes"]

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import suite.algorithms.maml as maml
 from suite.algorithms.inner import sgd_adapt
-from suite.algorithms.maml import HYPERPARAMETERS  # noqa: F401  (the same hyperparameters as MAML)
+from suite.algorithms.maml import ARGS, carries_inner_state, check, task_shape  # noqa: F401
+
+# Bump when a change alters what it computes (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
+LOGGED_LOSS = "the mean query loss of the meta-batch after adapting the head"
 
 
 def adapt_head(model, params, support_z, support_y, steps, lr) -> dict:

@@ -1,56 +1,64 @@
-"""What every algorithm shares: the outer-optimiser schema and plumbing, and the Learner base class."""
+"""What every algorithm shares: outer optimisers, the one switch between a vmap over tasks and a per-task loop, and
+the Learner base class."""
 from __future__ import annotations
 
-import torch
+from suite.lazy import lazy
 
-from suite.schema import Field, ManifestError
-
-OPTIMIZER_SCHEMA = {
-    "name": Field("str", choices=("sgd", "adam")),
-    "lr": Field("positive_float"),
-    "betas": Field("float_list", required=False, doc="Adam's (β1, β2)"),
-    "eps": Field("positive_float", required=False, doc="Adam's ε"),
-}
+torch = lazy("torch")
 
 
-def check_optimizer(config: dict, where: str):
-    if config["name"] == "adam":
-        for key in ("betas", "eps"):
-            if key not in config:
-                raise ManifestError(f"{where}.{key}: required for Adam (write the value the paper's code used)")
-        if len(config["betas"]) != 2 or not all(0 <= b < 1 for b in config["betas"]):
-            raise ManifestError(f"{where}.betas: expected [β1, β2] in [0, 1), got {config['betas']}")
-    elif "betas" in config or "eps" in config:
-        raise ManifestError(f"{where}: 'betas' and 'eps' belong to Adam, not {config['name']}")
-
-
-def make_torch_optimizer(params: dict, config: dict) -> torch.optim.Optimizer:
+def make_torch_optimizer(params: dict, config: dict):
+    """An outer optimiser (suite.protocol.fields.OUTER_OPTIMIZER): torch.optim.SGD or torch.optim.Adam."""
     tensors = list(params.values())
     if config["name"] == "adam":
         return torch.optim.Adam(tensors, lr=config["lr"], betas=tuple(config["betas"]), eps=config["eps"])
     return torch.optim.SGD(tensors, lr=config["lr"])
 
 
-class Learner:
-    """Shared plumbing: leaf parameters, an outer optimiser (where the algorithm has one), checkpoint state."""
+def _index(tree, i):
+    if isinstance(tree, dict):
+        return {k: _index(v, i) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_index(v, i) for v in tree)
+    return None if tree is None else tree[i]
 
-    HYPERPARAMETERS: dict = {}
+
+def _stack(outs: list):
+    if isinstance(outs[0], dict):
+        return {k: _stack([o[k] for o in outs]) for k in outs[0]}
+    if isinstance(outs[0], tuple):
+        return tuple(_stack(list(parts)) for parts in zip(*outs))
+    return torch.stack(outs)
+
+
+def map_tasks(fn, vectorize: bool, shared, *per_task):
+    """fn(shared, *task_i) for every task i, outputs stacked along a new leading dimension: one torch.func.vmap over
+    the tasks, or a loop over them (the same computation, task by task). Each of `per_task` holds the tasks along its
+    leading dimension (tensors, or lists and dicts of them; None for nothing)."""
+    if vectorize:
+        dims = tuple(None if x is None else 0 for x in per_task)
+        return torch.func.vmap(fn, in_dims=(None, *dims))(shared, *per_task)
+    n = next(len(x) if not isinstance(x, (list, tuple)) else len(x[0]) for x in per_task if x is not None)
+    return _stack([fn(shared, *(_index(x, i) for x in per_task)) for i in range(n)])
+
+
+class Learner:
+    """Shared plumbing: leaf parameters, an outer optimiser (where the algorithm has one), checkpoint state.
+
+    `inner_state` is the inner optimiser state carried from task to task (None unless the algorithm carries one);
+    `inner_loop_names` the parameters its inner loop adapts, and so test-time fine-tuning too."""
 
     def __init__(self, model, params: dict, hp: dict, vectorize: bool):
         self.model, self.hp, self.vectorize = model, hp, vectorize
         self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
         self.optimizer = None
+        self.inner_state = None
 
     @property
     def inner_loop_names(self) -> frozenset[str]:
-        """The parameters this algorithm's inner loop adapts, and so test-time fine-tuning too."""
         return self.model.inner_loop_names
 
-    def task_shape(self) -> tuple[int, int, int]:
-        """(tasks per meta-batch, support points per task, query points per task)."""
-        return self.hp["meta_batch"], self.hp["shots"], self.hp.get("queries", 0)
-
-    def step(self, tasks, iteration: int, generator: torch.Generator) -> float:
+    def step(self, tasks, iteration: int, generator) -> float:
         """One meta-iteration; `generator` is this iteration's own stream for any randomness of the update."""
         raise NotImplementedError
 

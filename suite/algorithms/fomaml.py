@@ -7,33 +7,33 @@ terms dropped, i.e. the query-loss gradient taken at the adapted parameters θ'_
 """
 from __future__ import annotations
 
-import torch
-from torch.func import grad_and_value, vmap
-
-from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
 from suite.algorithms.inner import sgd_adapt
-from suite.algorithms.maml import HYPERPARAMETERS  # noqa: F401  (the same hyperparameters as MAML)
+from suite.algorithms.maml import ARGS, carries_inner_state, check, task_shape  # noqa: F401
+from suite.lazy import lazy
+
+torch = lazy("torch")
+
+# Bump when a change alters what it computes (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
+LOGGED_LOSS = "the mean query loss of the meta-batch after adaptation"
 
 
 def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
     """(g_i, query loss) for one task."""
     adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)
-    return grad_and_value(loss)(adapted, query_x, query_y)
+    return torch.func.grad_and_value(loss)(adapted, query_x, query_y)
 
 
 def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
     """(mean_i g_i, mean query loss)."""
     params = {k: p.detach() for k, p in params.items()}
 
-    def per_task(p, sx, sy, qx, qy):
+    def gradient_for_task(p, sx, sy, qx, qy):
         return task_gradient(model.loss, p, sx, sy, qx, qy, steps, lr, model.inner_loop_names)
 
-    if vectorize:
-        grads, losses = vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors())
-        return {k: g.mean(0) for k, g in grads.items()}, losses.mean()
-    results = [per_task(params, *tasks[i].tensors()) for i in range(len(tasks))]
-    grads = {k: torch.stack([g[k] for g, _ in results]).mean(0) for k in params}
-    return grads, torch.stack([value for _, value in results]).mean()
+    grads, losses = map_tasks(gradient_for_task, vectorize, params, *tasks.tensors())
+    return {k: g.mean(0) for k, g in grads.items()}, losses.mean()
 
 
 class Learner(BaseLearner):

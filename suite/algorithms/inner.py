@@ -1,22 +1,31 @@
 """Functional inner loops over a parameter dict: pure functions of tensors, so they compose with
-torch.func.grad (to differentiate through them) and torch.func.vmap (to run many tasks at once)."""
+torch.func.grad (to differentiate through them) and torch.func.vmap (to run many tasks at once). Test-time
+fine-tuning is the same inner loop (`finetune`)."""
 from __future__ import annotations
 
-import torch
-from torch.func import grad
+from suite.lazy import lazy
+
+torch = lazy("torch")
+
+# Bump when a change alters what these loops compute (every algorithm and the evaluation use them; then regenerate
+# tests/goldens/).
+NUMERICS_VERSION = 1
 
 
 def sgd_adapt(loss, params: dict, x, y, steps: int, lr: float, names=None) -> dict:
     """`steps` steps of plain gradient descent on loss(params, x, y), updating the parameters in `names` (all when
     None); differentiable w.r.t. params."""
     for _ in range(steps):
-        grads = grad(loss)(params, x, y)
+        grads = torch.func.grad(loss)(params, x, y)
         params = {k: p - lr * grads[k] if names is None or k in names else p for k, p in params.items()}
     return params
 
 
 class InnerOptimizer:
-    """SGD or Adam as pure functions: state = init(params); params, state = update(params, grads, state)."""
+    """An inner optimiser (suite.protocol.fields.INNER_OPTIMIZER) as pure functions: state = init(params);
+    params, state = update(params, grads, state). `sgd`, or `adam-tf`: Adam in TensorFlow's form, as
+    tf.train.AdamOptimizer and so Reptile's code compute it: ε is added to the uncorrected √v and the bias
+    correction is folded into the step size, lr·√(1 − β2^t)/(1 − β1^t)."""
 
     def __init__(self, config: dict, names=None):
         self.config, self.names = config, names  # the parameters updated (all when None)
@@ -35,7 +44,6 @@ class InnerOptimizer:
         lr = self.config["lr"]
         if self.config["name"] == "sgd":
             return {k: p - lr * grads[k] for k, p in params.items()}, None
-        # Adam in TensorFlow's form (Reptile's code): ε is added to √v, bias correction folded into the step.
         (b1, b2), eps, t = self.config["betas"], self.config["eps"], state["t"] + 1
         m = {k: b1 * state["m"][k] + (1 - b1) * g for k, g in grads.items()}
         v = {k: b2 * state["v"][k] + (1 - b2) * g * g for k, g in grads.items()}
@@ -51,7 +59,34 @@ def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict, names=No
     inner = InnerOptimizer(optimizer, names)
     state, before_last = (inner.init(params) if state is None else state), params
     for batch in batches:
-        grads = grad(loss)(params, x[batch], y[batch])
+        grads = torch.func.grad(loss)(params, x[batch], y[batch])
         before_last = params
         params, state = inner.update(params, grads, state)
     return params, before_last, state
+
+
+def finetune(loss, params: dict, x, y, optimizer: dict, names, steps: list[int], measure, batches=None, state=None):
+    """Fine-tune `params` on (x, y) with the inner optimiser for steps[-1] steps — on all of (x, y) each step, or on
+    the points the j-th of `batches` indexes at step j — and return [measure(params after s steps) for s in steps].
+    `names`: the parameters updated; `state`: the optimiser state to start from (fresh when None)."""
+    inner = InnerOptimizer(optimizer, names)
+    state, records = (inner.init(params) if state is None else state), []
+    for step in range(steps[-1] + 1):
+        if step in steps:
+            records.append(measure(params))
+        if step == steps[-1]:
+            break
+        bx, by = (x, y) if batches is None else (x[batches[step]], y[batches[step]])
+        params, state = inner.update(params, torch.func.grad(loss)(params, bx, by), state)
+    return records
+
+
+def inner_batches(n_tasks, n_points, batch_size, steps, generator):
+    """Indices [n_tasks, steps, batch_size]: consecutive slices of a stream of shuffles of the points, so a
+    mini-batch may straddle two shuffles (supervised-reptile's _mini_batches keeps its partial batch too)."""
+    if batch_size > n_points:
+        raise ValueError(f"inner_batch ({batch_size}) exceeds the points per task ({n_points})")
+    shuffles = -(-steps * batch_size // n_points)
+    stream = torch.stack([torch.cat([torch.randperm(n_points, generator=generator) for _ in range(shuffles)])
+                          for _ in range(n_tasks)])
+    return stream[:, : steps * batch_size].reshape(n_tasks, steps, batch_size)

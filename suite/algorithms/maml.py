@@ -6,22 +6,41 @@
 """
 from __future__ import annotations
 
-import torch
-from torch.func import vmap
+from functools import partial
 
-from suite.algorithms.base import OPTIMIZER_SCHEMA, Learner as BaseLearner, make_torch_optimizer
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
 from suite.algorithms.inner import sgd_adapt
-from suite.schema import Field
+from suite.lazy import lazy
+from suite.protocol.fields import OUTER_OPTIMIZER
+from suite.protocol.schema import Field
 
-HYPERPARAMETERS = {
+torch = lazy("torch")
+
+# Bump when a change alters what it computes (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
+LOGGED_LOSS = "the mean query loss of the meta-batch after adaptation"
+
+ARGS = {
     "iterations": Field("positive_int", doc="meta-iterations"),
     "meta_batch": Field("positive_int", doc="tasks per meta-iteration"),
     "shots": Field("positive_int", doc="support points (regression) or images per class (classification)"),
     "queries": Field("positive_int", doc="query points, or images per class, per training task"),
     "inner_steps": Field("positive_int", doc="gradient steps in the inner loop during training"),
     "inner_lr": Field("positive_float", doc="α, the inner-loop step size"),
-    "meta_optimizer": Field(OPTIMIZER_SCHEMA, doc="outer optimiser (Adam in the paper)"),
+    "meta_optimizer": Field(OUTER_OPTIMIZER, doc="outer optimiser (Adam in the paper)"),
 }
+
+
+def check(hp: dict, task: dict, family, where: str):
+    pass
+
+
+def task_shape(hp: dict) -> tuple[int, int, int]:
+    return hp["meta_batch"], hp["shots"], hp["queries"]
+
+
+def carries_inner_state(hp: dict) -> bool:
+    return False
 
 
 def query_loss_after_adaptation(model, params, support_x, support_y, query_x, query_y, steps, lr):
@@ -30,13 +49,9 @@ def query_loss_after_adaptation(model, params, support_x, support_y, query_x, qu
 
 
 def meta_loss(model, params, tasks, steps, lr, vectorize: bool, task_loss=query_loss_after_adaptation):
-    """Mean over tasks of the query loss after adaptation: one vmap over tasks, or a per-task loop."""
-    def per_task(p, sx, sy, qx, qy):
-        return task_loss(model, p, sx, sy, qx, qy, steps, lr)
-
-    if vectorize:
-        return vmap(per_task, in_dims=(None, 0, 0, 0, 0))(params, *tasks.tensors()).mean()
-    return torch.stack([per_task(params, *tasks[i].tensors()) for i in range(len(tasks))]).mean()
+    """Mean over tasks of the query loss after adaptation."""
+    loss_for_task = partial(task_loss, model, steps=steps, lr=lr)
+    return map_tasks(loss_for_task, vectorize, params, *tasks.tensors()).mean()
 
 
 def meta_gradient(model, params, tasks, steps, lr, vectorize: bool, task_loss=query_loss_after_adaptation):

@@ -6,26 +6,41 @@ jointly on data pooled from many tasks, then fine-tuned on each test task's supp
 """
 from __future__ import annotations
 
-from suite.algorithms.base import OPTIMIZER_SCHEMA, Learner as BaseLearner, make_torch_optimizer
-from suite.schema import Field
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
+from suite.lazy import lazy
+from suite.protocol.fields import OUTER_OPTIMIZER
+from suite.protocol.schema import Field
 
-import torch
+torch = lazy("torch")
 
-HYPERPARAMETERS = {
+# Bump when a change alters what it computes (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
+LOGGED_LOSS = "its loss on the pooled batch"
+
+ARGS = {
     "iterations": Field("positive_int", doc="training iterations"),
     "meta_batch": Field("positive_int", doc="tasks pooled into each batch"),
     "shots": Field("positive_int", doc="points (or images per class) taken from each task"),
-    "optimizer": Field(OPTIMIZER_SCHEMA),
+    "optimizer": Field(OUTER_OPTIMIZER),
 }
+
+
+def check(hp: dict, task: dict, family, where: str):
+    pass
+
+
+def task_shape(hp: dict) -> tuple[int, int, int]:
+    return hp["meta_batch"], hp["shots"], 0  # pooled training points only: no query set
+
+
+def carries_inner_state(hp: dict) -> bool:
+    return False
 
 
 class Learner(BaseLearner):
     def __init__(self, model, params, hp, vectorize):
         super().__init__(model, params, hp, vectorize)
         self.optimizer = make_torch_optimizer(self.params, hp["optimizer"])
-
-    def task_shape(self):
-        return self.hp["meta_batch"], self.hp["shots"], 0
 
     def step(self, tasks, iteration, generator):
         loss = self.model.loss(self.params, tasks.support_x.flatten(0, 1), tasks.support_y.flatten(0, 1))

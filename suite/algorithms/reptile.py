@@ -19,20 +19,26 @@ replacement from the task's `shots` points, reshuffled when exhausted (supervise
 """
 from __future__ import annotations
 
-import torch
-from torch.func import vmap
+from suite.algorithms.base import Learner as BaseLearner, map_tasks
+from suite.algorithms.inner import InnerOptimizer, inner_batches, optimizer_adapt
+from suite.lazy import lazy
+from suite.protocol.fields import INNER_OPTIMIZER
+from suite.protocol.schema import Field, ManifestError
 
-from suite.algorithms.base import OPTIMIZER_SCHEMA, Learner as BaseLearner
-from suite.algorithms.inner import InnerOptimizer, optimizer_adapt
-from suite.schema import Field, ManifestError
+torch = lazy("torch")
 
-HYPERPARAMETERS = {
+# Bump when a change alters what it computes (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
+LOGGED_LOSS = ("the mean support loss of φ before the update, also for the first-order MAML it runs with "
+               "meta_direction last-step (as Reptile's code logs it)")
+
+ARGS = {
     "iterations": Field("positive_int", doc="meta-iterations"),
     "meta_batch": Field("positive_int", doc="tasks per meta-iteration (1 = serial Reptile)"),
     "shots": Field("positive_int", doc="training points (regression) or images per class for each task"),
     "inner_batch": Field("positive_int", doc="points (or images) per inner mini-batch"),
     "inner_steps": Field("positive_int", doc="k, inner-loop iterations per task"),
-    "inner_optimizer": Field(OPTIMIZER_SCHEMA, doc="SGD, or Adam (β1 = 0 in the paper's code)"),
+    "inner_optimizer": Field(INNER_OPTIMIZER, doc="sgd, or adam-tf (TensorFlow's Adam, β1 = 0 in the paper's code)"),
     "meta_step": Field("positive_float", doc="ε at the first iteration"),
     "meta_step_final": Field("float", doc="ε at the last iteration (linear annealing; equal to meta_step for none)"),
     "inner_optimizer_state": Field("str", choices=("per-task", "carried"),
@@ -49,8 +55,8 @@ HYPERPARAMETERS = {
 }
 
 
-def check_hyperparameters(hp: dict, where: str):
-    if hp["inner_optimizer_state"] == "carried" and hp["inner_optimizer"]["name"] != "adam":
+def check(hp: dict, task: dict, family, where: str):
+    if hp["inner_optimizer_state"] == "carried" and hp["inner_optimizer"]["name"] != "adam-tf":
         raise ManifestError(f"{where}.inner_optimizer_state: 'carried' keeps Adam's moments; SGD has none")
     if "tail_shots" in hp:
         if hp["meta_direction"] != "last-step":
@@ -59,6 +65,22 @@ def check_hyperparameters(hp: dict, where: str):
         if hp["tail_shots"] >= hp["shots"]:
             raise ManifestError(f"{where}.tail_shots: {hp['tail_shots']} leaves none of the {hp['shots']} shots "
                                 "for the first inner steps")
+        if family.LOSS != "cross_entropy":
+            raise ManifestError(f"{where}.tail_shots: a separate tail holds images per class; {task['family']} "
+                                "tasks have no classes")
+    streamed = hp["shots"] - (hp["tail_shots"] if "tail_shots" in hp else 0)  # what the mini-batches draw from
+    if hp["inner_batch"] > family.support_points(task, streamed):
+        raise ManifestError(f"{where}.inner_batch: {hp['inner_batch']} is more than the "
+                            f"{family.support_points(task, streamed)} training points of a task"
+                            + (" outside its separate tail" if "tail_shots" in hp else ""))
+
+
+def task_shape(hp: dict) -> tuple[int, int, int]:
+    return hp["meta_batch"], hp["shots"], 0  # the inner loop's points only: Reptile has no query set
+
+
+def carries_inner_state(hp: dict) -> bool:
+    return hp["inner_optimizer_state"] == "carried"
 
 
 def detached(state: dict) -> dict:
@@ -71,18 +93,7 @@ def meta_step_size(hp, iteration: int) -> float:
     return frac * hp["meta_step_final"] + (1 - frac) * hp["meta_step"]
 
 
-def inner_batches(n_tasks, n_points, batch_size, steps, generator) -> torch.Tensor:
-    """Indices [n_tasks, steps, batch_size]: consecutive slices of a stream of shuffles of the points, so a
-    mini-batch may straddle two shuffles (supervised-reptile's _mini_batches keeps its partial batch too)."""
-    if batch_size > n_points:
-        raise ValueError(f"inner_batch ({batch_size}) exceeds the points per task ({n_points})")
-    shuffles = -(-steps * batch_size // n_points)
-    stream = torch.stack([torch.cat([torch.randperm(n_points, generator=generator) for _ in range(shuffles)])
-                          for _ in range(n_tasks)])
-    return stream[:, : steps * batch_size].reshape(n_tasks, steps, batch_size)
-
-
-def separate_tail_batches(labels, tail_shots, batch_size, steps, generator) -> list[torch.Tensor]:
+def separate_tail_batches(labels, tail_shots, batch_size, steps, generator) -> list:
     """Per step, indices [n_tasks, size]: k−1 mini-batches streamed from the points outside the tail, then the
     tail, the first tail_shots points of each class (a random choice: a class's points are a random sample), as
     supervised-reptile's _split_train_test takes it."""
@@ -99,13 +110,9 @@ def separate_tail_batches(labels, tail_shots, batch_size, steps, generator) -> l
 class Learner(BaseLearner):
     def __init__(self, model, params, hp, vectorize):
         super().__init__(model, params, hp, vectorize)
-        self.carried = hp["inner_optimizer_state"] == "carried"
-        self.inner_state = InnerOptimizer(hp["inner_optimizer"]).init(self.params) if self.carried else None
-        if self.inner_state is not None:
-            self.inner_state = detached(self.inner_state)
-
-    def task_shape(self):
-        return self.hp["meta_batch"], self.hp["shots"], 0
+        self.carried = carries_inner_state(hp)
+        if self.carried:
+            self.inner_state = detached(InnerOptimizer(hp["inner_optimizer"]).init(self.params))
 
     def state_dict(self):
         return {**super().state_dict(), "inner_state": self.inner_state}
@@ -114,7 +121,7 @@ class Learner(BaseLearner):
         super().load_state_dict(state)
         self.inner_state = state["inner_state"]
 
-    def batches(self, tasks, generator) -> list[torch.Tensor]:
+    def batches(self, tasks, generator) -> list:
         """The inner mini-batches, one [n_tasks, size] index tensor per step."""
         hp = self.hp
         if "tail_shots" in hp:
@@ -130,7 +137,7 @@ class Learner(BaseLearner):
         params = {k: p.detach() for k, p in self.params.items()}
         last_only = self.hp["meta_direction"] == "last-step"
 
-        def per_task(p, x, y, b, state=None):
+        def direction_for_task(p, x, y, b, state=None):
             final, before_last, state = optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"],
                                                         self.model.inner_loop_names, state)
             start = before_last if last_only else p
@@ -139,21 +146,18 @@ class Learner(BaseLearner):
         if self.carried:  # serial: each task starts from the state the previous one left
             per = []
             for i in range(len(tasks)):
-                d, state = per_task(params, tasks.support_x[i], tasks.support_y[i], [b[i] for b in batches],
+                d, state = direction_for_task(params, tasks.support_x[i], tasks.support_y[i], [b[i] for b in batches],
                                     self.inner_state)
                 self.inner_state = detached(state)
                 per.append(d)
             return {k: torch.stack([d[k] for d in per]) for k in params}
-        if self.vectorize:
-            return vmap(lambda *a: per_task(*a)[0], in_dims=(None, 0, 0, 0))(params, tasks.support_x,
-                                                                              tasks.support_y, batches)
-        per = [per_task(params, tasks.support_x[i], tasks.support_y[i], [b[i] for b in batches])[0]
-               for i in range(len(tasks))]
-        return {k: torch.stack([d[k] for d in per]) for k in params}
+        return map_tasks(lambda *a: direction_for_task(*a)[0], self.vectorize, params, tasks.support_x,
+                         tasks.support_y, batches)
 
     def step(self, tasks, iteration, generator):
         with torch.no_grad():  # reported: the mean support loss of φ before this update
-            loss = vmap(self.model.loss, in_dims=(None, 0, 0))(self.params, tasks.support_x, tasks.support_y).mean()
+            loss = torch.func.vmap(self.model.loss, in_dims=(None, 0, 0))(self.params, tasks.support_x,
+                                                                          tasks.support_y).mean()
         directions = self.directions(tasks, self.batches(tasks, generator))
         epsilon = meta_step_size(self.hp, iteration)
         with torch.no_grad():

@@ -1,11 +1,7 @@
-"""Fetched datasets: where they live, and the error raised for bad data or failed downloads."""
+"""Fetched datasets: the error raised for bad data or failed downloads, and the pinned split files."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-DATA_ENV = "SUITE_DATA"
-DEFAULT_DATA = "datasets"
 
 
 class DataError(RuntimeError):
@@ -13,5 +9,9 @@ class DataError(RuntimeError):
     The message names the file."""
 
 
-def data_root(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get(DATA_ENV) or DEFAULT_DATA)
+SPLITS = Path(__file__).resolve().parent.parent / "splits"
+
+
+def split_file(dataset: str, name: str) -> Path:
+    """suite/splits/<dataset>/<name>.json: a class split, pinned by its sha256 in the claims that use it."""
+    return SPLITS / dataset / f"{name}.json"

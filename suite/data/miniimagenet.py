@@ -50,14 +50,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from suite.data import DataError
+from suite.data import DataError, split_file
 from suite.data.download import download, looks_like_html
 from suite.io import atomic_write_json, file_sha256, remove_made_folders
 
 SPLITS = ("train", "val", "test")
 SIZE = 84
 SHAPE = (SIZE, SIZE, 3)
-SPLIT_FILE = Path(__file__).resolve().parent.parent / "splits" / "miniimagenet" / "ravi.json"
+SPLIT_FILE = split_file("miniimagenet", "ravi")
 META_NAME = "miniimagenet.json"
 CACHE_VERSION = 1  # bump when the conversion changes, so that old caches are rebuilt
 GENERATED_PER_CLASS = 20  # MAML's 5-shot episodes take 5 + 15 images per class

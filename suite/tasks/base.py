@@ -4,10 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-import torch
 
 from suite.io import file_sha256
-from suite.schema import Field, ManifestError
+from suite.lazy import lazy
+from suite.protocol.schema import Field, ManifestError
+
+torch = lazy("torch")
 
 
 @dataclass
@@ -36,7 +38,7 @@ class TaskBatch:
         return TaskBatch(*(torch.cat([getattr(b, f.name) for b in batches]) for f in fields(TaskBatch)))
 
 
-def seeded_generator(*entropy: int) -> torch.Generator:
+def seeded_generator(*entropy: int) -> "torch.Generator":
     """A CPU generator determined by the integers given alone (e.g. (seed, iteration)), via numpy's SeedSequence
     so that nearby seeds give unrelated streams."""
     state = np.random.SeedSequence(list(entropy)).generate_state(2, dtype=np.uint32)

@@ -10,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from suite.data import split_file
 from suite.data.miniimagenet import SIZE, SPLITS, load_miniimagenet, read_split
-from suite.schema import Field, ManifestError
+from suite.lazy import lazy
+from suite.protocol.schema import Field, ManifestError
 from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, check_pinned_split, classes_loss_reduction,
                               classes_loss_scale, classes_output_dim, classes_support_points)
 
-SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "miniimagenet"
 SPLIT_NAMES = ("ravi",)
 
-SCHEMA = {
+FIELDS = {
     "split": Field("str", choices=SPLIT_NAMES,
                    doc="class split file in suite/splits/miniimagenet/: 'ravi', Ravi & Larochelle's 64/16/20 "
                        "classes of 600 images (the split MAML, Reptile and most later papers use)"),
@@ -29,15 +29,19 @@ SCHEMA = {
     "loss_normalisation": LOSS_NORMALISATION,
 }
 
+torch = lazy("torch")
+
+# Bump when a change alters the tasks drawn (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
 LOSS = "cross_entropy"
 INPUT_DIM = 3  # channels
 
 
 def split_path(name: str) -> Path:
-    return SPLITS_DIR / f"{name}.json"
+    return split_file("miniimagenet", name)
 
 
-def check_task_config(config: dict, where: str):
+def check(config: dict, where: str):
     check_pinned_split(split_path(config["split"]), config, where)
 
 
@@ -72,7 +76,7 @@ class Tasks:
                            "format": meta["format"], "images_per_class": self.per_class,
                            "sha256": {part: meta["arrays"][part]["sha256"] for part in SPLITS}}
 
-    def sample(self, n_tasks: int, shots: int, queries: int, generator: torch.Generator, split: str) -> TaskBatch:
+    def sample(self, n_tasks: int, shots: int, queries: int, generator: "torch.Generator", split: str) -> TaskBatch:
         starts, n = self.starts[split], shots + queries
         if len(starts) < self.ways:
             raise ValueError(f"{self.ways}-way tasks need {self.ways} classes, the {split} split has {len(starts)}")

@@ -10,17 +10,17 @@ import json
 import random
 from pathlib import Path
 
-import torch
 
+from suite.data import split_file
 from suite.data.omniglot import DRAWERS, SIZE, load_omniglot
-from suite.schema import Field, ManifestError
+from suite.lazy import lazy
+from suite.protocol.schema import Field, ManifestError
 from suite.tasks.base import (LOSS_NORMALISATION, TaskBatch, check_pinned_split, classes_loss_reduction,
                               classes_loss_scale, classes_output_dim, classes_support_points)
 
-SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits" / "omniglot"
 SPLIT_NAMES = ("maml", "reptile", "vinyals")
 
-SCHEMA = {
+FIELDS = {
     "split": Field("str", choices=SPLIT_NAMES, doc="character split file in suite/splits/omniglot/"),
     "split_sha256": Field("str", doc="the sha256 of that file, pinned"),
     "ways": Field("positive_int", doc="classes per task"),
@@ -38,15 +38,19 @@ SCHEMA = {
     "loss_normalisation": LOSS_NORMALISATION,
 }
 
+torch = lazy("torch")
+
+# Bump when a change alters the tasks drawn (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
 LOSS = "cross_entropy"
 INPUT_DIM = 1  # channels
 
 
 def split_path(name: str) -> Path:
-    return SPLITS_DIR / f"{name}.json"
+    return split_file("omniglot", name)
 
 
-def check_task_config(config: dict, where: str):
+def check(config: dict, where: str):
     check_pinned_split(split_path(config["split"]), config, where)
     for split, rotations in config["rotations"].items():
         if not rotations or any(r % 90 or r >= 360 for r in rotations) or len(set(rotations)) != len(rotations):
@@ -88,6 +92,8 @@ def shuffled_split(characters: list[str], seed: int, sizes: dict[str, int]) -> d
 
 
 class Tasks:
+    provenance = None  # the data cannot differ from run to run (generated, or pinned by its digest)
+
     def __init__(self, split, split_sha256, ways, rotations, rotation_mode, strokes, loss_normalisation, data_dir):
 
         images, names = load_omniglot(Path(data_dir))
@@ -112,7 +118,7 @@ class Tasks:
             chosen[:, 1] = turns[torch.randint(len(turns), (self.ways,), generator=generator)]
         return chosen
 
-    def sample(self, n_tasks: int, shots: int, queries: int, generator: torch.Generator, split: str) -> TaskBatch:
+    def sample(self, n_tasks: int, shots: int, queries: int, generator: "torch.Generator", split: str) -> TaskBatch:
         pool = self.pools[split]
         if len(pool) < self.ways:
             raise ValueError(f"{self.ways}-way tasks need {self.ways} classes, the {split} split has {len(pool)}")

@@ -4,17 +4,20 @@ A task is y = A·sin(x − φ) with A ~ U[amplitude], φ ~ U[phase], x ~ U[x_ran
 """
 from __future__ import annotations
 
-import torch
-
-from suite.schema import Field, ManifestError
+from suite.lazy import lazy
+from suite.protocol.schema import Field, ManifestError
 from suite.tasks.base import TaskBatch
 
-SCHEMA = {
+FIELDS = {
     "amplitude": Field("range", doc="[low, high] of the uniform amplitude A"),
     "phase": Field("range", doc="[low, high] of the uniform phase φ, in radians"),
     "x_range": Field("range", doc="[low, high] of the uniform inputs x"),
 }
 
+torch = lazy("torch")
+
+# Bump when a change alters the tasks drawn (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
 LOSS = "mse"
 INPUT_DIM = 1
 
@@ -31,7 +34,7 @@ def loss_reduction(config: dict) -> str:
     return "mean"
 
 
-def check_task_config(config: dict, where: str):
+def check(config: dict, where: str):
     pass
 
 
@@ -45,6 +48,8 @@ def check_protocol(config: dict, model: dict, shots_and_queries: list, where: st
 
 
 class Tasks:
+    provenance = None  # the data cannot differ from run to run (generated, or pinned by its digest)
+
     def __init__(self, amplitude, phase, x_range, data_dir=None):
         self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
 
@@ -52,7 +57,7 @@ class Tasks:
         low, high = bounds
         return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
 
-    def sample(self, n_tasks: int, shots: int, queries: int, generator: torch.Generator, split: str) -> TaskBatch:
+    def sample(self, n_tasks: int, shots: int, queries: int, generator: "torch.Generator", split: str) -> TaskBatch:
         """`n_tasks` tasks with `shots` support and `queries` query points each, all drawn i.i.d.
         Sinusoid tasks are a continuous distribution, so every split draws from the same one."""
         amplitude, phase = self._functions(n_tasks, generator)
@@ -65,7 +70,7 @@ class Tasks:
         return (self._uniform((n_tasks, 1, 1), self.amplitude, generator),
                 self._uniform((n_tasks, 1, 1), self.phase, generator))
 
-    def curve(self, generator: torch.Generator, points: int):
+    def curve(self, generator: "torch.Generator", points: int):
         """(x, y) of the whole function that sample(1, ...) draws with a generator in this state, on an even grid
         over x_range (for figures)."""
         amplitude, phase = self._functions(1, generator)

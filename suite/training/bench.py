@@ -19,11 +19,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from suite.algorithms import make_learner
-from suite.manifest import Manifest, ManifestError, RunConfig
-from suite.runner import build, choose_vectorize, curve_point_due, learning_curve_point, resolve_device
-from suite.tasks import seeded_generator
-
+from suite.protocol import Manifest, ManifestError, RunConfig
+from suite.protocol.components import algorithms
+from suite.tasks.base import seeded_generator
+from suite.training.loop import curve_point_due, learning_curve_point
+from suite.training.provenance import resolve_device
+from suite.training.run import build, build_model, choose_vectorize, make_learner
 
 
 def _rss_kib(field: str) -> int:
@@ -43,10 +44,9 @@ def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, refe
     family, model = build(cfg, data_dir)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    learner = make_learner(cfg.algorithm, model, model.init_params(cfg.seed, device=device), cfg.hyperparameters,
-                           vectorize)
+    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), vectorize)
     step = _autograd_loop_step(learner) if reference_loop else learner.step
-    n_tasks, shots, queries = learner.task_shape()
+    n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
 
     def clock():
         if device.type == "cuda":
@@ -90,14 +90,6 @@ def _autograd_loop_step(learner):
         learner.optimizer.zero_grad(set_to_none=True)
 
     return step
-
-
-def build_model(cfg: RunConfig):
-    from suite.models import FunctionalModel
-    from suite.tasks import FAMILIES
-
-    family = FAMILIES[cfg.task["family"]]
-    return FunctionalModel(cfg.model, family.INPUT_DIM, family.output_dim(cfg.task), family.LOSS)
 
 
 def _in_child(args):

@@ -8,21 +8,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from suite.algorithms import ALGORITHMS, algorithm_schema, check_optimizer
-from suite.evaluate import EVALUATION_SCHEMA, check_evaluation, metric_suffixes
-from suite.models import SCHEMAS as MODEL_SCHEMAS, check_model_config, model_schema
-from suite.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
-from suite.tasks import FAMILIES, task_schema
+from suite.protocol.components import algorithms, families, model_kinds
+from suite.protocol.fields import EVALUATION, check_evaluation, metric_suffixes
+from suite.protocol.folders import FOLDERS, folder
+from suite.protocol.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
 
-MANIFEST_ENV = "SUITE_MANIFEST"
-DEFAULT_MANIFEST = "benchmarks.yaml"
 PAPER = "paper"
 REQUIRED_PROFILES = ("smoke",)
 
@@ -222,14 +218,11 @@ class Manifest:
         return self.claims[claim_id]
 
 
-def manifest_path(explicit: str | None = None) -> Path:
-    return Path(explicit or os.environ.get(MANIFEST_ENV) or DEFAULT_MANIFEST)
-
-
 def load_manifest(path: str | Path | None = None) -> Manifest:
-    path = manifest_path(path if path is None else str(path))
+    """The manifest at `path` (else $SUITE_MANIFEST, else benchmarks.yaml), validated."""
+    path = folder("manifest", path)
     if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found (pass --manifest PATH or set {MANIFEST_ENV})")
+        raise ManifestError(f"{path}: manifest not found (pass --manifest PATH or set {FOLDERS['manifest'][0]})")
     try:
         raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
@@ -325,33 +318,34 @@ def _field(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+def parse_component(body: dict, field: str, key: str, components: dict, what: str, schema, where: str) -> dict:
+    """The claim's `task` or `model`: its `key` (family, kind) names a component, whose fields validate the rest
+    and whose check() makes its cross-field checks."""
+    if field not in body:
+        raise ManifestError(f"{_field(where, field)}: missing required field")
+    value = check_mapping(body[field], _field(where, field))
+    name = value.get(key)
+    if name not in components:
+        raise ManifestError(f"{_field(where, f'{field}.{key}')}: unknown {what} {name!r} "
+                            f"(known: {', '.join(components)})")
+    out = validate(value, schema(name), _field(where, field))
+    components[name].check(out, _field(where, field))
+    return out
+
+
 def parse_body(body: dict, where: str) -> dict:
     out = {k: body[k] for k in ("paper", "where", "statement")}
-    task = check_mapping(body.get("task"), _field(where, "task")) if "task" in body else None
-    if task is None:
-        raise ManifestError(f"{_field(where, 'task')}: missing required field")
-    family = task.get("family")
-    if family not in FAMILIES:
-        raise ManifestError(f"{_field(where, 'task.family')}: unknown task family {family!r} "
-                            f"(known: {', '.join(FAMILIES)})")
-    out["task"] = validate(task, task_schema(family), _field(where, "task"))
-    FAMILIES[family].check_task_config(out["task"], _field(where, "task"))
-
-    model = body.get("model")
-    check_mapping(model, _field(where, "model"))
-    if model.get("kind") not in MODEL_SCHEMAS:
-        raise ManifestError(f"{_field(where, 'model.kind')}: unknown model {model.get('kind')!r} "
-                            f"(known: {', '.join(MODEL_SCHEMAS)})")
-    out["model"] = validate(model, model_schema(model["kind"]), _field(where, "model"))
-    check_model_config(out["model"], _field(where, "model"))
+    out["task"] = parse_component(body, "task", "family", families(), "task family", task_schema, where)
+    out["model"] = parse_component(body, "model", "kind", model_kinds(), "model", model_schema, where)
+    kind = out["model"]["kind"]
 
     out["seeds"] = validate({"seeds": body.get("seeds")}, {"seeds": Field("seed_list")}, where)["seeds"]
     out["execution"] = validate(body.get("execution"), EXECUTION_SCHEMA, _field(where, "execution"))
     if out["execution"]["checkpoint_every"] % out["execution"]["log_every"]:
         raise ManifestError(f"{_field(where, 'execution.checkpoint_every')}: must be a multiple of log_every "
                             "(checkpoints fall on learning-curve points, so a resumed run is exact)")
-    out["evaluation"] = validate(body.get("evaluation"), EVALUATION_SCHEMA, _field(where, "evaluation"))
-    check_evaluation(out["evaluation"], _field(where, "evaluation"), out["model"])
+    out["evaluation"] = validate(body.get("evaluation"), EVALUATION, _field(where, "evaluation"))
+    check_evaluation(out["evaluation"], _field(where, "evaluation"), out["model"], model_kinds()[kind])
 
     runs = check_mapping(body.get("runs"), _field(where, "runs"))
     if not runs:
@@ -378,62 +372,65 @@ def parse_body(body: dict, where: str) -> dict:
     return out
 
 
+def task_schema(family: str) -> dict[str, Field]:
+    return {"family": Field("str", choices=tuple(families()), doc="task family"), **families()[family].FIELDS}
+
+
+def model_schema(kind: str) -> dict[str, Field]:
+    return {"kind": Field("str", choices=tuple(model_kinds()), doc="model kind"), **model_kinds()[kind].FIELDS}
+
+
+def algorithm_schema(name: str) -> dict[str, Field]:
+    return {"algorithm": Field("str", choices=tuple(algorithms())), **algorithms()[name].ARGS}
+
+
 def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict) -> dict:
     out = {}
     for name, run in runs.items():
         rw = f"{where}.{name}"
         check_name(name, rw)
         check_mapping(run, rw)
-        algorithm = run.get("algorithm")
-        if algorithm not in ALGORITHMS:
-            raise ManifestError(f"{rw}.algorithm: unknown algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
-        schema = dict(algorithm_schema(algorithm),
+        name_ = run.get("algorithm")
+        if name_ not in algorithms():
+            raise ManifestError(f"{rw}.algorithm: unknown algorithm {name_!r} (known: {', '.join(algorithms())})")
+        algorithm = algorithms()[name_]
+        schema = dict(algorithm_schema(name_),
                       evaluation=Field(check_mapping, required=False, doc="overrides of the claim's evaluation"),
                       task=Field(check_mapping, required=False, doc="overrides of the claim's task (e.g. ways)"))
         parsed = validate(run, schema, rw)
+        run_task = task
         if "task" in parsed:
             if "family" in parsed["task"]:
                 raise ManifestError(f"{rw}.task.family: a run cannot change the claim's task family")
-            merged = validate(deep_merge(task, parsed["task"]), task_schema(task["family"]), f"{rw}.task")
-            FAMILIES[task["family"]].check_task_config(merged, f"{rw}.task")
-        for key, value in parsed.items():
-            if key.endswith("optimizer"):
-                check_optimizer(value, f"{rw}.{key}")
-        if hasattr(ALGORITHMS[algorithm], "check_hyperparameters"):
-            ALGORITHMS[algorithm].check_hyperparameters(parsed, rw)
+            run_task = validate(deep_merge(task, parsed["task"]), task_schema(task["family"]), f"{rw}.task")
+            families()[task["family"]].check(run_task, f"{rw}.task")
+        hp = hyperparameters(parsed)
+        algorithm.check(hp, run_task, families()[task["family"]], rw)
         run_evaluation = evaluation
         if "evaluation" in parsed:
-            run_evaluation = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION_SCHEMA,
-                                      f"{rw}.evaluation")
-            check_evaluation(run_evaluation, f"{rw}.evaluation", model)
-        check_run_protocol(deep_merge(task, parsed.get("task", {})), model, parsed, run_evaluation, rw)
-        if run_evaluation["optimizer_state"] == "from-training" and not (
-                parsed.get("inner_optimizer_state") == "carried" and run_evaluation["optimizer"]["name"] == "adam"):
-            raise ManifestError(f"{rw}.evaluation.optimizer_state: 'from-training' needs a run whose inner Adam state "
-                                "is carried (reptile, inner_optimizer_state: carried) and an Adam evaluation")
+            run_evaluation = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION, f"{rw}.evaluation")
+            check_evaluation(run_evaluation, f"{rw}.evaluation", model, model_kinds()[model["kind"]])
+        check_run_protocol(run_task, model, algorithm, hp, run_evaluation, rw)
         out[name] = parsed
     return out
 
 
-def check_run_protocol(task: dict, model: dict, run: dict, evaluation: dict, where: str):
+def check_run_protocol(task: dict, model: dict, algorithm, hp: dict, evaluation: dict, where: str):
     """Cross-field checks that would otherwise fail only after training: what the data and batches allow."""
-    family = FAMILIES[task["family"]]
-    uses = [("train", run["shots"], run.get("queries", 0)), ("test", evaluation["shots"], evaluation["queries"])]
+    family = families()[task["family"]]
+    _, shots, queries = algorithm.task_shape(hp)
+    uses = [("train", shots, queries), ("test", evaluation["shots"], evaluation["queries"])]
     if "lr_search" in evaluation:
         uses.append(("val", evaluation["shots"], evaluation["queries"]))
     family.check_protocol(task, model, uses, where)
-    if "tail_shots" in run and family.LOSS != "cross_entropy":
-        raise ManifestError(f"{where}.tail_shots: a separate tail holds images per class; {task['family']} tasks "
-                            "have no classes")
-    streamed = run["shots"] - run.get("tail_shots", 0)  # points the inner mini-batches are drawn from
-    if "inner_batch" in run and run["inner_batch"] > family.support_points(task, streamed):
-        raise ManifestError(f"{where}.inner_batch: {run['inner_batch']} is more than the "
-                            f"{family.support_points(task, streamed)} training points of a task"
-                            + (" outside its separate tail" if "tail_shots" in run else ""))
     support = family.support_points(task, evaluation["shots"])
     if evaluation["batch_size"] != "full" and evaluation["batch_size"] > support:
         raise ManifestError(f"{where}: evaluation.batch_size {evaluation['batch_size']} is more than the {support} "
                             "support points of a test task")
+    if evaluation["optimizer_state"] == "from-training" and not (
+            algorithm.carries_inner_state(hp) and evaluation["optimizer"]["name"] == "adam-tf"):
+        raise ManifestError(f"{where}.evaluation.optimizer_state: 'from-training' needs a run whose inner Adam state "
+                            "is carried (reptile, inner_optimizer_state: carried) and an adam-tf evaluation")
 
 
 def _list_of_mappings(value, where, schema):
@@ -446,7 +443,7 @@ def metric_names(body: dict, run: str) -> set[str]:
     """The metrics a run's evaluation produces: names like mse@5, accuracy@50/transductive when the evaluation
     measures several batch-norm modes, accuracy@10/frozen-1-2 when it freezes sets of conv blocks (the two
     suffixes in that order)."""
-    family = FAMILIES[body["task"]["family"]]
+    family = families()[body["task"]["family"]]
     evaluation = deep_merge(body["evaluation"], body["runs"][run].get("evaluation", {}))
     names = ("mse",) if family.LOSS == "mse" else ("loss", "accuracy")
     return {f"{n}@{s}{x}" for n in names for s in evaluation["steps"] for x in metric_suffixes(evaluation)}

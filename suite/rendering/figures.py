@@ -11,10 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from suite.io import atomic_write  # noqa: E402
+from suite.protocol.components import algorithms  # noqa: E402
+from suite.results.store import measure  # noqa: E402
 
-WHAT_IS_LOGGED = ("MAML and first-order MAML log the query loss after adaptation; Reptile, and the first-order MAML "
-                  "it runs with meta_direction last-step, the support loss before it; the pretrained baseline its "
-                  "loss on the pooled batch. Points are means over log_every iterations.")
 LOSS_SCALE = {
     "sum": " The per-image losses are summed, not averaged (loss_normalisation: sum), so a run whose loss covers "
            "more images sits higher: Reptile's covers all ways × shots support images of a task.",
@@ -23,9 +22,14 @@ LOSS_SCALE = {
 }
 
 
-def learning_curves_caption(loss_normalisation: str | None) -> str:
-    """What the training-loss panel plots, and on what scale: a summed loss grows with the images it covers."""
-    return WHAT_IS_LOGGED + LOSS_SCALE.get(loss_normalisation, "")
+def learning_curves_caption(body: dict) -> str:
+    """What the training-loss panel plots — each algorithm says what it logs (its LOGGED_LOSS) — and on what
+    scale: a summed loss grows with the images it covers."""
+    used = dict.fromkeys(run["algorithm"] for run in body["runs"].values())
+    logged = "; ".join(f"{algorithm}: {algorithms()[algorithm].LOGGED_LOSS}" for algorithm in used)
+    task = body["task"]
+    scale = LOSS_SCALE.get(task["loss_normalisation"], "") if "loss_normalisation" in task else ""
+    return f"the training loss each run logs — {logged}. Points are means over log_every iterations.{scale}"
 
 
 def _save(fig, path: Path) -> Path:
@@ -88,8 +92,6 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
 def series_points(points: dict[str, float], records: list[dict], metric: str) -> tuple[list, list, list]:
     """(x, mean, interval) of a figure series' runs in x order; a run with no result is NaN, so that the line
     breaks there rather than bridging the gap."""
-    from suite.report import measure
-
     xs, ys, errs = [], [], []
     for run, x in sorted(points.items(), key=lambda p: p[1]):
         m = measure([r for r in records if r["run"] == run], metric)

@@ -1,0 +1,52 @@
+"""A multilayer perceptron: Linear–ReLU blocks and a linear head (MAML's sinusoid network, §5.1)."""
+from __future__ import annotations
+
+from suite.lazy import lazy
+from suite.protocol.schema import Field, ManifestError
+
+nn = lazy("torch.nn")
+
+# Bump when a change alters its initialisation or forward pass (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
+
+FIELDS = {
+    "hidden": Field("positive_int_list", doc="hidden layer widths, e.g. [40, 40]"),
+    "activation": Field("str", choices=("relu",)),
+    "init": Field("str", choices=("pytorch", "truncated-normal"),
+                  doc="'pytorch' (nn.Linear's default) or 'truncated-normal' (weights N(0, init_std²) cut at "
+                      "2 std, zero biases: cbfinn/maml's construct_fc_weights)"),
+    "init_std": Field("positive_float", required=False, doc="std of the truncated normal"),
+}
+
+
+def check(config: dict, where: str):
+    if (config["init"] == "truncated-normal") != ("init_std" in config):
+        raise ManifestError(f"{where}.init_std: required when init is 'truncated-normal', and only then")
+
+
+def has_batch_norm(config: dict) -> bool:
+    return False
+
+
+def conv_blocks(config: dict) -> int:
+    return 0
+
+
+def not_adapted(config: dict, module) -> set[str]:
+    return set()
+
+
+def build(config: dict, in_dim: int, out_dim: int):
+    layers, width = [], in_dim
+    for h in config["hidden"]:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, out_dim))
+    module = nn.Sequential(*layers)
+    if config["init"] == "truncated-normal":
+        std = config["init_std"]
+        for layer in module:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+                nn.init.zeros_(layer.bias)
+    return module

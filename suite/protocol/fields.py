@@ -1,0 +1,171 @@
+"""Field declarations that several components share: the optimisers (outer and inner), and the evaluation.
+
+Two Adams, named for what they are:
+- `adam`, for outer loops and joint training, is `torch.optim.Adam` (Kingma & Ba, Algorithm 1: ε added to the
+  bias-corrected √v̂);
+- `adam-tf`, for inner loops and test-time fine-tuning, is TensorFlow's `tf.train.AdamOptimizer` (the form
+  supervised-reptile runs): ε added to the uncorrected √v, the bias correction folded into the step size. The two
+  differ wherever ε is not negligible against √v (tests/test_gradients.py shows it).
+"""
+from __future__ import annotations
+
+from suite.protocol.schema import Field, ManifestError, validate
+
+
+def _optimizer(names: tuple[str, ...], adam: str):
+    schema = {
+        "name": Field("str", choices=names),
+        "lr": Field("positive_float"),
+        "betas": Field("float_list", required=False, doc="Adam's (β1, β2)"),
+        "eps": Field("positive_float", required=False, doc="Adam's ε"),
+    }
+
+    def check(value, where):
+        config = validate(value, schema, where)
+        if config["name"] == adam:
+            for key in ("betas", "eps"):
+                if key not in config:
+                    raise ManifestError(f"{where}.{key}: required for Adam (write the value the paper's code used)")
+            if len(config["betas"]) != 2 or not all(0 <= b < 1 for b in config["betas"]):
+                raise ManifestError(f"{where}.betas: expected [β1, β2] in [0, 1), got {config['betas']}")
+        elif "betas" in config or "eps" in config:
+            raise ManifestError(f"{where}: 'betas' and 'eps' belong to Adam, not {config['name']}")
+        return config
+
+    return check
+
+
+# An outer optimiser (a torch.optim optimiser over the meta-parameters): sgd or adam (torch.optim.Adam).
+OUTER_OPTIMIZER = _optimizer(("sgd", "adam"), "adam")
+# An inner-loop or fine-tuning optimiser (a pure function of tensors): sgd or adam-tf (TensorFlow's Adam).
+INNER_OPTIMIZER = _optimizer(("sgd", "adam-tf"), "adam-tf")
+
+BN_MODES = ("transductive", "non-transductive")
+# the half-width of each interval formula, as a multiple of std/√n over the test tasks
+INTERVALS = {"ci95-normal": 1.96}
+
+
+def _positive_int_or_full(v, where):
+    if v == "full":
+        return v
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise ManifestError(f"{where}: expected 'full' or a positive integer, got {v!r}")
+    return v
+
+
+def _batch_norm_modes(v, where):
+    ok = v in ("none", *BN_MODES) if isinstance(v, str) else (
+        isinstance(v, list) and v and all(m in BN_MODES for m in v) and len(set(v)) == len(v))
+    if not ok:
+        raise ManifestError(f"{where}: expected 'none', 'transductive', 'non-transductive' or a list of the last "
+                            f"two, got {v!r}")
+    return v
+
+
+def _frozen_layer_sets(v, where):
+    if not isinstance(v, list) or not v:
+        raise ManifestError(f"{where}: expected a non-empty list of conv-block lists like [[], [1], [1, 2]], "
+                            f"got {v!r}")
+    for i, blocks in enumerate(v):
+        if not isinstance(blocks, list) or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
+                                                   for b in blocks) or blocks != sorted(set(blocks)):
+            raise ManifestError(f"{where}[{i}]: expected increasing 1-based conv-block indices like [1, 2] (or [] "
+                                f"for none frozen), got {blocks!r}")
+    if len({tuple(blocks) for blocks in v}) != len(v):
+        raise ManifestError(f"{where}: a set of frozen blocks is listed twice in {v!r}")
+    return v
+
+
+EVALUATION = {
+    "tasks": Field("positive_int", doc="number of fixed test tasks"),
+    "seed": Field("seed", doc="seed of the test tasks (the same for every run of the claim)"),
+    "shots": Field("positive_int", doc="support points, or images per class, of a test task"),
+    "queries": Field("positive_int", doc="query points, or images per class, of a test task"),
+    "steps": Field("step_list", doc="fine-tuning step counts at which the query set is measured"),
+    "optimizer": Field(INNER_OPTIMIZER, doc="test-time fine-tuning optimiser"),
+    "batch_size": Field(_positive_int_or_full,
+                        doc="'full' (the whole support set each step) or points per mini-batch"),
+    "batch_norm": Field(_batch_norm_modes,
+                        doc="test-time batch-norm mode: 'transductive' normalises all queries together (MAML's "
+                            "code); 'non-transductive' predicts each query in a batch with the support set only "
+                            "(Reptile's definition); 'none' for models without batch norm. A list measures each "
+                            "mode on the same fine-tuned model, as metrics named like accuracy@50/transductive"),
+    "interval": Field("str", choices=tuple(INTERVALS),
+                      doc="the ± of a measured mean: 'ci95-normal' is 1.96·std/√n over the test tasks, as MAML's "
+                          "code computes it"),
+    "optimizer_state": Field("str", choices=("fresh", "from-training"),
+                             doc="'fresh': each test task's fine-tuning starts a new optimiser; 'from-training': it "
+                                 "starts from the inner Adam state training left (supervised-reptile's evaluation "
+                                 "restores all variables, Adam's included, after each task)"),
+    "during_training": Field({
+        "every": Field("positive_int", doc="meta-iterations between two points of the test-accuracy curve"),
+        "tasks": Field("positive_int", doc="fresh test tasks evaluated at each point"),
+        "seed": Field("seed"),
+    }, required=False, doc="a learning curve on test tasks while training (supervised-reptile evaluates one "
+                           "train and one test task every --eval-interval iterations)"),
+    "frozen_layers": Field(_frozen_layer_sets, required=False,
+                           doc="sets of conv blocks (1-based: block i is the i-th convolution and its batch norm) "
+                               "kept frozen during test-time fine-tuning, each measured on the same trained model "
+                               "and test tasks, as metrics named like accuracy@10/frozen-none or "
+                               "accuracy@10/transductive/frozen-1-2; only the later blocks' parameters and the "
+                               "head adapt (those of them the model's inner loops update: batch_norm_adapted "
+                               "still holds). Raghu et al.'s layer-freezing experiment (arXiv 1909.09157) is "
+                               "[[], [1], [1, 2], [1, 2, 3], [1, 2, 3, 4]]"),
+    "lr_search": Field({
+        "candidates": Field("positive_float_list"),
+        "tasks": Field("positive_int"),
+        "seed": Field("seed"),
+    }, required=False, doc="pick the fine-tuning lr from candidates on separately seeded validation tasks "
+                           "(the MAML paper tuned the baselines' step size automatically)"),
+}
+
+# the evaluation fields a learning-curve point reads: a training that records a curve depends on these alone
+CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
+                "optimizer_state", "frozen_layers")
+
+
+def check_evaluation(config: dict, where: str, model: dict, model_kind):
+    """Cross-field checks of an evaluation against itself and the claim's (validated) model, whose kind module
+    says whether it has batch norm and how many conv blocks."""
+    has_batch_norm, blocks = model_kind.has_batch_norm(model), model_kind.conv_blocks(model)
+    if "frozen_layers" in config:
+        if not blocks:
+            raise ManifestError(f"{where}.frozen_layers: freezing conv blocks needs a conv model, not "
+                                f"{model['kind']!r}")
+        for i, frozen in enumerate(config["frozen_layers"]):
+            if frozen and frozen[-1] > blocks:
+                raise ManifestError(f"{where}.frozen_layers[{i}]: the model has conv blocks 1..{blocks}, "
+                                    f"not {frozen[-1]}")
+    if has_batch_norm and config["batch_norm"] == "none":
+        raise ManifestError(f"{where}.batch_norm: the model has batch norm: say 'transductive' or 'non-transductive'")
+    if not has_batch_norm and config["batch_norm"] != "none":
+        raise ManifestError(f"{where}.batch_norm: the model has no batch norm, so this must be 'none'")
+    if "lr_search" in config and config["lr_search"]["seed"] == config["seed"]:
+        raise ManifestError(f"{where}.lr_search.seed: must differ from the test tasks' seed (no tuning on test tasks)")
+    if sorted(set(config["steps"])) != config["steps"]:
+        raise ManifestError(f"{where}.steps: expected increasing step counts, got {config['steps']}")
+
+
+def modes_and_suffixes(batch_norm) -> list[tuple[str, str]]:
+    return [(batch_norm, "")] if isinstance(batch_norm, str) else [(m, f"/{m}") for m in batch_norm]
+
+
+def frozen_sets_and_suffixes(config) -> list[tuple[tuple[int, ...], str]]:
+    """(frozen conv blocks, metric suffix) for each fine-tuning of a test task: one with nothing frozen and no
+    suffix when the evaluation has no frozen_layers."""
+    if "frozen_layers" not in config:
+        return [((), "")]
+    return [(tuple(blocks), "/frozen-" + ("-".join(map(str, blocks)) or "none")) for blocks in config["frozen_layers"]]
+
+
+def metric_suffixes(config) -> list[str]:
+    """The suffixes of an evaluation's metric names, the primary one first: the batch-norm mode, then the frozen
+    blocks (accuracy@10/transductive/frozen-1-2)."""
+    return [mode + frozen for _, mode in modes_and_suffixes(config["batch_norm"])
+            for _, frozen in frozen_sets_and_suffixes(config)]
+
+
+def first_frozen_set_only(config) -> dict:
+    """The evaluation with only its first set of frozen blocks: what a learning-curve point and the lr search
+    fine-tune (they score the primary metric alone, so the other sets would be fine-tuned for nothing)."""
+    return dict(config, frozen_layers=config["frozen_layers"][:1]) if "frozen_layers" in config else config

@@ -1,0 +1,1 @@
+"""Rendering: the report as markdown, LaTeX or csv, and its figures."""

@@ -1,0 +1,69 @@
+"""The markdown report: a summary table of verdicts, then per claim its numbers as the paper lays them out, the
+relations, the protocol, provenance and figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from suite.protocol import PAPER
+from suite.rendering.figures import learning_curves_caption
+from suite.rendering.tables import MARKS, _number_cells, compared_table, compute_spent, paper_layout, protocol_line
+from suite.verdicts.judge import NOT_RUN, ClaimReport
+
+
+def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
+    """The report; `figures` maps a claim id to image paths relative to where the markdown will be written."""
+    counts = pd.Series([r.verdict for r in reports]).value_counts()
+    lines = ["# Reproduction report", "",
+             "Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f". {compute_spent(reports)}.", "",
+             "| claim | paper | verdict |", "|:--|:--|:--|"]
+    lines += [f"| [{r.claim.id}](#{r.claim.id}) | arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}, "
+              f"{r.claim.body()['where']} | {r.verdict} |" for r in reports]
+    lines.append("")
+    for rep in reports:
+        c = rep.claim
+        body = c.body(PAPER)
+        names = c.paper["authors"]
+        authors = f"{names[0]} et al." if len(names) > 3 else (", ".join(names[:-1]) + " and " + names[-1]
+                                                                 if len(names) > 1 else names[0])
+        lines += [f"## {c.id}", "", f"**Verdict: {rep.verdict}.** {c.paper['title']} ({authors}, {c.paper['year']}; "
+                  f"arXiv {c.paper['arxiv']}{c.paper['arxiv_version']}), {body['where']}.", "",
+                  f"> {body['statement']}", ""]
+        if rep.profile and rep.profile != PAPER:
+            lines += [f"**Only the `{rep.profile}` profile has been run: these numbers are not a reproduction.**", ""]
+        if len(rep.numbers):
+            def cell(r):
+                if r["verdict"] == NOT_RUN:
+                    return f"— (paper {r['published_text']})"
+                return f"{r['measured_text']} (paper {r['published_text']}) {MARKS.get(r['verdict'], '')}".strip()
+            lines += ["Measured (published) as the paper lays the table out:", "",
+                      paper_layout(rep, cell).to_markdown(), ""]
+            n = _number_cells(rep)
+            table = pd.DataFrame({
+                "": n["row"], "column": n["column"], "published": n["published_text"], "± is": n["± means"],
+                "measured": n["measured_text"], "measured ± is": [v or "—" for v in n["measured ± means"]],
+                "difference": n["difference_text"], "allowed": n["allowed_text"], "verdict": n["verdict"]})
+            lines += [table.to_markdown(index=False), ""]
+        if len(rep.compared):
+            what = "The other measured values the relations compare and the figures draw:" if len(rep.numbers) else \
+                "Measured, the values the relations compare and the figures draw:"
+            lines += [what, "", compared_table(rep).to_markdown(), ""]
+        if len(rep.relations):
+            lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
+        if rep.profile:
+            lines += [f"Protocol ({rep.profile}): {protocol_line(c, rep.profile)}", ""]
+        for d in rep.diverged:
+            lines += [f"Fine-tuning diverged: {d}; a mean over tasks then is not finite.", ""]
+        if rep.provenance:
+            lines += ["Provenance:", "", pd.DataFrame(rep.provenance).to_markdown(index=False), ""]
+        for path in (figures or {}).get(c.id, []):
+            lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
+        if (figures or {}).get(c.id):
+            lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile))}*", ""]
+        if rep.stale:
+            lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration.", ""]
+        if rep.extra:
+            lines += [f"Not judged: {len(rep.extra)} result(s) of seeds the claim does not list "
+                      f"({', '.join(sorted({str(r['seed']) for r in rep.extra}))}).", ""]
+    return "\n".join(lines)

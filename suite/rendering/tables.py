@@ -1,0 +1,112 @@
+"""What every report format shares: number cells (accuracies in %, nan for diverged, — for missing), the paper's
+table layout, the compared values, the protocol in one line, and the csv format."""
+from __future__ import annotations
+
+import pandas as pd
+
+from suite.protocol import Claim
+from suite.verdicts.judge import NOT_REPRODUCED, REPRODUCED, NOT_RUN, ClaimReport
+
+
+def _fmt(value, interval=None, percent=False):
+    """Accuracies as percentages, as papers print them; everything else with 4 significant digits. A measured
+    nan (a fine-tuning run that diverged) prints as nan; missing values as —."""
+    if value is None:
+        return "—"
+    if interval is not None and interval != interval:
+        interval = None
+    if percent:
+        return f"{100 * value:.2f}" + (f" ± {100 * interval:.2f}" if interval is not None else "")
+    return f"{value:.4g}" + (f" ± {interval:.2g}" if interval is not None else "")
+
+
+def to_csv(reports: list[ClaimReport]) -> str:
+    frames = []
+    for rep in reports:
+        if len(rep.numbers):
+            frames.append(rep.numbers.assign(claim=rep.claim.id, profile=rep.profile, kind="number"))
+        if len(rep.compared):
+            frames.append(rep.compared.assign(claim=rep.claim.id, profile=rep.profile, kind="measured"))
+        if len(rep.relations):
+            frames.append(rep.relations.assign(claim=rep.claim.id, profile=rep.profile, kind="relation"))
+    if not frames:
+        return ""
+    df = pd.concat(frames, ignore_index=True)
+    first = ["claim", "profile", "kind"]
+    return df[first + [c for c in df.columns if c not in first]].to_csv(index=False)
+
+
+MARKS = {REPRODUCED: "✓", NOT_REPRODUCED: "✗"}
+
+
+def _number_cells(rep: ClaimReport) -> pd.DataFrame:
+    """The numbers table with display strings: accuracies in %, nan for diverged, — for missing."""
+    n = rep.numbers.astype(object).where(rep.numbers.notna(), None)
+    n.loc[n["verdict"] != NOT_RUN, "measured"] = rep.numbers["measured"]
+    n.loc[n["verdict"] != NOT_RUN, "difference"] = rep.numbers["difference"]
+    pct = [m.startswith("accuracy") for m in n["metric"]]
+    n["published_text"] = [_fmt(v, i, p) for v, i, p in zip(n["published"], n["published ±"], pct)]
+    n["measured_text"] = [_fmt(v, i, p) for v, i, p in zip(n["measured"], n["measured ±"], pct)]
+    n["difference_text"] = [_fmt(v, percent=p) for v, p in zip(n["difference"], pct)]
+    n["allowed_text"] = [_fmt(v, percent=p) for v, p in zip(n["allowed"], pct)]
+    return n
+
+
+def paper_layout(rep: ClaimReport, cell) -> pd.DataFrame:
+    """Rows and columns as the paper's table prints them; cell(row of the numbers table) gives each entry."""
+    n = _number_cells(rep)
+    rows, cols = list(dict.fromkeys(n["row"])), list(dict.fromkeys(n["column"]))
+    table = pd.DataFrame("", index=rows, columns=cols)
+    for _, r in n.iterrows():
+        table.loc[r["row"], r["column"]] = cell(r)
+    return table
+
+
+def compared_table(rep: ClaimReport) -> pd.DataFrame:
+    """The compared values laid out run by metric, as display strings (— for a run not run), with what ± is."""
+    c = rep.compared
+    runs, metrics = list(dict.fromkeys(c["run"])), list(dict.fromkeys(c["metric"]))
+    table = pd.DataFrame("—", index=runs, columns=metrics + ["± is"])
+    for _, r in c.iterrows():
+        if isinstance(r["measured ± means"], str):  # measured (its mean may be nan: diverged fine-tuning)
+            table.loc[r["run"], r["metric"]] = _fmt(r["measured"], r["measured ±"], r["metric"].startswith("accuracy"))
+            table.loc[r["run"], "± is"] = r["measured ± means"]
+    return table
+
+
+def _value(v) -> str:
+    if isinstance(v, dict) and "name" in v:  # an optimiser
+        return " ".join([v["name"], f"lr {v['lr']}"] + ([f"betas {v['betas']}"] if "betas" in v else []))
+    return str(v)
+
+
+def protocol_line(claim: Claim, profile: str) -> str:
+    """The protocol in one line: task, model, evaluation, the hyperparameters all runs share, and each run's
+    algorithm and the hyperparameters in which it differs from the others."""
+    body = claim.body(profile)
+    t, m, e = body["task"], body["model"], body["evaluation"]
+    task = ", ".join(f"{k} {v}" for k, v in t.items() if k not in ("family", "split_sha256"))
+    model = ("MLP " + "-".join(map(str, m["hidden"]))) if m["kind"] == "mlp" else \
+        f"Conv{m['layers']} ({m['filters']} filters, {m['downsample']}, head {m['head']})"
+    opt = e["optimizer"]
+    evaluation = (f"{e['tasks']} test tasks (seed {e['seed']}), {e['shots']} shots, {e['queries']} queries, "
+                  f"{opt['name']} lr {opt['lr']} for {e['steps'][-1]} steps, batch norm {e['batch_norm']}")
+    if "frozen_layers" in e:
+        evaluation += f", frozen conv blocks {e['frozen_layers']}"
+    runs = body["runs"]
+    keys = dict.fromkeys(k for r in runs.values() for k in r if k not in ("algorithm", "task", "evaluation"))
+    shared = {k: runs[next(iter(runs))].get(k) for k in keys
+              if len(runs) > 1 and all(k in r and r[k] == runs[next(iter(runs))][k] for r in runs.values())}
+    per_run = [f"{name}: {r['algorithm']} "
+               + ", ".join(f"{k} {_value(r[k])}" for k in keys if k in r and k not in shared)
+               for name, r in runs.items()]
+    common = ("; all runs: " + ", ".join(f"{k} {_value(v)}" for k, v in shared.items())) if shared else ""
+    return (f"Task {t['family']} ({task}); model {model}; evaluation: {evaluation}{common}; runs — "
+            + "; ".join(per_run) + ". Per-run task and evaluation overrides: `suite show " + claim.id + "`.")
+
+
+def compute_spent(reports: list[ClaimReport]) -> str:
+    seconds = sum((r["provenance"].get("train_seconds") or 0) + (r["provenance"].get("eval_seconds") or 0)
+                  for rep in reports for r in rep.records)
+    gpu = sum(r["provenance"].get("gpu_hours") or 0 for rep in reports for r in rep.records)
+    return f"{seconds / 3600:.2f} h of compute in the reported runs, {gpu:.2f} of them GPU-hours"

@@ -1,0 +1,1 @@
+"""The results store (results.json files) and the metrics files DVC reads."""

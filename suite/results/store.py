@@ -1,0 +1,105 @@
+"""The results store: every results.json under results/, read and checked; the current ones of a claim; the mean
+of a metric over seeds; and results/metrics/<claim>.<profile>.json for `dvc metrics show`."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suite.io import atomic_write_json
+from suite.protocol import PAPER, Claim
+from suite.protocol.manifest import expand_metrics
+from suite.training.identity import is_current
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read: named, with what is wrong."""
+
+
+RECORD_KEYS = ("claim", "profile", "run", "seed", "config_hash", "metrics", "provenance", "training")
+
+
+def load_results(root: Path) -> list[dict]:
+    out = []
+    for path in sorted(root.glob("*/*/*/seed*/results.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as e:
+            raise ResultsError(f"{path}: not valid JSON ({e}); rerun its claim or remove the file") from None
+        missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise ResultsError(f"{path}: not a suite result (no {', '.join(missing)}); rerun its claim or remove it")
+        record["_path"] = str(path)
+        out.append(record)
+    return out
+
+
+@dataclass
+class Measured:
+    mean: float
+    interval: float | None  # ci95 over episodes (one seed) or std over seeds (several)
+    interval_kind: str
+    n: int
+    seeds: list[int] = field(default_factory=list)
+    within: float = 0.0  # several seeds: the mean of their 95% CIs over episodes
+
+
+def measure(records: list[dict], metric: str) -> Measured | None:
+    """One seed: mean ± 95% CI over its episodes; several seeds: mean ± std over the seeds' means."""
+    rows = [r for r in records if metric in r["metrics"]]
+    if not rows:
+        return None
+    if len(rows) == 1:
+        m = rows[0]["metrics"][metric]
+        return Measured(m["mean"], m["ci95"], "ci95-episodes", m["n"], [rows[0]["seed"]])
+    means = [r["metrics"][metric]["mean"] for r in rows]
+    mean = sum(means) / len(means)
+    std = math.sqrt(sum((x - mean) ** 2 for x in means) / (len(means) - 1))
+    within = sum(r["metrics"][metric]["ci95"] for r in rows) / len(rows)
+    return Measured(mean, std, "std-seeds", len(means), [r["seed"] for r in rows], within)
+
+
+def current_records(claim: Claim, records: list[dict], profile: str) -> list[dict]:
+    """The results of `profile` made by the manifest's current configuration and the code's numerics versions."""
+    out = []
+    for r in records:
+        if r["claim"] != claim.id or r["profile"] != profile or r["run"] not in claim.body(profile)["runs"]:
+            continue
+        if r["seed"] in claim.body(profile)["seeds"] and \
+                is_current(r, claim.run_configs(profile, seeds=[r["seed"]], runs=[r["run"]])[0]):
+            out.append(r)
+    return out
+
+
+def relation_runs_and_metrics(relation: dict) -> tuple[list[str], list[str]]:
+    """The runs a relation names and the metrics it reads of them."""
+    return (relation.get("left", []) + relation.get("right", []) + relation.get("runs", []),
+            expand_metrics(relation["metrics"]) + expand_metrics(relation.get("right_metrics", [])))
+
+
+def expectation_metrics(claim: Claim) -> dict[str, list[str]]:
+    """Per run, the metrics the claim's published numbers and relations are about."""
+    e, out = claim.body(PAPER)["expectations"], {}
+    for p in e.get("published", []):
+        out.setdefault(p["run"], []).append(p["metric"])
+    for r in e.get("relations", []):
+        runs, metrics = relation_runs_and_metrics(r)
+        for run in runs:
+            out.setdefault(run, []).extend(metrics)
+    return {run: list(dict.fromkeys(ms)) for run, ms in out.items()}
+
+
+def write_metrics(root: Path, claim: Claim, profile: str, records: list[dict]):
+    """results/metrics/<claim>.<profile>.json: per run, the mean (over seeds) of each metric the claim's
+    expectations name, for `dvc metrics show`. Non-finite means (diverged fine-tuning) are written as null."""
+    current, summary, wanted = current_records(claim, records, profile), {}, expectation_metrics(claim)
+    for run in claim.body(profile)["runs"]:
+        rows = [r for r in current if r["run"] == run]
+        if rows:
+            means = {name: measure(rows, name) for name in wanted.get(run, []) if name in rows[0]["metrics"]}
+            summary[run] = {name: m.mean if math.isfinite(m.mean) else None for name, m in means.items()}
+            summary.setdefault("provenance", {})[run] = [
+                {"seed": r["seed"], "config_hash": r["config_hash"], "git_commit": r["provenance"].get("git_commit"),
+                 "device": r["provenance"].get("device"), "results": r["_path"]} for r in rows]
+    atomic_write_json(root / "metrics" / f"{claim.id}.{profile}.json", summary)

@@ -1,0 +1,185 @@
+"""Episodic evaluation: fine-tune a trained model on each fixed test task's support set and measure the query
+set after each recorded number of steps. Every run of a claim sees the same seeded test tasks."""
+from __future__ import annotations
+
+import math
+
+from tqdm import tqdm
+
+from suite.algorithms.base import map_tasks
+from suite.algorithms.inner import finetune, inner_batches
+from suite.lazy import lazy
+from suite.protocol.fields import (INTERVALS, first_frozen_set_only, frozen_sets_and_suffixes, metric_suffixes,
+                                   modes_and_suffixes)
+from suite.tasks.base import TaskBatch, seeded_generator
+
+# imported on first use: a run's identity reads NUMERICS_VERSION where torch may not be installed
+torch, F = lazy("torch"), lazy("torch.nn.functional")
+
+# Bump when a change alters what the evaluation computes: its test tasks, fine-tuning or metrics (then regenerate
+# tests/goldens/).
+NUMERICS_VERSION = 1
+
+
+def finetuned_names(model, frozen_blocks) -> frozenset[str]:
+    """The parameters test-time fine-tuning updates: those the model's inner loops update, outside the frozen
+    conv blocks."""
+    frozen = set().union(*(model.conv_block_names(b) for b in frozen_blocks))
+    return frozenset(model.inner_loop_names - frozen)
+
+
+def predict(model, params, support_x, query_x, batch_norm: str):
+    """Query outputs. Non-transductive: each query is normalised in a batch with the support set only."""
+    if batch_norm != "non-transductive":
+        return model.forward(params, query_x)
+
+    def one(q):
+        return model.forward(params, torch.cat([support_x, q.unsqueeze(0)]))[-1]
+
+    return torch.func.vmap(one)(query_x)
+
+
+def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dict:
+    out = {}
+    for mode, suffix in modes_and_suffixes(batch_norm):
+        pred = predict(model, params, support_x, query_x, mode)
+        if model.loss_name == "mse":
+            out[f"mse{suffix}"] = F.mse_loss(pred, query_y)
+        else:
+            out[f"loss{suffix}"] = F.cross_entropy(pred, query_y)
+            out[f"accuracy{suffix}"] = (pred.argmax(-1) == query_y).float().mean()
+    return out
+
+
+def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None,
+                   initial_state=None, frozen_blocks=()) -> dict:
+    """Metrics of one task after each recorded step count: {metric: tensor[len(steps)]}, with the conv blocks
+    `frozen_blocks` left as trained."""
+    optimizer = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
+    records = finetune(model.loss, params, support_x, support_y, optimizer, finetuned_names(model, frozen_blocks),
+                       config["steps"], lambda p: query_metrics(model, p, support_x, query_x, query_y,
+                                                                config["batch_norm"]), batches, initial_state)
+    return {name: torch.stack([r[name] for r in records]) for name in records[0]}
+
+
+TASK_STREAM, BATCH_STREAM = 1, 2
+
+
+def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, vectorize: bool,
+                      chunk: int, lr=None, progress: dict | None = None, initial_state=None) -> dict:
+    """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
+    Task i (and its fine-tuning mini-batches) is drawn from a generator seeded by (seed, i) alone, so the tasks
+    are the same for every run, chunk size and device; each set of frozen blocks fine-tunes on the same task."""
+    params = {k: p.detach() for k, p in params.items()}
+
+    def curves_for_task(_, sx, sy, qx, qy, b):
+        out = {}
+        for frozen, suffix in frozen_sets_and_suffixes(config):
+            curve = finetune_curve(model, params, sx, sy, qx, qy, b, config, lr, initial_state, frozen)
+            out.update({name + suffix: values for name, values in curve.items()})
+        return out
+
+    per_metric: dict[str, list] = {}
+    for start in tqdm(range(0, n_tasks, chunk), disable=progress is None,
+                      **{"desc": "evaluating", "unit": "chunk", "leave": False, **(progress or {})}):
+        ids = range(start, min(start + chunk, n_tasks))
+        part = TaskBatch.cat([family.sample(1, config["shots"], config["queries"],
+                                            seeded_generator(seed, i, TASK_STREAM), split) for i in ids]).to(device)
+        b = None
+        if config["batch_size"] != "full":
+            b = torch.cat([inner_batches(1, part.support_x.shape[1], config["batch_size"],
+                                         max(config["steps"][-1], 1), seeded_generator(seed, i, BATCH_STREAM))
+                           for i in ids]).to(device)
+        curves = map_tasks(curves_for_task, vectorize, None, *part.tensors(), b)
+        for name, values in curves.items():
+            per_metric.setdefault(name, []).append(values.cpu().double())
+    out = {}
+    for name, chunks in per_metric.items():
+        values = torch.cat(chunks)  # [tasks, len(steps)]
+        metric, _, suffix = name.partition("/")
+        for j, step in enumerate(config["steps"]):
+            out[f"{metric}@{step}" + (f"/{suffix}" if suffix else "")] = values[:, j].tolist()
+    return out
+
+
+def curve_point(model, params, family, config, device, vectorize: bool, chunk: int, iteration: int,
+                initial_state=None) -> tuple[str, float]:
+    """(metric, mean) on the fresh test tasks of this iteration's learning-curve point: the primary metric after
+    the last fine-tuning step, in the first batch-norm mode (and with the first set of frozen blocks, the only
+    one fine-tuned here). The query set is measured after that step alone: the fine-tuning does not depend on the
+    steps measured before it, so the value is the same, at a fifth less of the cost for steps [0, 5]."""
+    spec = config["during_training"]
+    config = dict(first_frozen_set_only(config), steps=config["steps"][-1:])
+    episodes = evaluate_on_tasks(model, params, family, spec["tasks"], spec["seed"] * 10**9 + iteration, "test",
+                                 config, device, vectorize, chunk, initial_state=initial_state)
+    name = ("mse" if model.loss_name == "mse" else "accuracy") + f"@{config['steps'][-1]}" + \
+        metric_suffixes(config)[0]
+    values = episodes[name]
+    return name, sum(values) / len(values)
+
+
+def summarise(values: list[float], interval: str) -> dict:
+    """Mean, std (population, as np.std) and the interval the evaluation names (ci95-normal: 1.96·std/√n) of
+    per-task values."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    return {"mean": mean, "std": std, "ci95": INTERVALS[interval] * std / math.sqrt(n), "n": n}
+
+
+def evaluate(model, params, family, config, device, vectorize: bool, chunk: int, progress: dict | None = None,
+             training_state=None) -> dict:
+    """The claim's evaluation for one trained model: optional lr search on validation tasks, then the test tasks.
+    `training_state` is the inner optimiser state training left, used when optimizer_state is 'from-training'."""
+    initial_state = training_state if config["optimizer_state"] == "from-training" else None
+    lr, search = None, None
+    if "lr_search" in config:
+        s = config["lr_search"]
+        search = []
+        for candidate in s["candidates"]:
+            episodes = evaluate_on_tasks(model, params, family, s["tasks"], s["seed"], "val",
+                                         first_frozen_set_only(config), device, vectorize, chunk, lr=candidate,
+                                         initial_state=initial_state)
+            search.append({"lr": candidate, "score": _search_score(episodes, config)})
+        lr = min(search, key=lambda r: r["score"])["lr"]
+    episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], "test", config, device,
+                                 vectorize, chunk, lr=lr, progress=progress, initial_state=initial_state)
+    return {
+        "metrics": {name: summarise(values, config["interval"]) for name, values in episodes.items()},
+        "episodes": episodes,
+        "finetune_lr": lr if lr is not None else config["optimizer"]["lr"],
+        "lr_search": search,
+        "examples": regression_examples(model, params, family, config, device, lr) if hasattr(family, "curve") else [],
+    }
+
+
+EXAMPLES, GRID = 3, 200
+
+
+def regression_examples(model, params, family, config, device, lr=None) -> list[dict]:
+    """For the first test tasks: the true function on a grid, the support points, and the model's predictions
+    on the grid after each recorded number of fine-tuning steps (the MAML paper's Figure 2)."""
+    params = {k: p.detach() for k, p in params.items()}
+    optimizer = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
+    out = []
+    for i in range(EXAMPLES):
+        task = family.sample(1, config["shots"], config["queries"], seeded_generator(config["seed"], i, TASK_STREAM),
+                             "test")[0].to(device)
+        grid_x, grid_y = family.curve(seeded_generator(config["seed"], i, TASK_STREAM), GRID)
+        grid = grid_x.to(device)
+        predictions = finetune(model.loss, params, task.support_x, task.support_y, optimizer, model.inner_loop_names,
+                               config["steps"], lambda p: model.forward(p, grid).flatten().tolist())
+        out.append({"support_x": task.support_x.flatten().tolist(), "support_y": task.support_y.flatten().tolist(),
+                    "x": grid_x.flatten().tolist(), "y": grid_y.flatten().tolist(),
+                    "predictions": {str(s): pred for s, pred in zip(config["steps"], predictions)}})
+    return out
+
+
+def _search_score(episodes: dict, config) -> float:
+    """Lower is better: mean query loss over the recorded step counts after at least one step (−accuracy for
+    classification), so the chosen lr is good across the whole fine-tuning curve."""
+    name = "mse" if any(k.startswith("mse@") for k in episodes) else "accuracy"
+    suffix = metric_suffixes(config)[0]
+    steps = [s for s in config["steps"] if s > 0] or config["steps"]
+    score = sum(sum(v) / len(v) for v in (episodes[f"{name}@{s}{suffix}"] for s in steps)) / len(steps)
+    return score if name == "mse" else -score

@@ -1,0 +1,79 @@
+"""Several runs at once: worker processes that split the CPU threads (or share the GPU), each run the same
+computation it would be alone, and a watch that ends the workers when `suite run` is gone."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from suite.data import DataError
+from suite.protocol import ManifestError, RunConfig
+from suite.training.layout import RunError
+from suite.training.run import train_and_evaluate
+
+
+def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
+                           overwrite: bool = False, progress: bool = True, jobs: int = 1):
+    """train_and_evaluate every configuration: one after another, or with `jobs` > 1 in that many worker
+    processes, which split the CPU threads between them. Each run is the same computation either way (its
+    tasks come from its own seeds). In parallel, a failed run does not stop the others; the failures are
+    raised together at the end."""
+    if jobs == 1 or len(configs) <= 1:
+        for cfg in configs:
+            train_and_evaluate(cfg, root, device, code, data_dir, overwrite, {} if progress else None)
+        return
+    jobs = min(jobs, len(configs))
+    spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    slots = spawn.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    tqdm.set_lock(spawn.RLock())  # one lock for every process's progress bars
+    failed = []
+    with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
+                             initargs=(max(1, torch.get_num_threads() // jobs), slots, tqdm.get_lock(),
+                                       os.getpid())) as pool:
+        futures = {pool.submit(_train_and_evaluate_in_worker, cfg, root, device, code, data_dir, overwrite,
+                               progress): cfg for cfg in configs}
+        for future in as_completed(futures):
+            cfg = futures[future]
+            what = f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"
+            try:
+                future.result()
+                tqdm.write(f"{what}: done", file=sys.stderr)
+            except (RunError, ManifestError, DataError) as e:
+                failed.append(f"{what}: {e}")
+            except Exception as e:  # a bug rather than bad input: keep its traceback
+                failed.append(f"{what}: {type(e).__name__}: {e}\n{e.__cause__ or ''}".rstrip())
+    if failed:
+        raise RunError(f"{len(failed)} of {len(configs)} runs failed (the others finished):\n" + "\n".join(failed))
+
+
+_worker_bar_position = 0
+
+
+def _init_worker(threads: int, slots, bar_lock, parent: int):
+    """A worker of train_and_evaluate_all: its share of the threads, its own line for progress bars, and a watch
+    that ends it when `suite run` is gone (killed, say), so no orphan goes on training beside a restarted run."""
+    global _worker_bar_position
+    torch.set_num_threads(threads)
+    tqdm.set_lock(bar_lock)
+    _worker_bar_position = slots.get()
+    threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_without_parent(parent: int, every: float = 1.0):
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)  # what it wrote is whole (atomic writes); its checkpoint resumes when the run is started again
+
+
+def _train_and_evaluate_in_worker(cfg, root, device, code, data_dir, overwrite, progress):
+    train_and_evaluate(cfg, root, device, code, data_dir, overwrite,
+                       {"position": _worker_bar_position, "leave": False} if progress else None)

@@ -1,0 +1,143 @@
+"""One run: train (resuming from a checkpoint), evaluate, write config.json and results.json with provenance."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from suite.algorithms.base import Learner
+from suite.io import atomic_write_bytes, atomic_write_json
+from suite.models.functional import FunctionalModel
+from suite.protocol import RunConfig
+from suite.protocol.components import algorithms, families
+from suite.training.checkpoints import load_checkpoint, training_lock
+from suite.training.evaluate import evaluate
+from suite.training.identity import numerics
+from suite.training.layout import RunError, check_not_overwriting, checkpoint_dir, curve_file, run_dir
+from suite.training.loop import train_with_checkpoints
+from suite.training.provenance import device_name, versions
+
+
+def choose_vectorize(model: FunctionalModel, device: torch.device) -> bool:
+    """The one place that decides between a vmap over tasks and a per-task loop: vmap wherever it is faster, always
+    on GPU; on CPU only without convolutions, where vmap made Conv4 several times slower than a per-task loop
+    (measured by `suite bench`)."""
+    return device.type == "cuda" or not model.has_conv
+
+
+def build_model(cfg: RunConfig) -> FunctionalModel:
+    """The run's model, its head and loss shaped by the task family."""
+    family = families()[cfg.task["family"]]
+    return FunctionalModel(cfg.model, in_dim=family.INPUT_DIM, out_dim=family.output_dim(cfg.task),
+                           loss=family.LOSS, loss_scale=family.loss_scale(cfg.task),
+                           loss_reduction=family.loss_reduction(cfg.task))
+
+
+def build(cfg: RunConfig, data_dir: Path):
+    """The run's tasks (their data under `data_dir`) and model."""
+    family = families()[cfg.task["family"]]
+    tasks = family.Tasks(**{k: v for k, v in cfg.task.items() if k != "family"}, data_dir=data_dir)
+    return tasks, build_model(cfg)
+
+
+def make_learner(cfg: RunConfig, model, params: dict, vectorize: bool) -> Learner:
+    return algorithms()[cfg.algorithm].Learner(model, params, cfg.hyperparameters, vectorize)
+
+
+def _data_name(record: dict) -> str:
+    data = record["provenance"].get("data")
+    if not data:
+        return "data with no recorded provenance"
+    return f"{'generated ' if data.get('generated') else ''}{data.get('dataset')} ({data.get('format')})"
+
+
+def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: dict, data_dir: Path,
+                       overwrite: bool = False, progress: dict | None = None) -> dict:
+    """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
+    process started: the code that runs is the code that was loaded then. `progress`: options of the progress
+    bars (tqdm's), None for none."""
+    out = run_dir(root, cfg)
+    check_not_overwriting(out, cfg, overwrite)
+    family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
+    # what the tasks are drawn from where that can differ (e.g. the generated stand-in), as JSON will hold it
+    data = json.loads(json.dumps(family.provenance))
+    ckpts = checkpoint_dir(root, cfg, data)
+    with training_lock(ckpts, f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"):  # its folders are ours
+        return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
+                                         data, ckpts)
+
+
+def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model, data, ckpts):
+    out = run_dir(root, cfg)
+    if (out / "results.json").exists():
+        if not overwrite:
+            existing = json.loads((out / "results.json").read_text())
+            if existing["provenance"].get("data") != data:
+                raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}: {out / 'results.json'} was "
+                               f"measured on other data than {data_dir} now holds ({_data_name(existing)} vs "
+                               f"{_data_name({'provenance': {'data': data}})}). Pass --overwrite to replace it.")
+            return existing
+        (out / "results.json").unlink()
+        shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
+    atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg),
+                                            "provenance": {**code, "versions": versions(), "data": data}})
+    vectorize = choose_vectorize(model, device)
+    params = model.init_params(cfg.seed, device=device)
+    learner = make_learner(cfg, model, params, vectorize)
+    tuned = model.adapting_only(learner.inner_loop_names)  # what test-time fine-tuning adapts (ANIL: the head)
+    if (ckpts / "final.pt").exists():  # the same training (configuration and numerics) finished: evaluate it
+        trained = load_checkpoint(ckpts / "final.pt", device)
+        learner.load_params(trained["params"])
+        learner.inner_state, train = trained["inner_state"], trained["training"]
+    else:
+        train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, vectorize, code, progress)
+
+    eval_began = time.perf_counter()
+    result = evaluate(tuned, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+                      None if progress is None else {"desc": f"{cfg.claim}/{cfg.run} seed {cfg.seed} evaluating",
+                                                     **progress},
+                      training_state=learner.inner_state)
+    eval_time = time.perf_counter() - eval_began
+    train_time, curve = train["seconds"], train["curve"]
+
+    record = {
+        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "algorithm": cfg.algorithm,
+        "config_hash": cfg.hash,
+        "numerics": numerics(cfg),
+        "metrics": result["metrics"],
+        "finetune_lr": result["finetune_lr"],
+        "lr_search": result["lr_search"],
+        "training": {"iterations": cfg.hyperparameters["iterations"], "curve": curve,
+                     "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"]},
+        "provenance": {
+            **code,
+            "config_hash": cfg.hash,
+            "profile": cfg.profile,
+            "seed": cfg.seed,
+            "device": str(device),
+            "device_name": device_name(device),
+            "vectorized_over_tasks": vectorize,
+            "train_seconds": round(train_time, 2),
+            "eval_seconds": round(eval_time, 2),
+            "gpu_hours": round((train["gpu_seconds"] + (eval_time if device.type == "cuda" else 0)) / 3600, 4),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "data": data,
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        },
+        "config": cfg.to_json(),
+        "examples": result["examples"],
+        "episodes": result["episodes"],
+    }
+    atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
+        f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
+    atomic_write_json(out / "results.json", record)
+    for other in ckpts.parent.iterdir():  # checkpoints of this run's earlier configurations or code
+        if other != ckpts and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
+    return record

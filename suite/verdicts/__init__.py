@@ -1,0 +1,1 @@
+"""Verdicts: published numbers and relations judged against the current results."""
