@@ -55,10 +55,14 @@ def _manifest(ctx):
 @click.option("--jobs", envvar="SUITE_JOBS", default=1, show_default=True, type=click.IntRange(min=1),
               help="Train this many runs at once, in worker processes that split the CPU threads (or share the "
                    "GPU); or set SUITE_JOBS.")
+@click.option("--path", "path", envvar="SUITE_PATH", default="auto", show_default=True,
+              type=click.Choice(["auto", "vmap", "loop"]),
+              help="How a meta-batch's tasks are computed: one vmap, a loop, or auto (the faster for the device and "
+                   "task shape); the paths round differently, a result records its own (or set SUITE_PATH).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @_errors_are_clear
-def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, no_progress):
+def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_progress):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
     from suite.results.store import load_results, write_metrics
@@ -78,7 +82,7 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, no_progress)
         done = not overwrite and existing_result(root, cfg) is not None
         click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
     train_and_evaluate_all(configs, root, dev, code, ctx.obj["data"], overwrite=overwrite,
-                           progress=not no_progress, jobs=jobs)
+                           progress=not no_progress, jobs=jobs, path=path)
     records = load_results(root)
     for claim in claims:
         write_metrics(root, manifest.claim(claim), profile, records)
@@ -174,6 +178,25 @@ def bench(ctx, claim, iterations, warmup, device):
     from suite.training.bench import run_bench
 
     click.echo(run_bench(_manifest(ctx), claim, iterations, device, ctx.obj["data"], warmup))
+
+
+@main.command()
+@click.option("--claim", "claims", multiple=True, help="Only these claims (repeatable; default: all).")
+@click.option("--iterations", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Timed training iterations per run (at least; cheap ones are timed for 2 s).")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="Untimed iterations first.")
+@click.option("--device", envvar="SUITE_DEVICE", default="auto", show_default=True)
+@click.pass_context
+@_errors_are_clear
+def plan(ctx, claims, iterations, warmup, device):
+    """What each claim's paper runs cost here: each run timed for a few iterations on its own path, times the
+    paper's iterations, plus its learning-curve points and evaluation."""
+    from suite.training.plan import plan as make_plan
+    from suite.training.provenance import resolve_device
+
+    manifest = _manifest(ctx)
+    click.echo(make_plan(manifest, list(claims) or list(manifest.claims), resolve_device(device), ctx.obj["data"],
+                         iterations, warmup, log=lambda msg: click.echo(msg, err=True)))
 
 
 NUMERICS_FILE = "numerics.yaml"

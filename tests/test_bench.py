@@ -2,8 +2,10 @@
 from dataclasses import replace
 from pathlib import Path
 
-from suite.training.bench import _measure, bench_configs
+import pytest
+
 from suite.protocol.manifest import load_manifest
+from suite.training.bench import _measure, bench_configs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,3 +26,34 @@ def test_curve_points_are_timed_apart_from_the_training_step(tmp_path):
     with_curve = _measure(every_2, "cpu", False, 4, False, tmp_path, 1)
     assert with_curve["curve point ms/it"] > 0.0
     assert with_curve["ms/it"] > 0.0
+
+
+def test_the_omniglot_bench_times_the_claims_own_task_shape():
+    configs = {cfg.run: cfg for cfg in bench_configs(load_manifest(REPO / "benchmarks.yaml"), "omniglot-maml")}
+    assert configs["maml"].hyperparameters["queries"] == 1 and configs["maml"].hyperparameters["meta_batch"] == 32
+
+
+def test_a_plan_multiplies_what_it_times_by_what_the_paper_run_does():
+    from suite.training.plan import run_cost
+
+    cfg = load_manifest(REPO / "benchmarks.yaml").claim("reptile-k-ablation").run_configs(runs=["g3"])[0]
+    cost = run_cost(cfg, {"step": 0.05, "curve point": 0.1, "test task": 0.06})
+    iterations = cfg.hyperparameters["iterations"]  # a curve point after every one of them
+    assert cost["training h"] * 3600 == pytest.approx(iterations * 0.05 + iterations * 0.1)
+    assert cost["evaluation h"] * 3600 == pytest.approx(cfg.evaluation["tasks"] * 0.06)
+    sinusoid = load_manifest(REPO / "benchmarks.yaml").claim("maml-sinusoid").run_configs(runs=["pretrained"])[0]
+    search = sinusoid.evaluation["lr_search"]  # the baseline's lr search fine-tunes its validation tasks too
+    cost = run_cost(sinusoid, {"step": 0.001, "curve point": 0.0, "test task": 0.01})
+    tasks = sinusoid.evaluation["tasks"] + len(search["candidates"]) * search["tasks"]
+    assert cost["evaluation h"] * 3600 == pytest.approx(tasks * 0.01)
+
+
+def test_suite_plan_times_a_claims_paper_runs_on_their_own_paths(tmp_path):
+    from click.testing import CliRunner
+
+    from suite.cli import main
+
+    out = CliRunner().invoke(main, ["plan", "--claim", "maml-sinusoid", "--iterations", "1", "--warmup", "0",
+                                    "--device", "cpu"])
+    assert out.exit_code == 0, out.output
+    assert "| maml-sinusoid | maml " in out.output and "| vmap " in out.output and "All: " in out.output

@@ -1,5 +1,5 @@
-"""Golden numbers: every claim's smoke profile, run on CPU, reproduces the numbers committed in tests/goldens/ bit
-for bit.
+"""Golden numbers: every claim's smoke profile, run on CPU on each path (vmap over the tasks, or a loop over them:
+suite/training/paths.py), reproduces the numbers committed in tests/goldens/ bit for bit.
 
 A run's identity (its resolved configuration plus the numerics versions of the algorithm, task family, model and
 evaluation it uses) decides whether a trained model or a result can be reused. The goldens are what keeps that
@@ -75,25 +75,30 @@ def same(a, b, exact: bool) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("path", ["loop", "vmap"])
 @pytest.mark.parametrize("claim", CLAIMS)
-def test_smoke_numbers_are_the_goldens(claim, golden_data, tmp_path, request):
+def test_smoke_numbers_are_the_goldens(claim, path, golden_data, tmp_path, request):
     if FAMILY[claim] == "omniglot" and not (golden_data / "omniglot").is_dir():
         pytest.skip("the real Omniglot archives are not in shared/data")
     results = tmp_path / "results"
     out = CliRunner().invoke(main, ["--results", str(results), "--data", str(golden_data), "run", "--claim", claim,
-                                    "--profile", "smoke", "--device", "cpu", "--no-progress"])
+                                    "--profile", "smoke", "--device", "cpu", "--path", path, "--no-progress"])
     assert out.exit_code == 0, out.output
     records = {f"{p.parent.parent.name}/{p.parent.name}": json.loads(p.read_text())
                for p in sorted((results / claim / "smoke").glob("*/seed*/results.json"))}
     measured = {"torch": torch.__version__.split("+")[0],
                 "runs": {run: {**identity(r), "numbers": run_numbers(r)} for run, r in records.items()}}
-    path = GOLDENS / f"{claim}.json"
+    assert all(r["path"] == path for r in records.values())
+    file = GOLDENS / f"{claim}.json"
     if request.config.getoption("--update-goldens"):
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n")
+        stored = json.loads(file.read_text()) if file.is_file() else {}
+        stored[path] = measured
+        file.parent.mkdir(exist_ok=True)
+        file.write_text(json.dumps(dict(sorted(stored.items())), indent=1, sort_keys=True) + "\n")
         return
-    assert path.is_file(), f"{path} is missing: run pytest tests/test_goldens.py --update-goldens"
-    golden = json.loads(path.read_text())
+    assert file.is_file() and path in json.loads(file.read_text()), \
+        f"{file} has no {path} goldens: run pytest tests/test_goldens.py --update-goldens"
+    golden = json.loads(file.read_text())[path]
     assert measured["runs"].keys() == golden["runs"].keys(), \
         f"{claim}: the smoke profile's runs changed; regenerate the goldens (--update-goldens) in this commit"
     exact = measured["torch"] == golden["torch"]
@@ -103,9 +108,9 @@ def test_smoke_numbers_are_the_goldens(claim, golden_data, tmp_path, request):
         then = golden["runs"][run]
         assert {k: v for k, v in now.items() if k != "numbers"} == {k: v for k, v in then.items()
                                                                        if k != "numbers"}, (
-            f"{claim} {run}: its identity changed ({then} -> {now}): a configuration or numerics version changed, "
+            f"{claim} {run} ({path}): its identity changed ({then} -> {now}): a configuration or numerics version changed, "
             "so regenerate the goldens (pytest tests/test_goldens.py --update-goldens) in the same commit")
         assert same(now["numbers"], then["numbers"], exact), (
-            f"{claim} {run}: the smoke numbers differ from the goldens while its identity is unchanged. If the "
+            f"{claim} {run} ({path}): the smoke numbers differ from the goldens while its identity is unchanged. If the "
             "change is meant to alter numbers, bump the numerics version of what it changed and regenerate the "
             "goldens in the same commit; otherwise it broke them.")

@@ -495,8 +495,9 @@ def test_a_result_and_a_trained_model_belong_to_the_data_they_came_from(generate
     assert record["provenance"]["data"]["generated"] is True
     cfg = load_manifest(REPO / "benchmarks.yaml").claim("anil-miniimagenet").run_configs("smoke", runs=["anil-n5-k1"])[0]
     data = record["provenance"]["data"]
-    assert (checkpoint_dir(results, cfg, data) / "final.pt").is_file()
-    assert checkpoint_dir(results, cfg, dict(data, generated=False)) != checkpoint_dir(results, cfg, data)
+    assert (checkpoint_dir(results, cfg, data, record["path"]) / "final.pt").is_file()
+    assert checkpoint_dir(results, cfg, dict(data, generated=False), record["path"]) != \
+        checkpoint_dir(results, cfg, data, record["path"])
     record["provenance"]["data"] = dict(data, generated=False, format="pickle")  # as if measured on a real copy
     path.write_text(json.dumps(record))
     again = CliRunner().invoke(main, run)

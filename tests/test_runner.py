@@ -308,3 +308,41 @@ def test_a_learning_curve_makes_its_evaluation_settings_part_of_the_training():
     # the final evaluation's own settings do not touch the curve, so they reuse the training
     assert training_identity(with_curve) == training_identity(with_evaluation(with_curve, tasks=7, seed=5))
     assert training_identity(without) == training_identity(with_evaluation(without, steps=[0, 3], tasks=7))
+
+
+def test_auto_takes_vmap_for_small_conv_tasks_on_a_cpu_and_the_loop_for_large_ones():
+    import torch
+
+    from suite.protocol.manifest import load_manifest
+    from suite.training.paths import choose_path
+    from suite.training.run import build_model
+
+    manifest = load_manifest(REPO / "benchmarks.yaml")
+    omniglot = {c.run: c for c in manifest.claim("omniglot-maml").run_configs()}
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+
+    def path(cfg, device=cpu, requested="auto"):
+        return choose_path(cfg, build_model(cfg), device, requested)
+
+    assert path(omniglot["n5-k1"]) == "vmap"  # 10 images a task: measured 1.9x the loop
+    assert path(omniglot["n5-k5"]) == path(omniglot["n20-k1"]) == "loop"  # 50 and 40 images a task
+    assert path(omniglot["n20-k1"], cuda) == "vmap"
+    assert path(omniglot["n5-k1"], requested="loop") == "loop"
+    sinusoid = manifest.claim("maml-sinusoid").run_configs()[0]
+    assert path(sinusoid) == "vmap"
+    ablation = manifest.claim("reptile-k-ablation").run_configs(runs=["g3"])[0]
+    assert path(ablation) == "loop"  # the path its committed paper result was trained on
+
+
+def test_a_result_records_its_path_and_another_path_does_not_make_it_stale(tmp_path):
+    manifest = write_manifest(tmp_path)
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--device", "cpu", "--no-progress",
+            "--run", "maml"]
+    first = suite(manifest, tmp_path / "r", *args, "--path", "loop")
+    assert first.exit_code == 0, first.output
+    record = json.loads(result_file(tmp_path / "r").read_text())
+    assert record["path"] == "loop" and record["provenance"]["vectorized_over_tasks"] is False
+    again = suite(manifest, tmp_path / "r", *args, "--path", "vmap")
+    assert again.exit_code == 0, again.output
+    assert "already done" in again.output
+    assert json.loads(result_file(tmp_path / "r").read_text()) == record

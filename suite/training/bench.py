@@ -24,7 +24,8 @@ from suite.protocol.components import algorithms
 from suite.tasks.base import seeded_generator
 from suite.training.loop import curve_point_due, learning_curve_point
 from suite.training.provenance import resolve_device
-from suite.training.run import build, build_model, choose_vectorize, make_learner
+from suite.training.paths import choose_path
+from suite.training.run import build, build_model, make_learner
 
 
 def _rss_kib(field: str) -> int:
@@ -137,11 +138,11 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
         if "plain autograd loop (reference)" in r:
             lines.append(f"{run}: vectorised is {r['vectorised'] / r['plain autograd loop (reference)']:.1f}x "
                          "the plain autograd loop")
-    vectorise_here = choose_vectorize(build_model(bench_configs(manifest, claim_id)[0]), torch.device(device))
-    chosen = "vectorised" if vectorise_here else "per-task loop"
-    lines += ["", f"On {device} the runner uses the {chosen} path for this model."]
+    lines.append("")
+    label = {"vmap": "vectorised", "loop": "per-task loop"}
     for cfg in bench_configs(manifest, claim_id):
         by_path = table[table["algorithm"] == cfg.run].set_index("implementation")
+        chosen = label[choose_path(cfg, build_model(cfg), torch.device(device))]
         row = by_path.loc[chosen] if chosen in by_path.index else by_path.iloc[0]
         ms = row["ms/it"] + row["curve point ms/it"]
         hours = cfg.hyperparameters["iterations"] * ms / 1000 / 3600
@@ -151,6 +152,6 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
             every = cfg.evaluation["during_training"]["every"]
             curve = (f", {1000 / ms:.3g} it/s with the learning-curve point it takes "
                      + ("after every iteration" if every == 1 else f"every {every} iterations"))
-        lines.append(f"{cfg.run}: the paper's {cfg.hyperparameters['iterations']} iterations take {took} "
-                     f"({row['it/s']:.3g} it/s{curve})")
+        lines.append(f"{cfg.run}: the runner's path on {device} is the {row.name}; the paper's "
+                     f"{cfg.hyperparameters['iterations']} iterations take {took} ({row['it/s']:.3g} it/s{curve})")
     return "\n".join(lines)

@@ -47,9 +47,9 @@ def is_current(record: dict, cfg: RunConfig) -> bool:
     return record.get("config_hash") == cfg.hash and recorded_numerics(record, cfg) == numerics(cfg)
 
 
-def training_identity(cfg: RunConfig, data: dict | None = None) -> str:
-    """The hash naming a run's checkpoint folder: its training configuration and the numerics versions training
-    uses. A learning curve on test tasks during training makes the evaluation settings it reads (and the
+def training_identity(cfg: RunConfig, data: dict | None = None, path: str | None = None) -> str:
+    """The hash naming a run's checkpoint folder: its training configuration, the numerics versions training uses
+    and the path that computes it (suite.training.paths; a run resumes on the path it began with). A learning curve on test tasks during training makes the evaluation settings it reads (and the
     evaluation's version) part of it too; so does `data`, what the tasks are drawn from where that can differ
     (Mini-ImageNet's format and arrays, or its generated stand-in)."""
     spec = dict(cfg.training)
@@ -59,6 +59,8 @@ def training_identity(cfg: RunConfig, data: dict | None = None) -> str:
         versions["evaluation"] = numerics(cfg)["evaluation"]
     if data is not None:
         spec["data"] = data
+    if path is not None:
+        spec["path"] = path
     return config_hash({**spec, "numerics": versions})
 
 

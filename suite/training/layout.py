@@ -25,12 +25,12 @@ def curve_file(root: Path, cfg: RunConfig) -> Path:
     return root / "plots" / cfg.claim / cfg.profile / f"{cfg.run}-seed{cfg.seed}.csv"
 
 
-def checkpoint_dir(root: Path, cfg: RunConfig, data: dict | None = None) -> Path:
-    """Beside the results folder (large binaries: cached by DVC, not kept in git). Named by the training identity,
-    so two trainings never share a folder and an unchanged one — whatever happened to the source files — is
-    reused."""
+def checkpoint_dir(root: Path, cfg: RunConfig, data: dict | None, path: str) -> Path:
+    """Beside the results folder (large binaries: cached by DVC, not kept in git). Named by the training identity
+    (with the path that trains), so two trainings never share a folder and an unchanged one — whatever happened to
+    the source files — is reused."""
     return (root.resolve().parent / "checkpoints" / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
-            / training_identity(cfg, data))
+            / training_identity(cfg, data, path))
 
 
 def _read(path: Path) -> dict | None:

@@ -20,14 +20,14 @@ from suite.training.run import train_and_evaluate
 
 
 def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
-                           overwrite: bool = False, progress: bool = True, jobs: int = 1):
+                           overwrite: bool = False, progress: bool = True, jobs: int = 1, path: str = "auto"):
     """train_and_evaluate every configuration: one after another, or with `jobs` > 1 in that many worker
     processes, which split the CPU threads between them. Each run is the same computation either way (its
     tasks come from its own seeds). In parallel, a failed run does not stop the others; the failures are
     raised together at the end."""
     if jobs == 1 or len(configs) <= 1:
         for cfg in configs:
-            train_and_evaluate(cfg, root, device, code, data_dir, overwrite, {} if progress else None)
+            train_and_evaluate(cfg, root, device, code, data_dir, overwrite, {} if progress else None, path)
         return
     jobs = min(jobs, len(configs))
     spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
@@ -40,7 +40,7 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
                              initargs=(max(1, torch.get_num_threads() // jobs), slots, tqdm.get_lock(),
                                        os.getpid())) as pool:
         futures = {pool.submit(_train_and_evaluate_in_worker, cfg, root, device, code, data_dir, overwrite,
-                               progress): cfg for cfg in configs}
+                               progress, path): cfg for cfg in configs}
         for future in as_completed(futures):
             cfg = futures[future]
             what = f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"
@@ -74,6 +74,6 @@ def _exit_without_parent(parent: int, every: float = 1.0):
     os._exit(1)  # what it wrote is whole (atomic writes); its checkpoint resumes when the run is started again
 
 
-def _train_and_evaluate_in_worker(cfg, root, device, code, data_dir, overwrite, progress):
+def _train_and_evaluate_in_worker(cfg, root, device, code, data_dir, overwrite, progress, path):
     train_and_evaluate(cfg, root, device, code, data_dir, overwrite,
-                       {"position": _worker_bar_position, "leave": False} if progress else None)
+                       {"position": _worker_bar_position, "leave": False} if progress else None, path)

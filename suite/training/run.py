@@ -20,14 +20,8 @@ from suite.training.evaluate import evaluate
 from suite.training.identity import numerics
 from suite.training.layout import RunError, check_not_overwriting, checkpoint_dir, curve_file, run_dir
 from suite.training.loop import train_with_checkpoints
+from suite.training.paths import choose_path
 from suite.training.provenance import device_name, versions
-
-
-def choose_vectorize(model: FunctionalModel, device: torch.device) -> bool:
-    """The one place that decides between a vmap over tasks and a per-task loop: vmap wherever it is faster, always
-    on GPU; on CPU only without convolutions, where vmap made Conv4 several times slower than a per-task loop
-    (measured by `suite bench`)."""
-    return device.type == "cuda" or not model.has_conv
 
 
 def build_model(cfg: RunConfig) -> FunctionalModel:
@@ -57,22 +51,24 @@ def _data_name(record: dict) -> str:
 
 
 def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: dict, data_dir: Path,
-                       overwrite: bool = False, progress: dict | None = None) -> dict:
+                       overwrite: bool = False, progress: dict | None = None, path: str = "auto") -> dict:
     """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
     process started: the code that runs is the code that was loaded then. `progress`: options of the progress
-    bars (tqdm's), None for none."""
+    bars (tqdm's), None for none. `path`: vmap, loop, or auto (suite.training.paths)."""
     out = run_dir(root, cfg)
     check_not_overwriting(out, cfg, overwrite)
     family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
     # what the tasks are drawn from where that can differ (e.g. the generated stand-in), as JSON will hold it
     data = json.loads(json.dumps(family.provenance))
-    ckpts = checkpoint_dir(root, cfg, data)
+    path = choose_path(cfg, model, device, path)
+    ckpts = checkpoint_dir(root, cfg, data, path)
     with training_lock(ckpts, f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"):  # its folders are ours
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
-                                         data, ckpts)
+                                         data, ckpts, path)
 
 
-def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model, data, ckpts):
+def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model, data, ckpts,
+                              path):
     out = run_dir(root, cfg)
     if (out / "results.json").exists():
         if not overwrite:
@@ -84,9 +80,9 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
             return existing
         (out / "results.json").unlink()
         shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
-    atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg),
+    atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg), "path": path,
                                             "provenance": {**code, "versions": versions(), "data": data}})
-    vectorize = choose_vectorize(model, device)
+    vectorize = path == "vmap"
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg, model, params, vectorize)
     tuned = model.adapting_only(learner.inner_loop_names)  # what test-time fine-tuning adapts (ANIL: the head)
@@ -109,6 +105,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
         "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "algorithm": cfg.algorithm,
         "config_hash": cfg.hash,
         "numerics": numerics(cfg),
+        "path": path,
         "metrics": result["metrics"],
         "finetune_lr": result["finetune_lr"],
         "lr_search": result["lr_search"],

@@ -1,0 +1,103 @@
+"""`suite plan`: what each claim's paper runs cost on this machine, measured, not guessed.
+
+For each run of a claim (once: its seeds cost the same) on the path the runner takes for it: training iterations
+are timed after a warm-up (at least `iterations` of them, and at least MIN_SECONDS' worth), one learning-curve
+point where the run records a curve, and up to TIMED_TASKS of its test tasks; each is multiplied by how many of
+them the paper run does. On generated Mini-ImageNet data the shapes,
+and so the times, are the real data's.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from suite.protocol import PAPER, Manifest
+from suite.protocol.components import algorithms
+from suite.tasks.base import seeded_generator
+from suite.training.evaluate import evaluate_on_tasks
+from suite.training.loop import learning_curve_point
+from suite.training.paths import choose_path
+from suite.training.run import build, make_learner
+
+
+MIN_SECONDS = 2.0  # timed iterations last at least this long, however cheap
+TIMED_TASKS = 32  # test tasks timed (at most one chunk of them, as the evaluation computes them)
+
+
+def _clock(device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warmup: int) -> dict:
+    """Seconds per training iteration, per learning-curve point and per test task, on the run's own path."""
+    family, model = build(cfg, data_dir)
+    path = choose_path(cfg, model, device)
+    vectorize = path == "vmap"
+    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), vectorize)
+    tuned = model.adapting_only(learner.inner_loop_names)
+    n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
+
+    def step(it):
+        generator = seeded_generator(cfg.seed, it)
+        learner.step(family.sample(n_tasks, shots, queries, generator, split="train").to(device), it, generator)
+
+    for it in range(warmup):
+        step(it)
+    began, it = _clock(device), warmup
+    while it < warmup + iterations or _clock(device) - began < MIN_SECONDS:  # cheap steps: time a second's worth
+        step(it)
+        it += 1
+    step_seconds = (_clock(device) - began) / (it - warmup)
+    curve_seconds = 0.0
+    if cfg.evaluation.get("during_training"):
+        began = _clock(device)
+        learning_curve_point(cfg, tuned, learner, family, device, vectorize, it)
+        curve_seconds = _clock(device) - began
+    e = cfg.evaluation
+    chunk = min(cfg.execution["eval_chunk"], e["tasks"], TIMED_TASKS)
+    began = _clock(device)
+    evaluate_on_tasks(tuned, learner.params, family, chunk, e["seed"], "test", e, device, vectorize, chunk,
+                      initial_state=learner.inner_state)
+    task_seconds = (_clock(device) - began) / chunk
+    return {"path": path, "step": step_seconds, "curve point": curve_seconds, "test task": task_seconds}
+
+
+def run_cost(cfg, measured: dict) -> dict:
+    """Hours of one paper run: training (with its curve points) and evaluation (its lr search and test tasks)."""
+    iterations, e = cfg.hyperparameters["iterations"], cfg.evaluation
+    points = -(-iterations // e["during_training"]["every"]) if e.get("during_training") else 0
+    train = iterations * measured["step"] + points * measured["curve point"]
+    searched = len(e["lr_search"]["candidates"]) * e["lr_search"]["tasks"] if "lr_search" in e else 0
+    # an lr-search task fine-tunes one set of frozen blocks; counting it at a test task's cost is an upper bound
+    evaluation = (e["tasks"] + searched) * measured["test task"]
+    return {"training h": train / 3600, "evaluation h": evaluation / 3600}
+
+
+def plan(manifest: Manifest, claim_ids: list[str], device: torch.device, data_dir: Path, iterations: int,
+         warmup: int, log=print) -> str:
+    rows = []
+    for claim_id in claim_ids:
+        claim = manifest.claim(claim_id)
+        for name in claim.body(PAPER)["runs"]:
+            configs = claim.run_configs(PAPER, runs=[name])
+            log(f"timing {claim_id} / {name} ...")
+            measured = measure_run(configs[0], device, data_dir, iterations, warmup)
+            cost = run_cost(configs[0], measured)
+            rows.append({"claim": claim_id, "run": name, "seeds": len(configs), "path": measured["path"],
+                         "s/it": measured["step"], "iterations": configs[0].hyperparameters["iterations"],
+                         **{k: v * len(configs) for k, v in cost.items()}})
+    table = pd.DataFrame(rows)
+    table["total h"] = table["training h"] + table["evaluation h"]
+    per_claim = table.groupby("claim", sort=False)[["training h", "evaluation h", "total h"]].sum()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return "\n".join([
+        f"Paper-profile cost on {device} ({name}, {torch.get_num_threads()} threads), from {iterations} timed "
+        f"iterations after {warmup} warm-up per run, one curve point and one chunk of test tasks:", "",
+        table.to_markdown(index=False, floatfmt=".3g"), "", "Per claim (hours, all seeds):", "",
+        per_claim.to_markdown(floatfmt=".3g"), "",
+        f"All: {per_claim['total h'].sum():.3g} h (one run at a time; `suite run --jobs N` runs N side by side)."])
