@@ -62,7 +62,7 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
         if (figures or {}).get(c.id):
             lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile))}*", ""]
         if rep.stale:
-            lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration.", ""]
+            lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration or numerics version.", ""]
         if rep.extra:
             lines += [f"Not judged: {len(rep.extra)} result(s) of seeds the claim does not list "
                       f"({', '.join(sorted({str(r['seed']) for r in rep.extra}))}).", ""]

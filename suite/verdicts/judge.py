@@ -12,7 +12,8 @@ Verdict rules (the README states them too):
 - only the `paper` profile can reproduce anything: other profiles are reported as "<profile> only";
 - results on generated stand-in data (`suite fetch miniimagenet --generated`) are "generated data — not a
   reproduction", whatever the numbers;
-- results whose config hash differs from the manifest's current config are stale and ignored;
+- results whose config hash differs from the manifest's current config, or whose numerics versions differ from the
+  code's, are stale and ignored (the path that computed a result does not matter);
 - a relation holds or fails by its margin; while some of its runs are missing, one failed comparison fails it,
   otherwise it is incomplete.
 """
