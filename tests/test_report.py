@@ -318,3 +318,16 @@ def test_the_learning_curve_caption_says_when_the_loss_is_summed_over_the_images
     assert "support loss of φ before the update, also for the first-order MAML it runs with meta_direction " \
         "last-step" in captions[0]  # §6.3's first-order MAML lines: each algorithm's LOGGED_LOSS
     assert "summed" not in captions[1]  # the sinusoid MSE is a mean
+
+
+def test_a_flat_test_curve_gets_a_readable_axis_not_float_noise(monkeypatch, tmp_path):
+    import suite.rendering.figures as figures
+
+    curve = {"iteration": [2, 4], "loss": [1.0, 0.9],
+             "test": {"metric": "accuracy@5", "iteration": [2, 4], "value": [0.6000000238, 0.6000000089]}}
+    records = [{"run": "g3", "seed": 0, "training": {"curve": curve}}]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.learning_curves("reptile-k-ablation", "smoke", records, tmp_path / "x.png")
+    low, high = drawn["fig"].axes[1].get_ylim()
+    assert high - low >= 0.1 and low < 0.6 < high

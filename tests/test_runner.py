@@ -346,3 +346,19 @@ def test_a_result_records_its_path_and_another_path_does_not_make_it_stale(tmp_p
     assert again.exit_code == 0, again.output
     assert "already done" in again.output
     assert json.loads(result_file(tmp_path / "r").read_text()) == record
+
+
+def test_auto_resumes_a_training_on_the_path_it_began_with(tmp_path):
+    import torch
+
+    from suite.protocol.manifest import load_manifest
+    from suite.training.layout import checkpoint_dir
+    from suite.training.run import resumed_path
+
+    cfg = load_manifest(REPO / "benchmarks.yaml").claim("maml-sinusoid").run_configs("smoke", runs=["maml"])[0]
+    root = tmp_path / "results"
+    assert resumed_path(root, cfg, None) == "auto"  # nothing begun: auto chooses (vmap, for an MLP)
+    begun = checkpoint_dir(root, cfg, None, "loop")
+    begun.mkdir(parents=True)
+    torch.save({}, begun / "latest.pt")
+    assert resumed_path(root, cfg, None) == "loop"

@@ -81,6 +81,9 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
             ax.plot(test["iteration"], _smooth(test["value"], window), linewidth=1.2, **style[label[id(r)]])
         ax.set_xlabel("meta-iteration")
         ax.set_ylabel(f"test {tested[0]['training']['curve']['test']['metric']}")
+        values = [v for r in tested for v in r["training"]["curve"]["test"]["value"] if math.isfinite(v)]
+        if values and max(values) - min(values) < 1e-3:  # a flat curve (float noise): a readable axis, not 1e-8 steps
+            ax.set_ylim(min(values) - 0.05, max(values) + 0.05)
         ax.set_title(f"test tasks during training (moving average of {window})")
         ax.grid(alpha=0.3)
     # one legend for both panels, below them, so that it hides no curve however many runs there are

@@ -20,7 +20,7 @@ from suite.training.evaluate import evaluate
 from suite.training.identity import numerics
 from suite.training.layout import RunError, check_not_overwriting, checkpoint_dir, curve_file, run_dir
 from suite.training.loop import train_with_checkpoints
-from suite.training.paths import choose_path
+from suite.training.paths import PATHS, choose_path
 from suite.training.provenance import device_name, versions
 
 
@@ -43,6 +43,13 @@ def make_learner(cfg: RunConfig, model, params: dict, vectorize: bool) -> Learne
     return algorithms()[cfg.algorithm].Learner(model, params, cfg.hyperparameters, vectorize)
 
 
+def resumed_path(root: Path, cfg: RunConfig, data: dict | None) -> str:
+    """The path of this run's training in progress, if it has one (its latest.pt), else auto: a run asked for
+    `auto` resumes on the path it began with, rather than starting afresh on the other."""
+    started = [p for p in PATHS if (checkpoint_dir(root, cfg, data, p) / "latest.pt").is_file()]
+    return started[0] if started else "auto"
+
+
 def _data_name(record: dict) -> str:
     data = record["provenance"].get("data")
     if not data:
@@ -60,6 +67,8 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
     # what the tasks are drawn from where that can differ (e.g. the generated stand-in), as JSON will hold it
     data = json.loads(json.dumps(family.provenance))
+    if path == "auto":
+        path = resumed_path(root, cfg, data)
     path = choose_path(cfg, model, device, path)
     ckpts = checkpoint_dir(root, cfg, data, path)
     with training_lock(ckpts, f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"):  # its folders are ours
@@ -134,7 +143,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
         f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
     atomic_write_json(out / "results.json", record)
-    for other in ckpts.parent.iterdir():  # checkpoints of this run's earlier configurations or code
+    for other in ckpts.parent.iterdir():  # this run's other trainings: earlier configurations, numerics, paths
         if other != ckpts and other.is_dir():
             shutil.rmtree(other, ignore_errors=True)
     return record
