@@ -12,6 +12,7 @@ from suite.protocol import PAPER, ManifestError, load_manifest
 from suite.protocol.folders import FOLDERS, folder
 from suite.results.store import ResultsError
 from suite.training.layout import RunError
+from suite.training.paths import PATHS
 
 
 def _errors_are_clear(fn):
@@ -56,9 +57,10 @@ def _manifest(ctx):
               help="Train this many runs at once, in worker processes that split the CPU threads (or share the "
                    "GPU); or set SUITE_JOBS.")
 @click.option("--path", "path", envvar="SUITE_PATH", default="auto", show_default=True,
-              type=click.Choice(["auto", "vmap", "loop"]),
-              help="How a meta-batch's tasks are computed: one vmap, a loop, or auto (the faster for the device and "
-                   "task shape); the paths round differently, a result records its own (or set SUITE_PATH).")
+              type=click.Choice(["auto", *PATHS]),
+              help="How a meta-batch's tasks are computed: one vmap, a loop, grouped into one batched computation, "
+                   "or auto (the fastest for the device and task shape); the paths round differently, a result "
+                   "records its own (or set SUITE_PATH).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @_errors_are_clear

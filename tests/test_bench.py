@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from suite.protocol.manifest import load_manifest
-from suite.training.bench import _measure, bench_configs
+from suite.training.bench import REFERENCE, _measure, bench_configs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,12 +20,19 @@ def test_bench_runs_keep_their_own_learning_curve_setting():
 def test_curve_points_are_timed_apart_from_the_training_step(tmp_path):
     cfg = next(c for c in bench_configs(load_manifest(REPO / "benchmarks.yaml"), "maml-sinusoid") if c.run == "fomaml")
     cfg = replace(cfg, evaluation={k: v for k, v in cfg.evaluation.items() if k != "during_training"})
-    without = _measure(cfg, "cpu", False, 4, False, tmp_path, 1)
+    without = _measure(cfg, "cpu", "loop", 4, None, tmp_path, 1)
     assert without["curve point ms/it"] == 0.0
     every_2 = replace(cfg, evaluation={**cfg.evaluation, "during_training": {"every": 2, "tasks": 2, "seed": 1}})
-    with_curve = _measure(every_2, "cpu", False, 4, False, tmp_path, 1)
+    with_curve = _measure(every_2, "cpu", "grouped", 4, None, tmp_path, 1)
     assert with_curve["curve point ms/it"] > 0.0
     assert with_curve["ms/it"] > 0.0
+
+
+@pytest.mark.parametrize("run", ["maml", "reptile"])
+def test_the_plain_pytorch_reference_loops_train_on_the_bench_tasks(run, tmp_path):
+    cfg = next(c for c in bench_configs(load_manifest(REPO / "benchmarks.yaml"), "maml-sinusoid") if c.run == run)
+    measured = _measure(cfg, "cpu", "loop", 2, REFERENCE, tmp_path, 1)
+    assert measured["ms/it"] > 0.0 and measured["CPU ms/it"] > 0.0
 
 
 def test_the_omniglot_bench_times_the_claims_own_task_shape():

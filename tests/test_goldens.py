@@ -1,5 +1,6 @@
-"""Golden numbers: every claim's smoke profile, run on CPU on each path (vmap over the tasks, or a loop over them:
-suite/training/paths.py), reproduces the numbers committed in tests/goldens/ bit for bit.
+"""Golden numbers: every claim's smoke profile, run on CPU on each path (vmap over the tasks, a loop over them, or the
+tasks grouped into one computation: suite/training/paths.py), reproduces the numbers committed in tests/goldens/
+bit for bit.
 
 A run's identity (its resolved configuration plus the numerics versions of the algorithm, task family, model and
 evaluation it uses) decides whether a trained model or a result can be reused. The goldens are what keeps that
@@ -23,6 +24,7 @@ import yaml
 from click.testing import CliRunner
 
 from suite.cli import main
+from suite.training.paths import PATHS
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = Path(__file__).resolve().parent / "goldens"
@@ -75,7 +77,7 @@ def same(a, b, exact: bool) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["loop", "vmap"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("claim", CLAIMS)
 def test_smoke_numbers_are_the_goldens(claim, path, golden_data, tmp_path, request):
     if FAMILY[claim] == "omniglot" and not (golden_data / "omniglot").is_dir():

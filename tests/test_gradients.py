@@ -1,5 +1,7 @@
 """Every algorithm's update checked against finite differences or a closed form, in float64."""
 
+import copy
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from suite.algorithms import anil, fomaml, maml, pretrained, reptile
 from suite.algorithms.inner import InnerOptimizer, inner_batches
 from suite.models.functional import FunctionalModel
 from suite.tasks.base import TaskBatch
+from suite.training.paths import PATHS
 
 
 
@@ -64,27 +67,27 @@ def conv_with_batch_norm(maml_style=False):
     return model, params, tasks
 
 
-def meta_gradient_and_finite_differences(algorithm, model, params, tasks, steps, lr, vectorize):
+def meta_gradient_and_finite_differences(algorithm, model, params, tasks, steps, lr, path):
     """(the algorithm's meta-gradient, its meta-loss, the finite-difference gradient of that meta-loss)."""
     def meta_loss(p):
         with torch.no_grad():
-            return algorithm.meta_loss(model, p, tasks, steps, lr, vectorize).item()
+            return algorithm.meta_loss(model, p, tasks, steps, lr, path).item()
 
     leaf = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    analytic, loss = algorithm.meta_gradient(model, leaf, tasks, steps, lr, vectorize)
+    analytic, loss = algorithm.meta_gradient(model, leaf, tasks, steps, lr, path)
     return analytic, loss, finite_difference_gradient(meta_loss, params)
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("setting", [mlp, conv_with_batch_norm, lambda: conv_with_batch_norm(maml_style=True)],
                          ids=["mlp", "conv-bn", "conv-bn-maml-style"])
-def test_maml_meta_gradient_matches_finite_differences(setting, vectorize):
+def test_maml_meta_gradient_matches_finite_differences(setting, path):
     model, params, tasks = setting()
     steps, lr = 2, 0.3
-    analytic, _, numeric = meta_gradient_and_finite_differences(maml, model, params, tasks, steps, lr, vectorize)
+    analytic, _, numeric = meta_gradient_and_finite_differences(maml, model, params, tasks, steps, lr, path)
     assert_close_dicts(analytic, numeric, rtol=1e-5, atol=1e-8)
     # a first-order gradient is measurably different here, so the check above does see second-order terms
-    first_order, _ = fomaml.meta_gradient(model, params, tasks, steps, lr, vectorize)
+    first_order, _ = fomaml.meta_gradient(model, params, tasks, steps, lr, path)
     assert max((first_order[k] - numeric[k]).abs().max().item() for k in params) > 1e-4
 
 
@@ -102,23 +105,23 @@ def test_the_head_on_the_body_features_is_the_forward_pass(setting):
     assert model.head_names == {f"{len(model.module) - 1}.weight", f"{len(model.module) - 1}.bias"}
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("setting", [conv_with_batch_norm, lambda: conv_with_batch_norm(maml_style=True)],
                          ids=["conv-bn", "conv-bn-maml-style"])
-def test_anil_meta_gradient_matches_finite_differences_and_maml_with_a_head_only_inner_loop(setting, vectorize):
+def test_anil_meta_gradient_matches_finite_differences_and_maml_with_a_head_only_inner_loop(setting, path):
     model, params, tasks = setting()
     steps, lr = 2, 0.3
-    analytic, loss, numeric = meta_gradient_and_finite_differences(anil, model, params, tasks, steps, lr, vectorize)
+    analytic, loss, numeric = meta_gradient_and_finite_differences(anil, model, params, tasks, steps, lr, path)
     assert_close_dicts(analytic, numeric, rtol=1e-5, atol=1e-8)
     # the body is learned by the outer loop (a bias right before batch norm has no gradient, in MAML too)
     assert all(analytic[k].abs().max() > 1e-6 for k in set(params) - model.head_names if k.endswith("weight"))
     # MAML recomputing the body at every inner step, with only the head adapting, is the same computation
     leaf = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    reference, reference_loss = maml.meta_gradient(restricted_to_the_head(model), leaf, tasks, steps, lr, vectorize)
+    reference, reference_loss = maml.meta_gradient(restricted_to_the_head(model), leaf, tasks, steps, lr, path)
     assert_close_dicts(analytic, reference, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(loss, reference_loss, rtol=1e-12, atol=0)
     # and the full-network inner loop is measurably different, so the check above does see the restriction
-    full, _ = maml.meta_gradient(model, leaf, tasks, steps, lr, vectorize)
+    full, _ = maml.meta_gradient(model, leaf, tasks, steps, lr, path)
     assert max((full[k] - analytic[k]).abs().max().item() for k in params) > 1e-4
 
 
@@ -150,9 +153,16 @@ class Quadratic:
         self.A = m @ m.T / d + 0.5 * torch.eye(d)
         self.d = d
 
-    def loss(self, params, x, y):
+    def loss(self, params, x, y, dims=None):
         diff = params["theta"] - x
-        return 0.5 * ((diff @ self.A) * diff).sum(-1).mean()
+        per_point = 0.5 * ((diff @ self.A) * diff).sum(-1)
+        return per_point.mean() if dims is None else per_point.mean(dims)
+
+    def grouped(self):
+        """The same loss for many tasks at once: θ [T, d], x [T, N, d] → [T]."""
+        quadratic = copy.copy(self)
+        quadratic.loss = lambda params, x, y: self.loss({"theta": params["theta"].unsqueeze(1)}, x, y, dims=(-1,))
+        return quadratic
 
     def tasks(self, n_tasks, shots, queries, seed=1):
         g = torch.Generator().manual_seed(seed)
@@ -164,8 +174,8 @@ class Quadratic:
 ADAM = {"name": "adam-tf", "lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-8}  # an inner loop's Adam
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
-def test_maml_and_first_order_maml_match_their_closed_forms_on_a_quadratic(vectorize):
+@pytest.mark.parametrize("path", PATHS)
+def test_maml_and_first_order_maml_match_their_closed_forms_on_a_quadratic(path):
     q, alpha = Quadratic(), 0.2
     tasks = q.tasks(4, 5, 5)
     theta = {"theta": torch.randn(q.d, generator=torch.Generator().manual_seed(3))}
@@ -176,9 +186,9 @@ def test_maml_and_first_order_maml_match_their_closed_forms_on_a_quadratic(vecto
     expected_first = query_grad.mean(0)
     expected_second = (query_grad @ (I - alpha * q.A)).mean(0)
 
-    first, _ = fomaml.meta_gradient(q, theta, tasks, 1, alpha, vectorize)
+    first, _ = fomaml.meta_gradient(q, theta, tasks, 1, alpha, path)
     leaf = {"theta": theta["theta"].clone().requires_grad_(True)}
-    second, _ = maml.meta_gradient(q, leaf, tasks, 1, alpha, vectorize)
+    second, _ = maml.meta_gradient(q, leaf, tasks, 1, alpha, path)
     torch.testing.assert_close(first["theta"], expected_first)
     torch.testing.assert_close(second["theta"], expected_second)
 
@@ -189,27 +199,27 @@ def reptile_hp(**kw):
             "inner_optimizer_state": "per-task", **kw}
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
-def test_reptile_with_one_inner_step_is_sgd_on_the_expected_loss_with_rate_alpha_times_epsilon(vectorize):
+@pytest.mark.parametrize("path", PATHS)
+def test_reptile_with_one_inner_step_is_sgd_on_the_expected_loss_with_rate_alpha_times_epsilon(path):
     q = Quadratic()
     hp = reptile_hp()
     tasks = q.tasks(4, 6, 0)
     phi = torch.randn(q.d, generator=torch.Generator().manual_seed(4))
-    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize)
+    learner = reptile.Learner(q, {"theta": phi}, hp, path)
     learner.step(tasks, 0, torch.Generator().manual_seed(0))
     expected_loss_grad = ((phi - tasks.support_x.mean(1)) @ q.A).mean(0)
     rate = hp["inner_optimizer"]["lr"] * hp["meta_step"]
     torch.testing.assert_close(learner.params["theta"].detach(), phi - rate * expected_loss_grad)
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("meta_batch", [1, 4], ids=["serial", "batched"])
-def test_reptile_with_k_steps_interpolates_towards_the_closed_form_task_solutions(vectorize, meta_batch):
+def test_reptile_with_k_steps_interpolates_towards_the_closed_form_task_solutions(path, meta_batch):
     q, k, alpha = Quadratic(), 3, 0.1
     hp = reptile_hp(inner_steps=k, meta_batch=meta_batch, meta_step=1.0, meta_step_final=0.0, iterations=4)
     tasks = q.tasks(meta_batch, 6, 0)
     phi = torch.randn(q.d, generator=torch.Generator().manual_seed(5))
-    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize)
+    learner = reptile.Learner(q, {"theta": phi}, hp, path)
     iteration = 1  # ε = 1·(1 − 1/4) + 0·(1/4) = 0.75: the annealing is part of what is checked
     learner.step(tasks, iteration, torch.Generator().manual_seed(0))
     c = tasks.support_x.mean(1)
@@ -218,13 +228,13 @@ def test_reptile_with_k_steps_interpolates_towards_the_closed_form_task_solution
     torch.testing.assert_close(learner.params["theta"].detach(), phi + 0.75 * (w - phi).mean(0))
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
-def test_last_step_direction_is_the_first_order_maml_gradient_at_the_penultimate_weights(vectorize):
+@pytest.mark.parametrize("path", PATHS)
+def test_last_step_direction_is_the_first_order_maml_gradient_at_the_penultimate_weights(path):
     q, k, alpha = Quadratic(), 3, 0.1
     hp = reptile_hp(inner_steps=k, meta_direction="last-step", meta_step=1.0, meta_step_final=1.0)
     tasks = q.tasks(4, 6, 0)
     phi = torch.randn(q.d, generator=torch.Generator().manual_seed(8))
-    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize)
+    learner = reptile.Learner(q, {"theta": phi}, hp, path)
     learner.step(tasks, 0, torch.Generator().manual_seed(0))
     c = tasks.support_x.mean(1)
     penultimate = c + (phi - c) @ torch.linalg.matrix_power(torch.eye(q.d) - alpha * q.A, k - 1).T
@@ -247,8 +257,8 @@ def test_separate_tail_keeps_its_images_out_of_the_first_steps_and_takes_the_las
     assert [b.shape for b in reptile.separate_tail_batches(labels, tail, 5, 1, torch.Generator())] == [(4, 6)]
 
 
-@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
-def test_separate_tail_direction_is_the_gradient_on_the_tail_at_the_penultimate_weights(vectorize):
+@pytest.mark.parametrize("path", PATHS)
+def test_separate_tail_direction_is_the_gradient_on_the_tail_at_the_penultimate_weights(path):
     """Closed form on the quadratic: the first k−1 full-batch steps see only the points outside the tail."""
     q, k, alpha, ways, shots, tail = Quadratic(), 3, 0.1, 2, 4, 1
     hp = reptile_hp(inner_steps=k, meta_direction="last-step", meta_step=1.0, meta_step_final=1.0, shots=shots,
@@ -256,7 +266,7 @@ def test_separate_tail_direction_is_the_gradient_on_the_tail_at_the_penultimate_
     tasks = q.tasks(4, ways * shots, 0)
     tasks.support_y = (torch.arange(ways * shots) % ways).repeat(4, 1)
     phi = torch.randn(q.d, generator=torch.Generator().manual_seed(8))
-    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize)
+    learner = reptile.Learner(q, {"theta": phi}, hp, path)
     learner.step(tasks, 0, torch.Generator().manual_seed(0))
     in_tail = torch.zeros(ways * shots, dtype=torch.bool)
     in_tail[:ways * tail] = True  # the first image of each class (classes alternate: 0, 1, 0, 1, ...)
@@ -264,7 +274,7 @@ def test_separate_tail_direction_is_the_gradient_on_the_tail_at_the_penultimate_
     penultimate = rest + (phi - rest) @ torch.linalg.matrix_power(torch.eye(q.d) - alpha * q.A, k - 1).T
     torch.testing.assert_close(learner.params["theta"].detach(),
                                phi - alpha * ((penultimate - tail_mean) @ q.A).mean(0))
-    shared = reptile.Learner(q, {"theta": phi}, {k_: v for k_, v in hp.items() if k_ != "tail_shots"}, vectorize)
+    shared = reptile.Learner(q, {"theta": phi}, {k_: v for k_, v in hp.items() if k_ != "tail_shots"}, path)
     shared.step(tasks, 0, torch.Generator().manual_seed(0))
     assert not torch.allclose(shared.params["theta"], learner.params["theta"])
 
@@ -287,12 +297,12 @@ def test_carried_inner_adam_state_runs_on_through_tasks_and_survives_a_checkpoin
     hp = reptile_hp(inner_steps=2, inner_batch=3, inner_optimizer=adam, inner_optimizer_state="carried",
                     meta_step=1.0, meta_step_final=1.0)
     phi = torch.randn(q.d, generator=torch.Generator().manual_seed(9))
-    learner = reptile.Learner(q, {"theta": phi}, hp, vectorize=True)  # carried state is serial whatever this says
+    learner = reptile.Learner(q, {"theta": phi}, hp, "vmap")  # carried state is serial whatever this says
     tasks = [q.tasks(4, 6, 0, seed=s) for s in (1, 2, 3)]
     learner.step(tasks[0], 0, torch.Generator().manual_seed(0))
     assert learner.inner_state["t"] == 4 * 2
     saved = {k: v for k, v in learner.state_dict().items()}
-    resumed = reptile.Learner(q, {"theta": phi}, hp, vectorize=True)
+    resumed = reptile.Learner(q, {"theta": phi}, hp, "vmap")
     resumed.load_state_dict(saved)
     for it, t in enumerate(tasks[1:], start=1):
         learner.step(t, it, torch.Generator().manual_seed(it))
@@ -306,10 +316,10 @@ def test_carried_inner_adam_state_runs_on_through_tasks_and_survives_a_checkpoin
                                           batches[i], adam,
                                           state=state)
         directions.append(final["theta"] - phi)
-    fresh = reptile.Learner(q, {"theta": phi}, hp, vectorize=True)
+    fresh = reptile.Learner(q, {"theta": phi}, hp, "vmap")
     fresh.step(tasks[0], 0, torch.Generator().manual_seed(0))
     torch.testing.assert_close(fresh.params["theta"].detach(), phi + torch.stack(directions).mean(0))
-    per_task = reptile.Learner(q, {"theta": phi}, dict(hp, inner_optimizer_state="per-task"), vectorize=True)
+    per_task = reptile.Learner(q, {"theta": phi}, dict(hp, inner_optimizer_state="per-task"), "vmap")
     per_task.step(tasks[0], 0, torch.Generator().manual_seed(0))
     assert not torch.allclose(per_task.params["theta"], fresh.params["theta"])
 
@@ -348,7 +358,7 @@ def test_pretrained_baseline_takes_an_optimiser_step_on_the_pooled_task_mixture(
     tasks = q.tasks(3, 4, 0)
     phi = torch.randn(q.d, generator=torch.Generator().manual_seed(7))
     hp = {"iterations": 1, "meta_batch": 3, "shots": 4, "optimizer": {"name": "sgd", "lr": 0.3}}
-    learner = pretrained.Learner(q, {"theta": phi}, hp, vectorize=True)
+    learner = pretrained.Learner(q, {"theta": phi}, hp, "vmap")
     learner.step(tasks, 0, torch.Generator())
     pooled_grad = (phi - tasks.support_x.reshape(-1, q.d)).mean(0) @ q.A
     torch.testing.assert_close(learner.params["theta"].detach(), phi - 0.3 * pooled_grad)

@@ -12,6 +12,7 @@ from suite.training.evaluate import TASK_STREAM, evaluate, finetune_curve, predi
 from suite.protocol.manifest import ManifestError, load_manifest, metric_names
 from suite.tasks.base import TaskBatch, seeded_generator
 from suite.models.functional import FunctionalModel
+from suite.training.paths import PATHS
 from suite.tasks.sinusoid import Tasks
 
 TASKS = Tasks(amplitude=[0.1, 5.0], phase=[0.0, math.pi], x_range=[-5.0, 5.0])
@@ -43,7 +44,7 @@ HYPERPARAMETERS["fomaml"] = HYPERPARAMETERS["anil"] = HYPERPARAMETERS["maml"]
 
 
 @pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil", "reptile"])
-def test_vectorised_and_looped_meta_iterations_compute_the_same_update(algorithm):
+def test_every_path_computes_the_same_meta_iteration(algorithm):
     model = FunctionalModel(MLP, 1, 1, "mse", 1.0, "mean")
     params = model.init_params(0, dtype=torch.float64)
     hp = HYPERPARAMETERS[algorithm]
@@ -51,14 +52,15 @@ def test_vectorised_and_looped_meta_iterations_compute_the_same_update(algorithm
                          split="train")
     tasks = type(tasks)(*(t.double() for t in tasks.tensors()))
     results = []
-    for vectorize in (True, False):
-        learner = algorithms()[algorithm].Learner(model, params, hp, vectorize)
+    for path in PATHS:
+        learner = algorithms()[algorithm].Learner(model, params, hp, path)
         loss = learner.step(tasks, 1, torch.Generator().manual_seed(0))
         results.append((loss, {k: v.detach() for k, v in learner.params.items()}))
-    assert results[0][0] == pytest.approx(results[1][0], rel=1e-10)
-    for k in params:
-        torch.testing.assert_close(results[0][1][k], results[1][1][k], rtol=1e-9, atol=1e-12)
-        assert not torch.equal(results[0][1][k], params[k])  # the step did move the parameters
+    for loss, stepped in results[1:]:
+        assert loss == pytest.approx(results[0][0], rel=1e-10)
+        for k in params:
+            torch.testing.assert_close(stepped[k], results[0][1][k], rtol=1e-9, atol=1e-12)
+    assert all(not torch.equal(results[0][1][k], params[k]) for k in params)  # the step did move the parameters
 
 
 EVAL = {"tasks": 30, "seed": 1, "shots": 5, "queries": 20, "steps": [0, 1, 3], "optimizer": {"name": "sgd", "lr": 0.01},
@@ -68,16 +70,18 @@ EVAL = {"tasks": 30, "seed": 1, "shots": 5, "queries": 20, "steps": [0, 1, 3], "
 def test_evaluation_is_fixed_by_its_seed_and_chunking_does_not_change_it():
     model = FunctionalModel(MLP, 1, 1, "mse", 1.0, "mean")
     params = model.init_params(0)
-    a = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=True, chunk=30)
-    b = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=True, chunk=7)
-    c = evaluate(model, params, TASKS, EVAL, "cpu", vectorize=False, chunk=30)
-    fewer = evaluate(model, params, TASKS, dict(EVAL, tasks=10), "cpu", vectorize=True, chunk=30)
+    a = evaluate(model, params, TASKS, EVAL, "cpu", "vmap", chunk=30)
+    b = evaluate(model, params, TASKS, EVAL, "cpu", "vmap", chunk=7)
+    c = evaluate(model, params, TASKS, EVAL, "cpu", "loop", chunk=30)
+    d = evaluate(model, params, TASKS, EVAL, "cpu", "grouped", chunk=30)
+    fewer = evaluate(model, params, TASKS, dict(EVAL, tasks=10), "cpu", "vmap", chunk=30)
     assert fewer["episodes"]["mse@3"] == pytest.approx(a["episodes"]["mse@3"][:10], rel=1e-5)  # task i is fixed
     assert set(a["episodes"]) == {"mse@0", "mse@1", "mse@3"} and len(a["episodes"]["mse@1"]) == 30
     for name in a["episodes"]:
         assert a["episodes"][name] == pytest.approx(b["episodes"][name], rel=1e-5)
         assert a["episodes"][name] == pytest.approx(c["episodes"][name], rel=1e-5)
-    other = evaluate(model, params, TASKS, dict(EVAL, seed=2), "cpu", vectorize=True, chunk=30)
+        assert a["episodes"][name] == pytest.approx(d["episodes"][name], rel=1e-5)
+    other = evaluate(model, params, TASKS, dict(EVAL, seed=2), "cpu", "vmap", chunk=30)
     assert other["episodes"]["mse@0"] != pytest.approx(a["episodes"]["mse@0"])
 
 
@@ -85,7 +89,7 @@ def test_step_zero_is_the_unadapted_model_and_later_steps_are_sgd_on_the_support
     model = FunctionalModel(MLP, 1, 1, "mse", 1.0, "mean")
     params = model.init_params(0)
     config = dict(EVAL, tasks=1, steps=[0, 2])
-    result = evaluate(model, params, TASKS, config, "cpu", vectorize=True, chunk=1)
+    result = evaluate(model, params, TASKS, config, "cpu", "vmap", chunk=1)
     task = TASKS.sample(1, 5, 20, seeded_generator(config["seed"], 0, TASK_STREAM), split="test")[0]
     assert result["episodes"]["mse@0"][0] == pytest.approx(model.loss(params, task.query_x, task.query_y).item())
     adapted = params
@@ -179,13 +183,13 @@ def test_frozen_none_is_the_plain_evaluation_and_all_blocks_frozen_fine_tunes_th
     model = FunctionalModel(CONV, 1, 3, "cross_entropy", 1.0, "mean")
     params = model.init_params(0)
     config = dict(CONV_EVAL, frozen_layers=[[], [1], [1, 2], [1, 2, 3]])
-    frozen = evaluate(model, params, RandomImages(), config, "cpu", vectorize=True, chunk=4)["episodes"]
-    plain = evaluate(model, params, RandomImages(), CONV_EVAL, "cpu", vectorize=True, chunk=4)["episodes"]
-    anil = algorithms()["anil"].Learner(model, params, {"meta_optimizer": {"name": "sgd", "lr": 0.1}}, vectorize=True)
+    frozen = evaluate(model, params, RandomImages(), config, "cpu", "vmap", chunk=4)["episodes"]
+    plain = evaluate(model, params, RandomImages(), CONV_EVAL, "cpu", "vmap", chunk=4)["episodes"]
+    anil = algorithms()["anil"].Learner(model, params, {"meta_optimizer": {"name": "sgd", "lr": 0.1}}, "vmap")
     head_only = model.adapting_only(anil.inner_loop_names)  # what the runner fine-tunes for an ANIL run
     assert head_only.inner_loop_names == model.head_names and model.inner_loop_names != model.head_names
-    head = evaluate(head_only, params, RandomImages(), CONV_EVAL, "cpu", vectorize=True, chunk=4)["episodes"]
-    looped = evaluate(model, params, RandomImages(), config, "cpu", vectorize=False, chunk=4)["episodes"]
+    head = evaluate(head_only, params, RandomImages(), CONV_EVAL, "cpu", "vmap", chunk=4)["episodes"]
+    looped = evaluate(model, params, RandomImages(), config, "cpu", "loop", chunk=4)["episodes"]
     suffixes = ["frozen-none", "frozen-1", "frozen-1-2", "frozen-1-2-3"]
     assert set(frozen) == {f"{m}@{s}/{mode}/{f}" for m in ("loss", "accuracy") for s in (0, 1, 3)
                            for mode in ("transductive", "non-transductive") for f in suffixes}

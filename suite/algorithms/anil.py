@@ -40,14 +40,14 @@ def query_loss_after_adaptation(model, params, support_x, support_y, query_x, qu
     return model.loss_of_outputs(model.head(adapted, query_z), query_y)
 
 
-def meta_loss(model, params, tasks, steps, lr, vectorize: bool):
+def meta_loss(model, params, tasks, steps, lr, path: str):
     """Mean over tasks of the query loss after adapting the head."""
-    return maml.meta_loss(model, params, tasks, steps, lr, vectorize, query_loss_after_adaptation)
+    return maml.meta_loss(model, params, tasks, steps, lr, path, query_loss_after_adaptation)
 
 
-def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
+def meta_gradient(model, params, tasks, steps, lr, path: str):
     """(∇ of the meta-loss for body and head, the meta-loss), second order through the head's inner steps."""
-    return maml.meta_gradient(model, params, tasks, steps, lr, vectorize, query_loss_after_adaptation)
+    return maml.meta_gradient(model, params, tasks, steps, lr, path, query_loss_after_adaptation)
 
 
 class Learner(maml.Learner):

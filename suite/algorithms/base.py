@@ -1,6 +1,8 @@
-"""What every algorithm shares: outer optimisers, the one switch between a vmap over tasks and a per-task loop, and
-the Learner base class."""
+"""What every algorithm shares: outer optimisers, the one switch between the paths that compute a meta-batch (a
+vmap over tasks, a per-task loop, or the tasks grouped into one computation), and the Learner base class."""
 from __future__ import annotations
+
+from functools import partial
 
 from suite.lazy import lazy
 
@@ -31,15 +33,25 @@ def _stack(outs: list):
     return torch.stack(outs)
 
 
-def map_tasks(fn, vectorize: bool, shared, *per_task):
-    """fn(shared, *task_i) for every task i, outputs stacked along a new leading dimension: one torch.func.vmap over
-    the tasks, or a loop over them (the same computation, task by task). Each of `per_task` holds the tasks along its
+def _expand(tree, n: int):
+    if isinstance(tree, dict):
+        return {k: _expand(v, n) for k, v in tree.items()}
+    return None if tree is None else tree.expand(n, *tree.shape)
+
+
+def map_tasks(fn, path: str, model, shared, *per_task):
+    """fn(model, shared, *task_i) for every task i, outputs stacked along a new leading dimension, computed by
+    `path` (suite.training.paths): `vmap`, one torch.func.vmap over the tasks; `loop`, task by task; `grouped`, one
+    call of fn on all the tasks at once, with the model's grouped form (suite.models.grouped) and `shared` (a
+    tensor dict, or None) expanded along a leading task dimension. Each of `per_task` holds the tasks along its
     leading dimension (tensors, or lists and dicts of them; None for nothing)."""
-    if vectorize:
-        dims = tuple(None if x is None else 0 for x in per_task)
-        return torch.func.vmap(fn, in_dims=(None, *dims))(shared, *per_task)
     n = next(len(x) if not isinstance(x, (list, tuple)) else len(x[0]) for x in per_task if x is not None)
-    return _stack([fn(shared, *(_index(x, i) for x in per_task)) for i in range(n)])
+    if path == "grouped":
+        return fn(model.grouped(), _expand(shared, n), *per_task)
+    if path == "vmap":
+        dims = tuple(None if x is None else 0 for x in per_task)
+        return torch.func.vmap(partial(fn, model), in_dims=(None, *dims))(shared, *per_task)
+    return _stack([fn(model, shared, *(_index(x, i) for x in per_task)) for i in range(n)])
 
 
 class Learner:
@@ -48,8 +60,8 @@ class Learner:
     `inner_state` is the inner optimiser state carried from task to task (None unless the algorithm carries one);
     `inner_loop_names` the parameters its inner loop adapts, and so test-time fine-tuning too."""
 
-    def __init__(self, model, params: dict, hp: dict, vectorize: bool):
-        self.model, self.hp, self.vectorize = model, hp, vectorize
+    def __init__(self, model, params: dict, hp: dict, path: str):
+        self.model, self.hp, self.path = model, hp, path  # path: how a meta-batch is computed (map_tasks)
         self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
         self.optimizer = None
         self.inner_state = None

@@ -8,11 +8,8 @@ terms dropped, i.e. the query-loss gradient taken at the adapted parameters θ'_
 from __future__ import annotations
 
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
-from suite.algorithms.inner import sgd_adapt
+from suite.algorithms.inner import grad_and_losses, sgd_adapt
 from suite.algorithms.maml import ARGS, carries_inner_state, check, task_shape  # noqa: F401
-from suite.lazy import lazy
-
-torch = lazy("torch")
 
 # Bump when a change alters what it computes (then regenerate tests/goldens/).
 NUMERICS_VERSION = 1
@@ -20,29 +17,29 @@ LOGGED_LOSS = "the mean query loss of the meta-batch after adaptation"
 
 
 def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
-    """(g_i, query loss) for one task."""
+    """(g_i, query loss) for one task (or for each task of a grouped batch)."""
     adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)
-    return torch.func.grad_and_value(loss)(adapted, query_x, query_y)
+    return grad_and_losses(loss)(adapted, query_x, query_y)
 
 
-def meta_gradient(model, params, tasks, steps, lr, vectorize: bool):
+def meta_gradient(model, params, tasks, steps, lr, path: str):
     """(mean_i g_i, mean query loss)."""
     params = {k: p.detach() for k, p in params.items()}
 
-    def gradient_for_task(p, sx, sy, qx, qy):
-        return task_gradient(model.loss, p, sx, sy, qx, qy, steps, lr, model.inner_loop_names)
+    def gradient_for_task(m, p, sx, sy, qx, qy):
+        return task_gradient(m.loss, p, sx, sy, qx, qy, steps, lr, m.inner_loop_names)
 
-    grads, losses = map_tasks(gradient_for_task, vectorize, params, *tasks.tensors())
+    grads, losses = map_tasks(gradient_for_task, path, model, params, *tasks.tensors())
     return {k: g.mean(0) for k, g in grads.items()}, losses.mean()
 
 
 class Learner(BaseLearner):
-    def __init__(self, model, params, hp, vectorize):
-        super().__init__(model, params, hp, vectorize)
+    def __init__(self, model, params, hp, path):
+        super().__init__(model, params, hp, path)
         self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
 
     def step(self, tasks, iteration, generator):
         grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
-                                    self.vectorize)
+                                    self.path)
         self.apply_gradients(grads)
         return loss.item()

@@ -1,6 +1,10 @@
 """Functional inner loops over a parameter dict: pure functions of tensors, so they compose with
 torch.func.grad (to differentiate through them) and torch.func.vmap (to run many tasks at once). Test-time
-fine-tuning is the same inner loop (`finetune`)."""
+fine-tuning is the same inner loop (`finetune`).
+
+A loss may be one task's (a scalar) or a grouped batch's (suite.models.grouped: one per task, parameters and data
+with a leading task dimension): the loops differentiate the losses' sum, whose gradient w.r.t. each task's own
+parameters is that task's gradient."""
 from __future__ import annotations
 
 from suite.lazy import lazy
@@ -12,11 +16,33 @@ torch = lazy("torch")
 NUMERICS_VERSION = 1
 
 
+def grad(loss):
+    """torch.func.grad of loss(params, ...) summed over its tasks."""
+    return torch.func.grad(lambda *args: loss(*args).sum())
+
+
+def grad_and_losses(loss):
+    """(gradient, losses) of loss(params, ...): the gradient of their sum over tasks, and the losses themselves."""
+    def total(*args):
+        losses = loss(*args)
+        return losses.sum(), losses
+
+    return torch.func.grad(total, has_aux=True)
+
+
+def take(x, batch):
+    """The points of x that `batch` indexes: x[batch] for one task; for a grouped batch (x [T, N, ...], batch
+    [T, size]) each task's own."""
+    if batch.dim() == 1:
+        return x[batch]
+    return x[torch.arange(len(batch), device=batch.device).unsqueeze(1), batch]
+
+
 def sgd_adapt(loss, params: dict, x, y, steps: int, lr: float, names=None) -> dict:
     """`steps` steps of plain gradient descent on loss(params, x, y), updating the parameters in `names` (all when
     None); differentiable w.r.t. params."""
     for _ in range(steps):
-        grads = torch.func.grad(loss)(params, x, y)
+        grads = grad(loss)(params, x, y)
         params = {k: p - lr * grads[k] if names is None or k in names else p for k, p in params.items()}
     return params
 
@@ -59,7 +85,7 @@ def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict, names=No
     inner = InnerOptimizer(optimizer, names)
     state, before_last = (inner.init(params) if state is None else state), params
     for batch in batches:
-        grads = torch.func.grad(loss)(params, x[batch], y[batch])
+        grads = grad(loss)(params, take(x, batch), take(y, batch))
         before_last = params
         params, state = inner.update(params, grads, state)
     return params, before_last, state
@@ -67,7 +93,8 @@ def optimizer_adapt(loss, params: dict, x, y, batches, optimizer: dict, names=No
 
 def finetune(loss, params: dict, x, y, optimizer: dict, names, steps: list[int], measure, batches=None, state=None):
     """Fine-tune `params` on (x, y) with the inner optimiser for steps[-1] steps — on all of (x, y) each step, or on
-    the points the j-th of `batches` indexes at step j — and return [measure(params after s steps) for s in steps].
+    the points the j-th of `batches` indexes at step j (`take`) — and return [measure(params after s steps) for s in
+    steps].
     `names`: the parameters updated; `state`: the optimiser state to start from (fresh when None)."""
     inner = InnerOptimizer(optimizer, names)
     state, records = (inner.init(params) if state is None else state), []
@@ -76,8 +103,8 @@ def finetune(loss, params: dict, x, y, optimizer: dict, names, steps: list[int],
             records.append(measure(params))
         if step == steps[-1]:
             break
-        bx, by = (x, y) if batches is None else (x[batches[step]], y[batches[step]])
-        params, state = inner.update(params, torch.func.grad(loss)(params, bx, by), state)
+        bx, by = (x, y) if batches is None else (take(x, batches[step]), take(y, batches[step]))
+        params, state = inner.update(params, grad(loss)(params, bx, by), state)
     return records
 
 

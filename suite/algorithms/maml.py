@@ -48,17 +48,17 @@ def query_loss_after_adaptation(model, params, support_x, support_y, query_x, qu
     return model.loss(adapted, query_x, query_y)
 
 
-def meta_loss(model, params, tasks, steps, lr, vectorize: bool, task_loss=query_loss_after_adaptation):
+def meta_loss(model, params, tasks, steps, lr, path: str, task_loss=query_loss_after_adaptation):
     """Mean over tasks of the query loss after adaptation."""
-    loss_for_task = partial(task_loss, model, steps=steps, lr=lr)
-    return map_tasks(loss_for_task, vectorize, params, *tasks.tensors()).mean()
+    loss_for_task = partial(task_loss, steps=steps, lr=lr)
+    return map_tasks(loss_for_task, path, model, params, *tasks.tensors()).mean()
 
 
-def meta_gradient(model, params, tasks, steps, lr, vectorize: bool, task_loss=query_loss_after_adaptation):
+def meta_gradient(model, params, tasks, steps, lr, path: str, task_loss=query_loss_after_adaptation):
     """(∇θ of the meta-loss, the meta-loss), second order: autograd differentiates through the inner steps.
     The loop differentiates one task at a time, so only one task's graph is alive at once."""
-    if vectorize:
-        loss = meta_loss(model, params, tasks, steps, lr, True, task_loss)
+    if path != "loop":
+        loss = meta_loss(model, params, tasks, steps, lr, path, task_loss)
         return dict(zip(params, torch.autograd.grad(loss, list(params.values())))), loss.detach()
     grads, total = {k: torch.zeros_like(p) for k, p in params.items()}, 0.0
     for i in range(len(tasks)):
@@ -70,14 +70,14 @@ def meta_gradient(model, params, tasks, steps, lr, vectorize: bool, task_loss=qu
 
 
 class Learner(BaseLearner):
-    def __init__(self, model, params, hp, vectorize):
-        super().__init__(model, params, hp, vectorize)
+    def __init__(self, model, params, hp, path):
+        super().__init__(model, params, hp, path)
         self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
 
     task_loss = staticmethod(query_loss_after_adaptation)  # one task's query loss after its inner steps
 
     def step(self, tasks, iteration, generator):
         grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
-                                    self.vectorize, self.task_loss)
+                                    self.path, self.task_loss)
         self.apply_gradients(grads)
         return loss.item()

@@ -38,8 +38,8 @@ def carries_inner_state(hp: dict) -> bool:
 
 
 class Learner(BaseLearner):
-    def __init__(self, model, params, hp, vectorize):
-        super().__init__(model, params, hp, vectorize)
+    def __init__(self, model, params, hp, path):
+        super().__init__(model, params, hp, path)
         self.optimizer = make_torch_optimizer(self.params, hp["optimizer"])
 
     def step(self, tasks, iteration, generator):

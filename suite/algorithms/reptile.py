@@ -108,8 +108,8 @@ def separate_tail_batches(labels, tail_shots, batch_size, steps, generator) -> l
 
 
 class Learner(BaseLearner):
-    def __init__(self, model, params, hp, vectorize):
-        super().__init__(model, params, hp, vectorize)
+    def __init__(self, model, params, hp, path):
+        super().__init__(model, params, hp, path)
         self.carried = carries_inner_state(hp)
         if self.carried:
             self.inner_state = detached(InnerOptimizer(hp["inner_optimizer"]).init(self.params))
@@ -137,27 +137,32 @@ class Learner(BaseLearner):
         params = {k: p.detach() for k, p in self.params.items()}
         last_only = self.hp["meta_direction"] == "last-step"
 
-        def direction_for_task(p, x, y, b, state=None):
-            final, before_last, state = optimizer_adapt(self.model.loss, p, x, y, b, self.hp["inner_optimizer"],
-                                                        self.model.inner_loop_names, state)
+        def direction_for_task(model, p, x, y, b, state=None):
+            final, before_last, state = optimizer_adapt(model.loss, p, x, y, b, self.hp["inner_optimizer"],
+                                                        model.inner_loop_names, state)
             start = before_last if last_only else p
             return {k: final[k] - start[k] for k in final}, state
 
-        if self.carried:  # serial: each task starts from the state the previous one left
+        if self.carried:  # serial on every path: each task starts from the state the previous one left
+            grouped = self.path == "grouped"  # then the grouped model, on a group of one task at a time
+            model = self.model.grouped() if grouped else self.model
+            one = (lambda i: slice(i, i + 1)) if grouped else (lambda i: i)  # task i, as a group of one or alone
+            alone = (lambda tree: {k: v[0] for k, v in tree.items()}) if grouped else (lambda tree: tree)
+            start = {k: p.unsqueeze(0) for k, p in params.items()} if grouped else params
             per = []
             for i in range(len(tasks)):
-                d, state = direction_for_task(params, tasks.support_x[i], tasks.support_y[i], [b[i] for b in batches],
-                                    self.inner_state)
-                self.inner_state = detached(state)
-                per.append(d)
+                d, state = direction_for_task(model, start, tasks.support_x[one(i)], tasks.support_y[one(i)],
+                                              [b[one(i)] for b in batches], self.inner_state)
+                self.inner_state = detached({"m": alone(state["m"]), "v": alone(state["v"]), "t": state["t"]})
+                per.append(alone(d))
             return {k: torch.stack([d[k] for d in per]) for k in params}
-        return map_tasks(lambda *a: direction_for_task(*a)[0], self.vectorize, params, tasks.support_x,
+        return map_tasks(lambda *a: direction_for_task(*a)[0], self.path, self.model, params, tasks.support_x,
                          tasks.support_y, batches)
 
     def step(self, tasks, iteration, generator):
-        with torch.no_grad():  # reported: the mean support loss of φ before this update
-            loss = torch.func.vmap(self.model.loss, in_dims=(None, 0, 0))(self.params, tasks.support_x,
-                                                                          tasks.support_y).mean()
+        with torch.no_grad():  # reported: the mean support loss of φ before this update (the loop's by vmap too)
+            loss = map_tasks(lambda model, p, x, y: model.loss(p, x, y), "grouped" if self.path == "grouped" else
+                             "vmap", self.model, self.params, tasks.support_x, tasks.support_y).mean()
         directions = self.directions(tasks, self.batches(tasks, generator))
         epsilon = meta_step_size(self.hp, iteration)
         with torch.no_grad():

@@ -15,7 +15,10 @@ from suite.protocol.components import model_kinds
 
 
 class FunctionalModel:
-    """forward(params, x) and loss(params, x, y) for a parameter dict; init_params(seed) makes a fresh dict."""
+    """forward(params, x) and loss(params, x, y) for a parameter dict; init_params(seed) makes a fresh dict.
+    `grouped()` is the same model for a batch of tasks at once (suite.models.grouped)."""
+
+    task_dims = 0  # the leading dimensions that index tasks
 
     def __init__(self, config: dict, in_dim: int, out_dim: int, loss: str, loss_scale: float, loss_reduction: str):
         # the loss over a batch: loss_scale × its mean or sum over the samples (TF code that minimises a vector of
@@ -72,6 +75,19 @@ class FunctionalModel:
         restricted.inner_loop_names = frozenset(self.inner_loop_names & names)
         return restricted
 
+    def grouped(self):
+        """This model evaluated on many tasks at once, each with its own parameters (suite.models.grouped)."""
+        from suite.models.grouped import GroupedModel
+
+        return GroupedModel(self)
+
+    def forward_each(self, params, context_x, x):
+        """Outputs for each point of x normalised in a batch with context_x alone (non-transductive batch norm)."""
+        def one(point):
+            return self.forward(params, torch.cat([context_x, point.unsqueeze(0)]))[-1]
+
+        return torch.func.vmap(one)(x)
+
     def loss(self, params, x, y):
         return self.loss_of_outputs(self.forward(params, x), y)
 
@@ -79,6 +95,14 @@ class FunctionalModel:
         if self.loss_name == "mse":
             return F.mse_loss(out, y, reduction=self.loss_reduction) * self.loss_scale
         return F.cross_entropy(out, y, reduction=self.loss_reduction) * self.loss_scale
+
+    def mean_metric(self, name: str, out, y):
+        """The mean squared error (`mse`), cross-entropy (`loss`) or `accuracy` over the points."""
+        if name == "mse":
+            return F.mse_loss(out, y)
+        if name == "loss":
+            return F.cross_entropy(out, y)
+        return (out.argmax(-1) == y).float().mean()
 
     @property
     def has_conv(self) -> bool:

@@ -98,7 +98,7 @@ class Algorithm(Protocol):
         """Whether its inner optimiser state runs on across tasks (an evaluation may then start from it)."""
 
     Learner: type
-    """Learner(model, params, hp, vectorize): .step(tasks, iteration, generator) -> loss, .params, .inner_state,
+    """Learner(model, params, hp, path): .step(tasks, iteration, generator) -> loss, .params, .inner_state,
     .inner_loop_names, .state_dict(), .load_state_dict(), .load_params()."""
 
 

@@ -1,5 +1,6 @@
-"""`suite bench`: meta-iterations per second and peak memory of each algorithm in a manifest bench setting,
-vectorised over tasks (torch.func.vmap) and as a per-task loop of the same update, side by side in one run.
+"""`suite bench`: meta-iterations per second and peak memory of each algorithm in a manifest bench setting, on each
+path (suite.training.paths: vmap over tasks, per-task loop, tasks grouped into one computation), side by side in
+one run.
 
 Each measurement runs in a fresh process so that its peak memory is its own: on CPU the process's peak resident
 set (torch and its libraries included, so compare rows rather than read one alone); on CUDA, torch's peak
@@ -7,8 +8,12 @@ allocation.
 Where a run records a learning curve (evaluation.during_training), the timed loop takes its curve points at the
 runner's cadence and times them apart: "it/s" is the training step alone, "curve point ms/it" what the curve adds
 per iteration, and the paper-scale estimate counts both.
-A reference row times the leanest hand-written loop (plain autograd with create_graph=True, as learn2learn does)
-so the speed-up is also stated against that.
+"CPU ms/it" is the process's CPU time per iteration over all its threads (curve points included): steadier than
+wall time on a shared machine.
+Reference rows (suite.training.reference) time the plainest hand-written PyTorch loop (MAML: autograd with
+create_graph=True; Reptile: an nn.Module and torch.optim) and, where it is installed
+(scripts/install-learn2learn.sh), learn2learn's MAML wrapper, on the same tasks and model, so the speed-up is also
+stated against those.
 """
 from __future__ import annotations
 
@@ -24,8 +29,13 @@ from suite.protocol.components import algorithms
 from suite.tasks.base import seeded_generator
 from suite.training.loop import curve_point_due, learning_curve_point
 from suite.training.provenance import resolve_device
-from suite.training.paths import choose_path
+from suite.training.reference import (LEARN2LEARN, autograd_loop_step, has_learn2learn, learn2learn_step,
+                                      plain_reptile_step)
+from suite.training.paths import PATHS, choose_path
 from suite.training.run import build, build_model, make_learner
+
+
+REFERENCE = "plain PyTorch loop"
 
 
 def _rss_kib(field: str) -> int:
@@ -39,14 +49,16 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, reference_loop: bool,
+def _measure(cfg: RunConfig, device: str, path: str, iterations: int, reference: str | None,
              data_dir: Path, warmup: int) -> dict:
     device = torch.device(device)
     family, model = build(cfg, data_dir)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), vectorize)
-    step = _autograd_loop_step(learner) if reference_loop else learner.step
+    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), path)
+    plain = plain_reptile_step if cfg.algorithm == "reptile" else autograd_loop_step
+    step = {None: lambda: learner.step, REFERENCE: lambda: plain(learner),
+            LEARN2LEARN: lambda: learn2learn_step(learner, cfg.algorithm)}[reference]()
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
 
     def clock():
@@ -61,36 +73,20 @@ def _measure(cfg: RunConfig, device: str, vectorize: bool, iterations: int, refe
         if not curve_point_due(cfg, it + 1):
             return 0.0
         began = clock()
-        learning_curve_point(cfg, model, learner, family, device, vectorize, it + 1)
+        learning_curve_point(cfg, model, learner, family, device, path, it + 1)
         return clock() - began
 
     for it in range(warmup):
         one(it)
-    began = clock()
+    began, cpu_began = clock(), time.process_time()
     curve_seconds = sum(one(it) for it in range(warmup, warmup + iterations))
     seconds = clock() - began - curve_seconds
+    cpu_seconds = time.process_time() - cpu_began  # every thread's; the learning-curve points included
     peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
             else _rss_kib("VmHWM:") / 1024)
     return {"it/s": iterations / seconds, "ms/it": 1000 * seconds / iterations,
+            "CPU ms/it": 1000 * cpu_seconds / iterations,
             "curve point ms/it": 1000 * curve_seconds / iterations, "peak memory MiB": peak}
-
-
-def _autograd_loop_step(learner):
-    """Second-order MAML written as the plainest per-task loop: torch.autograd.grad(create_graph=True)."""
-    params, hp, loss = learner.params, learner.hp, learner.model.loss
-
-    def step(tasks, iteration, generator):
-        for i in range(len(tasks)):
-            sx, sy, qx, qy = tasks[i].tensors()
-            adapted = dict(params)
-            for _ in range(hp["inner_steps"]):
-                grads = torch.autograd.grad(loss(adapted, sx, sy), list(adapted.values()), create_graph=True)
-                adapted = {k: p - hp["inner_lr"] * g for (k, p), g in zip(adapted.items(), grads)}
-            (loss(adapted, qx, qy) / len(tasks)).backward()
-        learner.optimizer.step()
-        learner.optimizer.zero_grad(set_to_none=True)
-
-    return step
 
 
 def _in_child(args):
@@ -114,12 +110,14 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
     jobs = []
     for cfg in bench_configs(manifest, claim_id):
         if cfg.algorithm == "pretrained":  # one pooled batch: there is no per-task computation to vectorise
-            jobs.append((cfg.run, "pooled batch", (cfg, device, True, iterations, False, data_dir, warmup)))
+            jobs.append((cfg.run, "pooled batch", (cfg, device, "vmap", iterations, None, data_dir, warmup)))
             continue
-        jobs.append((cfg.run, "vectorised", (cfg, device, True, iterations, False, data_dir, warmup)))
-        jobs.append((cfg.run, "per-task loop", (cfg, device, False, iterations, False, data_dir, warmup)))
-        if cfg.algorithm == "maml":
-            jobs.append((cfg.run, "plain autograd loop (reference)", (cfg, device, False, iterations, True, data_dir, warmup)))
+        for path in PATHS:
+            jobs.append((cfg.run, path, (cfg, device, path, iterations, None, data_dir, warmup)))
+        if cfg.algorithm in ("maml", "reptile"):
+            jobs.append((cfg.run, REFERENCE, (cfg, device, "loop", iterations, REFERENCE, data_dir, warmup)))
+        if cfg.algorithm in ("maml", "fomaml", "anil") and has_learn2learn():
+            jobs.append((cfg.run, LEARN2LEARN, (cfg, device, "loop", iterations, LEARN2LEARN, data_dir, warmup)))
     context = multiprocessing.get_context("spawn")
     rows = []
     for run, path, args in jobs:
@@ -132,17 +130,20 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
              table.to_markdown(index=False, floatfmt=".3g"), ""]
     for run in table["algorithm"].unique():
         r = table[table["algorithm"] == run].set_index("implementation")["it/s"]
-        if "vectorised" not in r:
+        if "loop" not in r:
             continue
-        lines.append(f"{run}: vectorised is {r['vectorised'] / r['per-task loop']:.1f}x the per-task loop")
-        if "plain autograd loop (reference)" in r:
-            lines.append(f"{run}: vectorised is {r['vectorised'] / r['plain autograd loop (reference)']:.1f}x "
-                         "the plain autograd loop")
+        fastest = r[list(PATHS)].max()
+        lines.append(f"{run}: " + ", ".join(f"{path} {r[path] / r['loop']:.2f}x" for path in PATHS if path != "loop")
+                     + " the per-task loop" + "".join(f"; the fastest path {fastest / r[other]:.2f}x {label}"
+                                                      for other, label in ((REFERENCE, "the plain PyTorch loop"),
+                                                                           (LEARN2LEARN, LEARN2LEARN))
+                                                      if other in r))
+    if not has_learn2learn():
+        lines.append("(learn2learn is not installed: scripts/install-learn2learn.sh adds it to these rows)")
     lines.append("")
-    label = {"vmap": "vectorised", "loop": "per-task loop"}
     for cfg in bench_configs(manifest, claim_id):
         by_path = table[table["algorithm"] == cfg.run].set_index("implementation")
-        chosen = label[choose_path(cfg, build_model(cfg), torch.device(device))]
+        chosen = choose_path(cfg, build_model(cfg), torch.device(device))
         row = by_path.loc[chosen] if chosen in by_path.index else by_path.iloc[0]
         ms = row["ms/it"] + row["curve point ms/it"]
         hours = cfg.hyperparameters["iterations"] * ms / 1000 / 3600
@@ -152,6 +153,6 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
             every = cfg.evaluation["during_training"]["every"]
             curve = (f", {1000 / ms:.3g} it/s with the learning-curve point it takes "
                      + ("after every iteration" if every == 1 else f"every {every} iterations"))
-        lines.append(f"{cfg.run}: the runner's path on {device} is the {row.name}; the paper's "
+        lines.append(f"{cfg.run}: the runner's path on {device} is {row.name}; the paper's "
                      f"{cfg.hyperparameters['iterations']} iterations take {took} ({row['it/s']:.3g} it/s{curve})")
     return "\n".join(lines)

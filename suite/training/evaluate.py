@@ -14,7 +14,7 @@ from suite.protocol.fields import (INTERVALS, first_frozen_set_only, frozen_sets
 from suite.tasks.base import TaskBatch, seeded_generator
 
 # imported on first use: a run's identity reads NUMERICS_VERSION where torch may not be installed
-torch, F = lazy("torch"), lazy("torch.nn.functional")
+torch = lazy("torch")
 
 # Bump when a change alters what the evaluation computes: its test tasks, fine-tuning or metrics (then regenerate
 # tests/goldens/).
@@ -32,22 +32,15 @@ def predict(model, params, support_x, query_x, batch_norm: str):
     """Query outputs. Non-transductive: each query is normalised in a batch with the support set only."""
     if batch_norm != "non-transductive":
         return model.forward(params, query_x)
-
-    def one(q):
-        return model.forward(params, torch.cat([support_x, q.unsqueeze(0)]))[-1]
-
-    return torch.func.vmap(one)(query_x)
+    return model.forward_each(params, support_x, query_x)
 
 
 def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dict:
     out = {}
     for mode, suffix in modes_and_suffixes(batch_norm):
         pred = predict(model, params, support_x, query_x, mode)
-        if model.loss_name == "mse":
-            out[f"mse{suffix}"] = F.mse_loss(pred, query_y)
-        else:
-            out[f"loss{suffix}"] = F.cross_entropy(pred, query_y)
-            out[f"accuracy{suffix}"] = (pred.argmax(-1) == query_y).float().mean()
+        for name in ("mse",) if model.loss_name == "mse" else ("loss", "accuracy"):
+            out[name + suffix] = model.mean_metric(name, pred, query_y)
     return out
 
 
@@ -59,23 +52,23 @@ def finetune_curve(model, params, support_x, support_y, query_x, query_y, batche
     records = finetune(model.loss, params, support_x, support_y, optimizer, finetuned_names(model, frozen_blocks),
                        config["steps"], lambda p: query_metrics(model, p, support_x, query_x, query_y,
                                                                 config["batch_norm"]), batches, initial_state)
-    return {name: torch.stack([r[name] for r in records]) for name in records[0]}
+    return {name: torch.stack([r[name] for r in records], -1) for name in records[0]}  # [(tasks,) steps]
 
 
 TASK_STREAM, BATCH_STREAM = 1, 2
 
 
-def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, vectorize: bool,
+def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, path: str,
                       chunk: int, lr=None, progress: dict | None = None, initial_state=None) -> dict:
     """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
     Task i (and its fine-tuning mini-batches) is drawn from a generator seeded by (seed, i) alone, so the tasks
     are the same for every run, chunk size and device; each set of frozen blocks fine-tunes on the same task."""
     params = {k: p.detach() for k, p in params.items()}
 
-    def curves_for_task(_, sx, sy, qx, qy, b):
+    def curves_for_task(m, p, sx, sy, qx, qy, b):
         out = {}
         for frozen, suffix in frozen_sets_and_suffixes(config):
-            curve = finetune_curve(model, params, sx, sy, qx, qy, b, config, lr, initial_state, frozen)
+            curve = finetune_curve(m, p, sx, sy, qx, qy, b, config, lr, initial_state, frozen)
             out.update({name + suffix: values for name, values in curve.items()})
         return out
 
@@ -85,12 +78,12 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
         ids = range(start, min(start + chunk, n_tasks))
         part = TaskBatch.cat([family.sample(1, config["shots"], config["queries"],
                                             seeded_generator(seed, i, TASK_STREAM), split) for i in ids]).to(device)
-        b = None
+        b = None  # the fine-tuning mini-batches: per step, [tasks, size] indices
         if config["batch_size"] != "full":
-            b = torch.cat([inner_batches(1, part.support_x.shape[1], config["batch_size"],
-                                         max(config["steps"][-1], 1), seeded_generator(seed, i, BATCH_STREAM))
-                           for i in ids]).to(device)
-        curves = map_tasks(curves_for_task, vectorize, None, *part.tensors(), b)
+            b = list(torch.cat([inner_batches(1, part.support_x.shape[1], config["batch_size"],
+                                              max(config["steps"][-1], 1), seeded_generator(seed, i, BATCH_STREAM))
+                                for i in ids]).to(device).unbind(1))
+        curves = map_tasks(curves_for_task, path, model, params, *part.tensors(), b)
         for name, values in curves.items():
             per_metric.setdefault(name, []).append(values.cpu().double())
     out = {}
@@ -102,7 +95,7 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
     return out
 
 
-def curve_point(model, params, family, config, device, vectorize: bool, chunk: int, iteration: int,
+def curve_point(model, params, family, config, device, path: str, chunk: int, iteration: int,
                 initial_state=None) -> tuple[str, float]:
     """(metric, mean) on the fresh test tasks of this iteration's learning-curve point: the primary metric after
     the last fine-tuning step, in the first batch-norm mode (and with the first set of frozen blocks, the only
@@ -111,7 +104,7 @@ def curve_point(model, params, family, config, device, vectorize: bool, chunk: i
     spec = config["during_training"]
     config = dict(first_frozen_set_only(config), steps=config["steps"][-1:])
     episodes = evaluate_on_tasks(model, params, family, spec["tasks"], spec["seed"] * 10**9 + iteration, "test",
-                                 config, device, vectorize, chunk, initial_state=initial_state)
+                                 config, device, path, chunk, initial_state=initial_state)
     name = ("mse" if model.loss_name == "mse" else "accuracy") + f"@{config['steps'][-1]}" + \
         metric_suffixes(config)[0]
     values = episodes[name]
@@ -127,7 +120,7 @@ def summarise(values: list[float], interval: str) -> dict:
     return {"mean": mean, "std": std, "ci95": INTERVALS[interval] * std / math.sqrt(n), "n": n}
 
 
-def evaluate(model, params, family, config, device, vectorize: bool, chunk: int, progress: dict | None = None,
+def evaluate(model, params, family, config, device, path: str, chunk: int, progress: dict | None = None,
              training_state=None) -> dict:
     """The claim's evaluation for one trained model: optional lr search on validation tasks, then the test tasks.
     `training_state` is the inner optimiser state training left, used when optimizer_state is 'from-training'."""
@@ -138,12 +131,12 @@ def evaluate(model, params, family, config, device, vectorize: bool, chunk: int,
         search = []
         for candidate in s["candidates"]:
             episodes = evaluate_on_tasks(model, params, family, s["tasks"], s["seed"], "val",
-                                         first_frozen_set_only(config), device, vectorize, chunk, lr=candidate,
+                                         first_frozen_set_only(config), device, path, chunk, lr=candidate,
                                          initial_state=initial_state)
             search.append({"lr": candidate, "score": _search_score(episodes, config)})
         lr = min(search, key=lambda r: r["score"])["lr"]
     episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], "test", config, device,
-                                 vectorize, chunk, lr=lr, progress=progress, initial_state=initial_state)
+                                 path, chunk, lr=lr, progress=progress, initial_state=initial_state)
     return {
         "metrics": {name: summarise(values, config["interval"]) for name, values in episodes.items()},
         "episodes": episodes,

@@ -25,13 +25,13 @@ def curve_point_due(cfg, done: int) -> bool:
     return bool(during) and (done % during["every"] == 0 or done == cfg.hyperparameters["iterations"])
 
 
-def learning_curve_point(cfg, model, learner, family, device, vectorize: bool, done: int) -> tuple[str, float]:
+def learning_curve_point(cfg, model, learner, family, device, path: str, done: int) -> tuple[str, float]:
     from_training = cfg.evaluation["optimizer_state"] == "from-training"
-    return curve_point(model, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+    return curve_point(model, learner.params, family, cfg.evaluation, device, path, cfg.execution["eval_chunk"],
                        done, learner.inner_state if from_training else None)
 
 
-def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, vectorize: bool, code: dict,
+def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, path: str, code: dict,
                            progress: dict | None) -> dict:
     iterations = cfg.hyperparameters["iterations"]
     every, log_every = cfg.execution["checkpoint_every"], cfg.execution["log_every"]
@@ -58,7 +58,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, vec
         window.append(learner.step(tasks, it, generator))
         done = it + 1
         if curve_point_due(cfg, done):
-            name, value = learning_curve_point(cfg, model, learner, family, device, vectorize, done)
+            name, value = learning_curve_point(cfg, model, learner, family, device, path, done)
             curve.setdefault("test", {"metric": name, "iteration": [], "value": []})
             curve["test"]["iteration"].append(done)
             curve["test"]["value"].append(value)

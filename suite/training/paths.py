@@ -1,27 +1,34 @@
 """The path: how the tasks of a meta-batch (and of an evaluation chunk) are computed — `vmap`, one torch.func.vmap
-over the tasks, or `loop`, one task after another (suite.algorithms.base.map_tasks runs either).
+over the tasks; `loop`, one task after another; or `grouped`, the tasks as one batched computation (per-task weights
+stacked, convolutions grouped by task, torch's own batch norm: suite.models.grouped). suite.algorithms.base.map_tasks
+runs each. Reptile with a carried inner optimiser state is serial on every path; `grouped` runs it with the grouped
+model on one task at a time.
 
 The paths compute the same mathematics and round differently. So a result records its path, each path has its own
-goldens (tests/goldens/), and a training's checkpoints are its path's own; a result of either path is current, so
+goldens (tests/goldens/), and a training's checkpoints are its path's own; a result of any path is current, so
 adding a path marks nothing stale. `auto`, the default, is the one place that chooses, by device and by the shape of
-the run's tasks, from `suite bench --claim omniglot-maml` (2-core CPU, Conv4 Omniglot MAML, meta-batch 32 or 16,
-two runs of 4 iterations each):
+the run's tasks, from `suite bench --claim omniglot-maml` and `suite bench --claim reptile-k-ablation` (2-core CPU,
+Conv4 Omniglot, two threads; the faster path over the per-task loop, in two bench runs and a longer run of 6
+iterations per path where the two disagreed):
 
-    5-way 1-shot, 1 query per class (10 images a task):    vmap 1.9× the loop (both runs)
-    5-way 1-shot, 15 queries per class (80 images):         vmap 0.6× (both runs)
-    20-way 1-shot, 1 query, 5 inner steps (40 images):      vmap 0.8× and 1.2×
+    MAML 5-way 1-shot, 1 query per class (10 images a task):  vmap 2.0× and 2.9×, grouped 2.0× and 2.3×
+    MAML 5-way 1-shot, 15 queries per class (80 images):      vmap 0.55× and 0.78×; grouped 1.11× and 1.16×
+    MAML 20-way 1-shot, 5 inner steps (40 images):            vmap 1.13× and 1.08×; grouped 1.15× and 1.14×
+    Reptile 5-way 10-shot, per-task Adam (50 images):         vmap 1.28× and 1.46×; grouped 1.75× and 1.96×
+    Reptile 5-way 5-shot, carried Adam (serial):              grouped 1.15× (20 iterations, two rounds)
 
-vmap wins where a task is small and per-op overhead dominates the loop; batched convolutions lose where tasks are
-large, so `auto` takes vmap up to SMALL_TASK images, where both runs agree. (The same bench measured vmap ahead for
-ANIL at 20-way, 1.8×, and Reptile 5-way 10-shot, 1.7×: a rule per algorithm is for the speed issue.) On a GPU vmap
-always wins; without convolutions it wins on CPU too.
+Small tasks are overhead-bound, and vmap's fewer, larger operations win there; from a few dozen images on, the
+grouped path's native batch norm and unsplit convolutions win. (Its second-order step is held back by torch
+computing the double backward of a grouped convolution's weight group by group.) `auto` takes vmap for conv models on
+CPU up to SMALL_TASK images a task and the grouped path above. Without convolutions vmap wins on CPU (the sinusoid's
+MLP); on a GPU vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
 """
 from __future__ import annotations
 
 from suite.protocol.components import algorithms, families
 
-PATHS = ("vmap", "loop")
-SMALL_TASK = 16  # images per task (support and query) up to which vmap beats the loop for a conv model on CPU
+PATHS = ("vmap", "loop", "grouped")
+SMALL_TASK = 16  # images per task (support and query) up to which vmap beats the grouped path for a conv model on CPU
 
 
 def choose_path(cfg, model, device, requested: str = "auto") -> str:
@@ -34,4 +41,4 @@ def choose_path(cfg, model, device, requested: str = "auto") -> str:
         return "vmap"
     _, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
     points = families()[cfg.task["family"]].support_points(cfg.task, shots + queries)
-    return "vmap" if points <= SMALL_TASK else "loop"
+    return "vmap" if points <= SMALL_TASK else "grouped"

@@ -37,8 +37,7 @@ def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warm
     """Seconds per training iteration, per learning-curve point and per test task, on the run's own path."""
     family, model = build(cfg, data_dir)
     path = choose_path(cfg, model, device)
-    vectorize = path == "vmap"
-    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), vectorize)
+    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), path)
     tuned = model.adapting_only(learner.inner_loop_names)
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
 
@@ -56,12 +55,12 @@ def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warm
     curve_seconds = 0.0
     if cfg.evaluation.get("during_training"):
         began = _clock(device)
-        learning_curve_point(cfg, tuned, learner, family, device, vectorize, it)
+        learning_curve_point(cfg, tuned, learner, family, device, path, it)
         curve_seconds = _clock(device) - began
     e = cfg.evaluation
     chunk = min(cfg.execution["eval_chunk"], e["tasks"], TIMED_TASKS)
     began = _clock(device)
-    evaluate_on_tasks(tuned, learner.params, family, chunk, e["seed"], "test", e, device, vectorize, chunk,
+    evaluate_on_tasks(tuned, learner.params, family, chunk, e["seed"], "test", e, device, path, chunk,
                       initial_state=learner.inner_state)
     task_seconds = (_clock(device) - began) / chunk
     return {"path": path, "step": step_seconds, "curve point": curve_seconds, "test task": task_seconds}

@@ -39,8 +39,8 @@ def build(cfg: RunConfig, data_dir: Path):
     return tasks, build_model(cfg)
 
 
-def make_learner(cfg: RunConfig, model, params: dict, vectorize: bool) -> Learner:
-    return algorithms()[cfg.algorithm].Learner(model, params, cfg.hyperparameters, vectorize)
+def make_learner(cfg: RunConfig, model, params: dict, path: str) -> Learner:
+    return algorithms()[cfg.algorithm].Learner(model, params, cfg.hyperparameters, path)
 
 
 def resumed_path(root: Path, cfg: RunConfig, data: dict | None) -> str:
@@ -61,7 +61,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
                        overwrite: bool = False, progress: dict | None = None, path: str = "auto") -> dict:
     """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
     process started: the code that runs is the code that was loaded then. `progress`: options of the progress
-    bars (tqdm's), None for none. `path`: vmap, loop, or auto (suite.training.paths)."""
+    bars (tqdm's), None for none. `path`: vmap, loop, grouped, or auto (suite.training.paths)."""
     out = run_dir(root, cfg)
     check_not_overwriting(out, cfg, overwrite)
     family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
@@ -91,19 +91,18 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
         shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
     atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg), "path": path,
                                             "provenance": {**code, "versions": versions(), "data": data}})
-    vectorize = path == "vmap"
     params = model.init_params(cfg.seed, device=device)
-    learner = make_learner(cfg, model, params, vectorize)
+    learner = make_learner(cfg, model, params, path)
     tuned = model.adapting_only(learner.inner_loop_names)  # what test-time fine-tuning adapts (ANIL: the head)
     if (ckpts / "final.pt").exists():  # the same training (configuration and numerics) finished: evaluate it
         trained = load_checkpoint(ckpts / "final.pt", device)
         learner.load_params(trained["params"])
         learner.inner_state, train = trained["inner_state"], trained["training"]
     else:
-        train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, vectorize, code, progress)
+        train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, path, code, progress)
 
     eval_began = time.perf_counter()
-    result = evaluate(tuned, learner.params, family, cfg.evaluation, device, vectorize, cfg.execution["eval_chunk"],
+    result = evaluate(tuned, learner.params, family, cfg.evaluation, device, path, cfg.execution["eval_chunk"],
                       None if progress is None else {"desc": f"{cfg.claim}/{cfg.run} seed {cfg.seed} evaluating",
                                                      **progress},
                       training_state=learner.inner_state)
@@ -127,7 +126,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
             "seed": cfg.seed,
             "device": str(device),
             "device_name": device_name(device),
-            "vectorized_over_tasks": vectorize,
+            "vectorized_over_tasks": path != "loop",
             "train_seconds": round(train_time, 2),
             "eval_seconds": round(eval_time, 2),
             "gpu_hours": round((train["gpu_seconds"] + (eval_time if device.type == "cuda" else 0)) / 3600, 4),

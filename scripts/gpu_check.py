@@ -1,0 +1,71 @@
+"""The speed issue's GPU checks, in one run of well under 10 minutes (see scripts/gpu-check.sh for the command):
+
+1. every path's MAML, first-order MAML and ANIL meta-gradient on the GPU, in float64, against the per-task loop on
+   the CPU (a Conv4 with batch norm, small enough to be quick);
+2. `suite bench --claim omniglot-maml` on the GPU: seconds per iteration of every path at the claims' shapes, whose
+   last lines give what the paper's 60,000 iterations take on the runner's path (the target: ≤ 10 minutes).
+
+Prints a markdown report; writes it to $OUT/gpu-check.md as well when OUT is set.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+from suite.algorithms import anil, fomaml, maml
+from suite.models.functional import FunctionalModel
+from suite.tasks.base import TaskBatch
+from suite.training.paths import PATHS
+
+CONV = {"kind": "conv", "in_channels": 1, "image_size": 28, "filters": 16, "layers": 4, "downsample": "stride",
+        "batch_norm_eps": 1e-3, "batch_norm_scale": False, "batch_norm_adapted": False, "head": "mean-pool",
+        "init": "maml-code"}
+
+
+def gradient_checks(device) -> list[str]:
+    torch.set_default_dtype(torch.float64)
+    model = FunctionalModel(CONV, in_dim=1, out_dim=5, loss="cross_entropy", loss_scale=5.0, loss_reduction="mean")
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(4, 10, 1, 28, 28, generator=g)
+    labels = torch.arange(5).repeat(4, 1)
+    params = model.init_params(1, dtype=torch.float64)
+    lines = ["| algorithm | path | max abs difference from the CPU loop | max abs gradient |", "|---|---|---|---|"]
+    for algorithm in (maml, fomaml, anil):
+        def gradient(path, where):
+            tasks = TaskBatch(images[:, :5], labels, images[:, 5:], labels).to(where)
+            leaf = {k: v.to(where).clone().requires_grad_(True) for k, v in params.items()}
+            grads, _ = algorithm.meta_gradient(model, leaf, tasks, 2, 0.4, path)
+            return {k: v.cpu() for k, v in grads.items()}
+
+        reference = gradient("loop", "cpu")
+        for path in PATHS:
+            grads = gradient(path, device)
+            diff = max((grads[k] - reference[k]).abs().max().item() for k in reference)
+            scale = max(reference[k].abs().max().item() for k in reference)
+            lines.append(f"| {algorithm.__name__.split('.')[-1]} | {path} | {diff:.2e} | {scale:.2e} |")
+    torch.set_default_dtype(torch.float32)
+    return lines
+
+
+def main():
+    device = torch.device("cuda")
+    report = [f"# GPU check: {torch.cuda.get_device_name(device)}, torch {torch.__version__}", "",
+              "## Meta-gradients, float64, against the CPU loop", ""]
+    began = time.perf_counter()
+    report += gradient_checks(device)
+    report += ["", f"({time.perf_counter() - began:.0f} s)", "", "## suite bench --claim omniglot-maml --device cuda",
+               ""]
+    bench = subprocess.run([sys.executable, "-m", "suite.cli", "bench", "--claim", "omniglot-maml", "--device", "cuda",
+                            "--iterations", "30", "--warmup", "5"], capture_output=True, text=True)
+    report += [bench.stdout, bench.stderr[-3000:] if bench.returncode else ""]
+    text = "\n".join(report)
+    print(text)
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "gpu-check.md"), "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
