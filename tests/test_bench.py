@@ -63,4 +63,4 @@ def test_suite_plan_times_a_claims_paper_runs_on_their_own_paths(tmp_path):
     out = CliRunner().invoke(main, ["plan", "--claim", "maml-sinusoid", "--iterations", "1", "--warmup", "0",
                                     "--device", "cpu"])
     assert out.exit_code == 0, out.output
-    assert "| maml-sinusoid | maml " in out.output and "| vmap " in out.output and "All: " in out.output
+    assert "| maml-sinusoid | maml " in out.output and "| grouped " in out.output and "All: " in out.output

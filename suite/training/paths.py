@@ -19,9 +19,11 @@ iterations per path where the two disagreed):
 
 Small tasks are overhead-bound, and vmap's fewer, larger operations win there; from a few dozen images on, the
 grouped path's native batch norm and unsplit convolutions win. (Its second-order step is held back by torch
-computing the double backward of a grouped convolution's weight group by group.) `auto` takes vmap for conv models on
-CPU up to SMALL_TASK images a task and the grouped path above. Without convolutions vmap wins on CPU (the sinusoid's
-MLP); on a GPU vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
+computing the double backward of a grouped convolution's weight group by group.) Since the loop's first inner step
+uses torch.autograd.grad (suite.algorithms.inner.grad_and_losses) it is within 10% of the grouped path at 15 queries.
+`auto` takes vmap for conv models on CPU up to SMALL_TASK images a task and the grouped path above. Without
+convolutions the grouped path wins on CPU (sinusoid MLP, `suite bench`: 1.2× vmap for MAML, 1.4× for first-order MAML
+and Reptile). On a GPU, vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
 """
 from __future__ import annotations
 
@@ -37,8 +39,10 @@ def choose_path(cfg, model, device, requested: str = "auto") -> str:
         return requested
     if requested != "auto":
         raise ValueError(f"path {requested!r}: expected auto, {', '.join(PATHS)}")
-    if device.type == "cuda" or not model.has_conv:
+    if device.type == "cuda":
         return "vmap"
+    if not model.has_conv:
+        return "grouped"
     _, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
     points = families()[cfg.task["family"]].support_points(cfg.task, shots + queries)
     return "vmap" if points <= SMALL_TASK else "grouped"
