@@ -24,6 +24,10 @@ NUMERICS_VERSION = 1
 LOGGED_LOSS = "the mean query loss of the meta-batch after adapting the head"
 
 
+def second_order(hp: dict) -> bool:
+    return False  # second order through the head's steps alone: no double backward through the body
+
+
 def adapt_head(model, params, support_z, support_y, steps, lr) -> dict:
     """The head's parameters after `steps` gradient steps on the support features; differentiable w.r.t. params
     and the features."""

@@ -16,6 +16,10 @@ NUMERICS_VERSION = 1
 LOGGED_LOSS = "the mean query loss of the meta-batch after adaptation"
 
 
+def second_order(hp: dict) -> bool:
+    return False
+
+
 def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
     """(g_i, query loss) for one task (or for each task of a grouped batch)."""
     adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)

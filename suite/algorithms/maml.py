@@ -43,6 +43,10 @@ def carries_inner_state(hp: dict) -> bool:
     return False
 
 
+def second_order(hp: dict) -> bool:
+    return True
+
+
 def query_loss_after_adaptation(model, params, support_x, support_y, query_x, query_y, steps, lr):
     adapted = sgd_adapt(model.loss, params, support_x, support_y, steps, lr, model.inner_loop_names)
     return model.loss(adapted, query_x, query_y)

@@ -37,6 +37,10 @@ def carries_inner_state(hp: dict) -> bool:
     return False
 
 
+def second_order(hp: dict) -> bool:
+    return False
+
+
 class Learner(BaseLearner):
     def __init__(self, model, params, hp, path):
         super().__init__(model, params, hp, path)

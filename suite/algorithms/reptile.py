@@ -83,6 +83,10 @@ def carries_inner_state(hp: dict) -> bool:
     return hp["inner_optimizer_state"] == "carried"
 
 
+def second_order(hp: dict) -> bool:
+    return False
+
+
 def detached(state: dict) -> dict:
     return {"m": {k: v.detach() for k, v in state["m"].items()},
             "v": {k: v.detach() for k, v in state["v"].items()}, "t": int(state["t"])}

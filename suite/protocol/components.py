@@ -97,6 +97,10 @@ class Algorithm(Protocol):
     def carries_inner_state(self, hp: dict) -> bool:
         """Whether its inner optimiser state runs on across tasks (an evaluation may then start from it)."""
 
+    def second_order(self, hp: dict) -> bool:
+        """Whether its meta-gradient differentiates through the inner loop's gradients of the whole model (a double
+        backward through every layer, as MAML's), which changes which path is fastest (suite.training.paths)."""
+
     Learner: type
     """Learner(model, params, hp, path): .step(tasks, iteration, generator) -> loss, .params, .inner_state,
     .inner_loop_names, .state_dict(), .load_state_dict(), .load_params()."""

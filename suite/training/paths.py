@@ -11,19 +11,22 @@ the run's tasks, from `suite bench --claim omniglot-maml` and `suite bench --cla
 Conv4 Omniglot, two threads; the faster path over the per-task loop, in two bench runs and a longer run of 6
 iterations per path where the two disagreed):
 
-    MAML 5-way 1-shot, 1 query per class (10 images a task):  vmap 2.0× and 2.9×, grouped 2.0× and 2.3×
-    MAML 5-way 1-shot, 15 queries per class (80 images):      vmap 0.55× and 0.78×; grouped 1.11× and 1.16×
-    MAML 20-way 1-shot, 5 inner steps (40 images):            vmap 1.13× and 1.08×; grouped 1.15× and 1.14×
-    Reptile 5-way 10-shot, per-task Adam (50 images):         vmap 1.28× and 1.46×; grouped 1.75× and 1.96×
-    Reptile 5-way 5-shot, carried Adam (serial):              grouped 1.15× (20 iterations, two rounds)
+    MAML 5-way 1-shot, 1 query per class (10 images a task):  vmap 1.8-2.9×, grouped 1.5-2.3×
+    MAML 20-way 1-shot, 5 inner steps (40 images):            vmap 1.1-1.3×, grouped 1.1-1.4×
+    MAML 5-way 1-shot, 15 queries per class (80 images):      vmap 0.5-0.8×, grouped 0.8-1.1×
+    MAML 5-way 5-shot, 5 queries (50 images; 3 iterations):   grouped 0.6× (two rounds)
+    ANIL and first-order MAML, 5-way and 20-way 1-shot:       vmap 1.2-2.8×, grouped 1.2-2.8×
+    Reptile 5-way 10-shot, per-task Adam (50 images):         vmap 1.2-1.5×, grouped 1.4-2.1×
+    Reptile 5-way 5-shot, carried Adam (serial):              grouped 0.9-1.2×
 
 Small tasks are overhead-bound, and vmap's fewer, larger operations win there; from a few dozen images on, the
-grouped path's native batch norm and unsplit convolutions win. (Its second-order step is held back by torch
-computing the double backward of a grouped convolution's weight group by group.) Since the loop's first inner step
-uses torch.autograd.grad (suite.algorithms.inner.grad_and_losses) it is within 10% of the grouped path at 15 queries.
-`auto` takes vmap for conv models on CPU up to SMALL_TASK images a task and the grouped path above. Without
-convolutions the grouped path wins on CPU (sinusoid MLP, `suite bench`: 1.2× vmap for MAML, 1.4× for first-order MAML
-and Reptile). On a GPU, vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
+grouped path's native batch norm and unsplit convolutions win, except in a second-order meta-gradient (MAML's):
+torch computes the double backward of a grouped convolution's weight group by group, which costs more the more
+support images a task has, and the per-task loop wins from 50 images on (since its first inner step takes its
+gradient with torch.autograd.grad, suite.algorithms.inner.grad_and_losses). So on CPU, for conv models: vmap up to
+SMALL_TASK images a task; above that the grouped path, but the loop for a second-order algorithm above
+SECOND_ORDER_GROUPED images. Without convolutions the grouped path wins on CPU (sinusoid MLP, `suite bench`: 1.2-1.8×
+vmap). On a GPU, vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from suite.protocol.components import algorithms, families
 
 PATHS = ("vmap", "loop", "grouped")
 SMALL_TASK = 16  # images per task (support and query) up to which vmap beats the grouped path for a conv model on CPU
+SECOND_ORDER_GROUPED = 40  # images per task up to which the grouped path beats the loop for a second-order algorithm
 
 
 def choose_path(cfg, model, device, requested: str = "auto") -> str:
@@ -43,6 +47,11 @@ def choose_path(cfg, model, device, requested: str = "auto") -> str:
         return "vmap"
     if not model.has_conv:
         return "grouped"
-    _, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
+    algorithm = algorithms()[cfg.algorithm]
+    _, shots, queries = algorithm.task_shape(cfg.hyperparameters)
     points = families()[cfg.task["family"]].support_points(cfg.task, shots + queries)
-    return "vmap" if points <= SMALL_TASK else "grouped"
+    if points <= SMALL_TASK:
+        return "vmap"
+    if algorithm.second_order(cfg.hyperparameters) and points > SECOND_ORDER_GROUPED:
+        return "loop"
+    return "grouped"
