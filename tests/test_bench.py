@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from suite.protocol.manifest import load_manifest
-from suite.training.bench import REFERENCE, _measure, bench_configs
+from suite.training.bench import REFERENCE, _measure, bench_configs, flop_floor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,6 +33,13 @@ def test_the_plain_pytorch_reference_loops_train_on_the_bench_tasks(run, tmp_pat
     cfg = next(c for c in bench_configs(load_manifest(REPO / "benchmarks.yaml"), "maml-sinusoid") if c.run == run)
     measured = _measure(cfg, "cpu", "loop", 2, REFERENCE, tmp_path, 1)
     assert measured["ms/it"] > 0.0 and measured["CPU ms/it"] > 0.0
+
+
+def test_the_flop_floor_counts_the_second_order_terms(tmp_path):
+    configs = {c.run: c for c in bench_configs(load_manifest(REPO / "benchmarks.yaml"), "maml-sinusoid")}
+    second, first = flop_floor(configs["maml"], "cpu", tmp_path, 1), flop_floor(configs["fomaml"], "cpu", tmp_path, 1)
+    assert second["GFLOP a step"] > 1.5 * first["GFLOP a step"] > 0  # the double backward is counted
+    assert second["floor ms"] > 0 and second["GFLOP/s"] > 0
 
 
 def test_the_omniglot_bench_times_the_claims_own_task_shape():

@@ -10,6 +10,9 @@ runner's cadence and times them apart: "it/s" is the training step alone, "curve
 per iteration, and the paper-scale estimate counts both.
 "CPU ms/it" is the process's CPU time per iteration over all its threads (curve points included): steadier than
 wall time on a shared machine.
+The FLOP floor of a run is the FLOPs of its training step (torch's FlopCounterMode) at the best rate this machine
+runs the model's plain forward and backward, on one task's images or on the whole meta-batch as one batch: how fast
+the step could be if every FLOP ran as fast as that plain work does here.
 Reference rows (suite.training.reference) time the plainest hand-written PyTorch loop (MAML: autograd with
 create_graph=True; Reptile: an nn.Module and torch.optim) and, where it is installed
 (scripts/install-learn2learn.sh), learn2learn's MAML wrapper, on the same tasks and model, so the speed-up is also
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from suite.protocol import Manifest, ManifestError, RunConfig
 from suite.protocol.components import algorithms
@@ -36,6 +40,7 @@ from suite.training.run import build, build_model, make_learner
 
 
 REFERENCE = "plain PyTorch loop"
+FLOOR = "flop floor"
 
 
 def _rss_kib(field: str) -> int:
@@ -89,7 +94,47 @@ def _measure(cfg: RunConfig, device: str, path: str, iterations: int, reference:
             "curve point ms/it": 1000 * curve_seconds / iterations, "peak memory MiB": peak}
 
 
+def flop_floor(cfg: RunConfig, device: str, data_dir: Path, repeats: int = 5) -> dict:
+    """FLOPs of one training step, counted by torch's FlopCounterMode on the per-task loop (every path computes the
+    same mathematics), and the floor they set: those FLOPs at the best rate this machine runs the model's plain
+    forward and backward, on one task's images or on all the meta-batch's images as one batch."""
+    device = torch.device(device)
+    family, model = build(cfg, data_dir)
+    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), "loop")
+    n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
+    generator = seeded_generator(cfg.seed, 0)
+    tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)
+    with FlopCounterMode(display=False) as step_flops:
+        learner.step(tasks, 0, generator)
+    params = {k: p.detach().requires_grad_(True) for k, p in learner.params.items()}
+
+    def flops_per_second(x, y) -> float:
+        """FLOP/s of the model's forward and backward on the batch (x, y)."""
+        def forward_backward():
+            return torch.autograd.grad(model.loss(params, x, y), list(params.values()))
+
+        with FlopCounterMode(display=False) as counted:
+            forward_backward()
+        forward_backward()  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        began = time.perf_counter()
+        for _ in range(repeats):
+            forward_backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return counted.get_total_flops() * repeats / (time.perf_counter() - began)
+
+    x = torch.cat([tasks.support_x, tasks.query_x], 1)
+    y = torch.cat([tasks.support_y, tasks.query_y], 1)
+    rate = max(flops_per_second(x[0], y[0]), flops_per_second(x.flatten(0, 1), y.flatten(0, 1)))  # one task; all
+    return {"GFLOP a step": step_flops.get_total_flops() / 1e9, "GFLOP/s": rate / 1e9,
+            "floor ms": 1000 * step_flops.get_total_flops() / rate}
+
+
 def _in_child(args):
+    if args[0] == FLOOR:
+        return flop_floor(*args[1:])
     return _measure(*args)
 
 
@@ -118,12 +163,16 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
             jobs.append((cfg.run, REFERENCE, (cfg, device, "loop", iterations, REFERENCE, data_dir, warmup)))
         if cfg.algorithm in ("maml", "fomaml", "anil") and has_learn2learn():
             jobs.append((cfg.run, LEARN2LEARN, (cfg, device, "loop", iterations, LEARN2LEARN, data_dir, warmup)))
+        jobs.append((cfg.run, FLOOR, (FLOOR, cfg, device, data_dir)))
     context = multiprocessing.get_context("spawn")
-    rows = []
+    rows, floors = [], {}
     for run, path, args in jobs:
         with context.Pool(1) as pool:
             measured = pool.apply(_in_child, (args,))
-        rows.append({"algorithm": run, "implementation": path, **measured})
+        if path == FLOOR:
+            floors[run] = measured
+        else:
+            rows.append({"algorithm": run, "implementation": path, **measured})
     table = pd.DataFrame(rows)
     lines = [f"Bench setting of {claim_id} on {device} ({torch.get_num_threads()} threads), "
              f"{iterations} timed meta-iterations after {warmup} warm-up:", "",
@@ -132,12 +181,16 @@ def run_bench(manifest: Manifest, claim_id: str, iterations: int, device_spec: s
         r = table[table["algorithm"] == run].set_index("implementation")["it/s"]
         if "loop" not in r:
             continue
-        fastest = r[list(PATHS)].max()
+        fastest, floor = r[list(PATHS)].max(), floors.get(run)
         lines.append(f"{run}: " + ", ".join(f"{path} {r[path] / r['loop']:.2f}x" for path in PATHS if path != "loop")
                      + " the per-task loop" + "".join(f"; the fastest path {fastest / r[other]:.2f}x {label}"
                                                       for other, label in ((REFERENCE, "the plain PyTorch loop"),
                                                                            (LEARN2LEARN, LEARN2LEARN))
-                                                      if other in r))
+                                                      if other in r)
+                     + (f"; {floor['GFLOP a step']:.3g} GFLOP a step, the fastest path at "
+                        f"{1000 / fastest / floor['floor ms']:.2f}x the FLOP floor of {floor['floor ms']:.3g} ms "
+                        f"({floor['GFLOP/s']:.3g} GFLOP/s, the model's forward and backward on one task or the whole "
+                        "meta-batch as one batch, whichever is faster)" if floor else ""))
     if not has_learn2learn():
         lines.append("(learn2learn is not installed: scripts/install-learn2learn.sh adds it to these rows)")
     lines.append("")
