@@ -12,7 +12,9 @@ trap 'rm -rf "$work"' EXIT
 "$python" -m pip download --no-deps --no-binary :all: learn2learn==0.2.0 -d "$work"
 tar -xzf "$work"/learn2learn-0.2.0.tar.gz -C "$work"
 (cd "$work/learn2learn-0.2.0" && "$python" -m cython -3 learn2learn/data/*.pyx)
-# learn2learn's runtime imports: gym, qpth, torchvision (its other dependencies serve its dataset downloads)
-"$python" -m pip install torchvision gym qpth
+# what importing learn2learn needs: gym and torchvision (qpth, for MetaOptNet only, requires NumPy 1, which pandas 3
+# refuses; its other dependencies serve dataset downloads), keeping the NumPy the suite runs on
+numpy_now=$("$python" -c "import numpy; print(numpy.__version__)" 2>/dev/null || true)
+"$python" -m pip install torchvision gym ${numpy_now:+"numpy==$numpy_now"}
 "$python" -m pip install --no-build-isolation --no-deps "$work/learn2learn-0.2.0"
 "$python" -c "import learn2learn; print('learn2learn', learn2learn.__version__, 'installed')"
