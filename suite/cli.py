@@ -71,6 +71,7 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_pro
     from suite.training.layout import existing_result
     from suite.training.parallel import train_and_evaluate_all
     from suite.training.provenance import git_state, resolve_device
+    from suite.training.sensitivity import run_variants
     from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
@@ -85,10 +86,63 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_pro
         click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
     train_and_evaluate_all(configs, root, dev, code, ctx.obj["data"], overwrite=overwrite,
                            progress=not no_progress, jobs=jobs, path=path)
+    variants = [cfg for c in claims for cfg in manifest.claim(c).variant_configs(
+        profile, seeds=list(seeds) or None, runs=list(runs) or None)]
+    _report_untrained(run_variants(variants, root, dev, code, ctx.obj["data"], overwrite=overwrite,
+                                   progress=not no_progress, path=path), variants)
     records = load_results(root)
     for claim in claims:
         write_metrics(root, manifest.claim(claim), profile, records)
     click.echo(to_markdown(build_reports(manifest, records, list(claims))))
+
+
+def _report_untrained(missing: dict, variants: list):
+    """One line per variant left unmeasured for want of a trained model."""
+    retrains = {(c.claim, c.variant): c.retrains for c in variants}
+    for (claim, variant), seeds in missing.items():
+        why = "it retrains" if retrains[claim, variant] else "its run's trained model is not here (checkpoints/)"
+        click.echo(f"{claim}: sensitivity variant {variant!r} not measured for seed(s) "
+                   f"{', '.join(map(str, seeds))}: {why}; `suite sensitivity --claim {claim} --variant {variant} "
+                   "--train` trains it", err=True)
+
+
+@main.command()
+@click.option("--claim", "claim_id", required=True, help="Claim id.")
+@click.option("--variant", "variants", multiple=True, help="Only these variants (repeatable; default: all).")
+@click.option("--profile", default=PAPER, show_default=True, help="paper (the published protocol) or smoke (tiny).")
+@click.option("--seed", "seeds", type=int, multiple=True, help="Run these seeds instead of the claim's.")
+@click.option("--train", is_flag=True,
+              help="Train what the variants need and is not here: a variant that retrains, or the run whose trained "
+                   "model an evaluation-only variant reads. Without it, only the models here are evaluated.")
+@click.option("--device", envvar="SUITE_DEVICE", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N (or set SUITE_DEVICE).")
+@click.option("--jobs", envvar="SUITE_JOBS", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Train this many variants at once (see `suite run --help`).")
+@click.option("--path", "path", envvar="SUITE_PATH", default="auto", show_default=True,
+              type=click.Choice(["auto", *PATHS]), help="As for `suite run`.")
+@click.option("--overwrite", is_flag=True,
+              help="Evaluate again variants whose results come from another configuration (their trained models "
+                   "are kept: delete a checkpoint folder to retrain it).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+@_errors_are_clear
+def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, path, overwrite, no_progress):
+    """Measure a claim's protocol variants (its manifest's `sensitivity`): each evaluated on the trained models,
+    retraining only where it changes training (with --train), then print the claim's report."""
+    from suite.rendering.markdown import to_markdown
+    from suite.results.store import load_results
+    from suite.training.provenance import git_state, resolve_device
+    from suite.training.sensitivity import run_variants
+    from suite.verdicts.judge import build_reports
+
+    manifest = _manifest(ctx)
+    configs = manifest.claim(claim_id).variant_configs(profile, seeds=list(seeds) or None,
+                                                       variants=list(variants) or None)
+    root = ctx.obj["results"]
+    code = git_state(Path(__file__).resolve().parents[1])
+    _report_untrained(run_variants(configs, root, resolve_device(device), code, ctx.obj["data"], overwrite,
+                                   not no_progress, jobs, path, train), configs)
+    click.echo(to_markdown(build_reports(manifest, load_results(root), [claim_id])))
 
 
 @main.command()

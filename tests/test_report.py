@@ -159,22 +159,54 @@ def test_csv_has_one_row_per_number_and_relation(manifest, tmp_path):
     reports = build_reports(manifest, load_results(tmp_path), ["maml-sinusoid"])
     rows = pd.read_csv(io.StringIO(to_csv(reports)))
     assert list(rows["kind"]).count("number") == 6 and list(rows["kind"]).count("relation") == 1
-    assert set(rows[rows["kind"] != "measured"]["verdict"]) == {"reproduced", "holds"}
+    assert set(rows[rows["kind"].isin(["number", "relation"])]["verdict"]) == {"reproduced", "holds"}
     # the relation's other steps, 2-4 and 6-9, for both runs: values no published number shows
     measured = rows[rows["kind"] == "measured"]
     assert len(measured) == 14 and set(measured["metric"]) == {f"mse@{s}" for s in (2, 3, 4, 6, 7, 8, 9)}
 
 
-def test_diverged_fine_tuning_is_reported_as_nan_and_explained(manifest):
-    recs = paper_like(manifest)
-    recs[0]["metrics"]["mse@10"]["mean"] = float("nan")
-    recs[0]["episodes"] = {"mse@9": [0.3, float("inf")], "mse@10": [0.3, float("nan")]}
-    rep = build_reports(manifest, recs, ["maml-sinusoid"])[0]
-    row = rep.numbers[(rep.numbers["run"] == "maml") & (rep.numbers["metric"] == "mse@10")]
-    assert row["verdict"].item() == "not reproduced"
+def diverging(manifest, seed=0, bad=(600.0, float("inf"), float("nan"))):
+    """A maml result whose per-task values are 0.3 on every test task but the last, whose fine-tuning blows up from
+    step 5 on: above the claim's bound (100) at step 5, then inf, then nan. Its metrics summarise its episodes."""
+    rec = paper_like(manifest)[0]
+    rec["seed"] = seed
+    steps = {s: [0.3, 0.3, 0.3, 0.5 if s < 5 else bad[min(s - 5, 2)]] for s in range(11)}
+    rec["episodes"] = {f"mse@{s}": values for s, values in steps.items()}
+    for s, values in steps.items():
+        rec["metrics"][f"mse@{s}"]["mean"] = sum(values) / len(values)
+    return rec
+
+
+def test_a_diverged_task_is_counted_and_left_out_of_the_labelled_statistics_only(manifest):
+    rep = build_reports(manifest, [diverging(manifest), paper_like(manifest)[1]], ["maml-sinusoid"])[0]
+    # the verdict judges the published statistic, the mean over all tasks: the diverged task stays in it
+    maml = rep.numbers[rep.numbers["run"] == "maml"].set_index("metric")
+    row = maml.loc["mse@5"]
+    assert row["measured"] == pytest.approx((0.9 + 600.0) / 4) and row["verdict"] == "not reproduced"
+    assert math.isnan(maml.loc["mse@10", "measured"])
+    # counted per step count, from the first step past the bound (a finite 600 counts, as inf and nan do)
+    counts = rep.diverged.set_index("run").loc["maml"]
+    assert [counts.get(f"mse@{s}", 0) for s in range(11)] == [0] * 5 + [1] * 6 and counts["tasks"] == 4
+    # the labelled statistics leave it out (mean) or rank it (median); they explain, they do not judge
+    stats = rep.divergence.set_index("metric")
+    assert list(stats.index) == ["mse@5", "mse@10"] and stats.loc["mse@5", "diverged"] == "1 of 4"
+    assert stats.loc["mse@5", "mean, non-diverged tasks"] == pytest.approx(0.3)
+    assert stats.loc["mse@5", "median, all tasks"] == pytest.approx(0.3)
+    assert stats.loc["mse@10", "non-diverged mean would be"] == "reproduced"
+    assert any("fails through the diverged tasks." in line and "mse@10" in line for line in rep.explanation)
     text = to_markdown([rep])
-    assert "| nan " in text
-    assert "1 of 2 test tasks diverged (non-finite from mse@9)" in text
+    assert "Diverged test tasks (query loss above 100 or not finite)" in text
+    assert "| nan " in text and "mean, non-diverged tasks" in text
+
+
+def test_a_relation_that_fails_only_through_diverged_tasks_says_so(manifest):
+    rec = diverging(manifest)
+    rep = build_reports(manifest, [rec, paper_like(manifest)[1]], ["maml-sinusoid"])[0]
+    assert rep.relations["verdict"].item().startswith("fails only through diverged test tasks")
+    rec = diverging(manifest)
+    rec["metrics"]["mse@2"]["mean"] = 5.0  # a failure the diverged task does not explain
+    rep = build_reports(manifest, [rec, paper_like(manifest)[1]], ["maml-sinusoid"])[0]
+    assert rep.relations["verdict"].item() == "fails"
 
 
 def test_latex_is_one_booktabs_table_per_claim_laid_out_like_the_paper(manifest):
@@ -214,6 +246,17 @@ def test_several_seeds_are_compared_by_their_mean_with_the_std_over_seeds(tmp_pa
     assert m.mean == pytest.approx(0.7) and m.interval == pytest.approx(0.1) and m.within == pytest.approx(0.01)
     rep = build_reports(manifest, rows + paper_like(manifest)[1:], ["maml-sinusoid"])[0]
     assert list(rep.numbers[rep.numbers["run"] == "maml"]["measured ± means"]) == ["std-seeds"] * 3
+
+
+def test_seeds_that_disagree_with_their_mean_are_counted_and_explained(manifest):
+    rows = [record(manifest, "maml", "paper", lambda s, v=v: v * {1: 0.67, 5: 0.38, 10: 0.35}.get(s, 0.5) / 0.67,
+                   seed=seed) for seed, v in [(0, 0.4), (1, 0.7), (2, 0.91)]]
+    rep = build_reports(manifest, rows + paper_like(manifest)[1:], ["maml-sinusoid"])[0]
+    row = rep.numbers[rep.numbers["run"] == "maml"].set_index("metric").loc["mse@1"]
+    assert row["measured"] == pytest.approx(0.67) and row["verdict"] == "reproduced"  # the mean's verdict
+    assert row["seeds"] == "0.4, 0.7, 0.91" and row["seeds within"] == "1 of 3"
+    assert any("the seeds disagree: 1 of 3 are within alone" in line and "mse@1" in line for line in rep.explanation)
+    assert "seeds within" in to_markdown([rep])
 
 
 def test_seeds_the_claim_does_not_list_are_reported_but_not_judged(manifest):

@@ -111,6 +111,11 @@ EVALUATION = {
                                "head adapt (those of them the model's inner loops update: batch_norm_adapted "
                                "still holds). Raghu et al.'s layer-freezing experiment (arXiv 1909.09157) is "
                                "[[], [1], [1, 2], [1, 2, 3], [1, 2, 3, 4]]"),
+    "test_tasks": Field("str", required=False,
+                        doc="draw the test tasks exactly as a paper's released code does, from its own random "
+                            "stream (a task family lists the codes it follows in CODE_TEST_TASKS; e.g. sinusoid's "
+                            "'cbfinn-maml'); without it, test task i comes from the suite's stream seeded by "
+                            "(seed, i)"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),

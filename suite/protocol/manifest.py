@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from suite.protocol.components import algorithms, families, model_kinds
-from suite.protocol.fields import EVALUATION, check_evaluation, metric_suffixes
+from suite.protocol.fields import CURVE_FIELDS, EVALUATION, check_evaluation, metric_suffixes
 from suite.protocol.folders import FOLDERS, folder
 from suite.protocol.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
 
@@ -73,8 +73,27 @@ EXECUTION_SCHEMA = {
     "eval_chunk": Field("positive_int", doc="test tasks evaluated at once (memory only)"),
 }
 
-CLAIM_KEYS = ("paper", "where", "statement", "task", "model", "seeds", "runs", "evaluation", "expectations",
-              "notes", "execution", "profiles", "figures")
+CLAIM_KEYS = ("paper", "where", "statement", "task", "model", "seeds", "seeds_reason", "runs", "evaluation",
+              "expectations", "notes", "execution", "profiles", "figures", "sensitivity")
+
+DIVERGENCE_SCHEMA = {
+    "loss_above": Field("positive_float", required=False,
+                        doc="a test task whose query loss (mse, or the cross-entropy of a classification task) "
+                            "after a step count is above this, or not finite, diverged at that step; without it, "
+                            "only non-finite losses count"),
+    "reason": Field("str", doc="why this bound (or why non-finite alone)"),
+}
+
+# A protocol choice the paper leaves open, or on which its text and its code disagree: the runs it applies to,
+# measured again with `changes` merged into them. A variant whose changes leave training alone (evaluation
+# fields only) is evaluated on the runs' trained checkpoints; one that changes training retrains, on request.
+SENSITIVITY_SCHEMA = {
+    "question": Field("str", doc="the protocol choice in question, and the alternative this variant takes"),
+    "source": Field("str", doc="where the alternative comes from (the paper's text, its code, a re-implementation)"),
+    "runs": Field("str_list", doc="the runs it changes; the claim's other runs keep their results"),
+    "changes": Field(check_mapping, doc="merged into each of those runs, as a run's own fields: hyperparameters, "
+                                        "task or evaluation overrides"),
+}
 
 FIGURE_SCHEMA = {
     "title": Field("str"),
@@ -82,7 +101,7 @@ FIGURE_SCHEMA = {
     "x_label": Field("str"),
     "series": Field(check_mapping, doc="curve label -> {run: x value}, as the paper's figure lays it out"),
 }
-OVERRIDABLE = ("task", "model", "seeds", "runs", "evaluation", "execution")
+OVERRIDABLE = ("task", "model", "seeds", "runs", "evaluation", "execution", "sensitivity")
 
 
 def check_name(name, where):
@@ -156,6 +175,8 @@ class RunConfig:
     hyperparameters: dict
     evaluation: dict
     execution: dict
+    variant: str | None = None  # a sensitivity variant of run `run` (see SENSITIVITY_SCHEMA)
+    retrains: bool = False  # a variant whose training differs from its run's
 
     @property
     def hashed(self) -> dict:
@@ -171,8 +192,17 @@ class RunConfig:
         """What the trained model depends on (the evaluation aside): a new evaluation reuses the training."""
         return {k: v for k, v in self.hashed.items() if k != "evaluation"}
 
+    @property
+    def training_key(self) -> str:
+        """What the trained model depends on, as a hash: its training configuration, and the evaluation fields a
+        learning curve during training reads when it has one. Equal keys: one trained model serves both."""
+        curve = {k: v for k, v in self.evaluation.items() if k in CURVE_FIELDS} \
+            if self.evaluation.get("during_training") else {}
+        return config_hash({**self.training, "curve": curve})
+
     def to_json(self) -> dict:
-        return {"claim": self.claim, "profile": self.profile, "run": self.run, **self.hashed,
+        return {"claim": self.claim, "profile": self.profile, "run": self.run,
+                **({"variant": self.variant} if self.variant else {}), **self.hashed,
                 "execution": self.execution, "config_hash": self.hash}
 
 
@@ -203,6 +233,29 @@ class Claim:
         evaluation = deep_merge(body["evaluation"], run.get("evaluation", {}))
         return RunConfig(self.id, profile, name, seed, task, body["model"], run["algorithm"], hyperparameters(run),
                          evaluation, body["execution"])
+
+    def variant_configs(self, profile: str = PAPER, seeds=None, variants=None, runs=None) -> list[RunConfig]:
+        """The runs of the claim's sensitivity variants (all, or those named), each with its changes merged in;
+        `retrains` tells a variant that needs its own training from one evaluated on its run's trained model."""
+        body = self.body(profile)
+        unknown = sorted(set(variants or ()) - set(body["sensitivity"]))
+        if unknown:
+            raise ManifestError(f"claim {self.id!r} has no sensitivity variant {unknown[0]!r} (variants: "
+                                f"{', '.join(body['sensitivity']) or 'none'})")
+        out = []
+        for name, variant in body["sensitivity"].items():
+            if variants and name not in variants:
+                continue
+            for run in variant["runs"]:
+                if runs and run not in runs:
+                    continue
+                changed = deep_merge(body["runs"][run], variant["changes"])
+                for seed in (seeds if seeds is not None else body["seeds"]):
+                    base = self.run_config(body, profile, run, body["runs"][run], seed)
+                    cfg = self.run_config(body, profile, run, changed, seed)
+                    cfg.variant, cfg.retrains = name, cfg.training_key != base.training_key
+                    out.append(cfg)
+        return out
 
 
 @dataclass
@@ -339,7 +392,10 @@ def parse_body(body: dict, where: str) -> dict:
     out["model"] = parse_component(body, "model", "kind", model_kinds(), "model", model_schema, where)
     kind = out["model"]["kind"]
 
-    out["seeds"] = validate({"seeds": body.get("seeds")}, {"seeds": Field("seed_list")}, where)["seeds"]
+    out.update(validate({k: body.get(k) for k in ("seeds", "seeds_reason")}, {
+        "seeds": Field("seed_list"),
+        "seeds_reason": Field("str", doc="why this many training seeds: the published ±'s seeds, or what a paper "
+                                         "run costs here")}, where))
     out["execution"] = validate(body.get("execution"), EXECUTION_SCHEMA, _field(where, "execution"))
     if out["execution"]["checkpoint_every"] % out["execution"]["log_every"]:
         raise ManifestError(f"{_field(where, 'execution.checkpoint_every')}: must be a multiple of log_every "
@@ -354,7 +410,9 @@ def parse_body(body: dict, where: str) -> dict:
     out["expectations"] = validate(body.get("expectations"), {
         "published": Field(lambda v, w: _list_of_mappings(v, w, PUBLISHED_SCHEMA), required=False),
         "relations": Field(lambda v, w: _list_of_mappings(v, w, RELATION_SCHEMA), required=False),
+        "divergence": Field(DIVERGENCE_SCHEMA, doc="when a test task's fine-tuning counts as diverged"),
     }, _field(where, "expectations"))
+    out["sensitivity"] = parse_sensitivity(body.get("sensitivity"), _field(where, "sensitivity"), out)
     out["notes"] = validate({"notes": body.get("notes")}, {"notes": Field("str_list", required=False)},
                             where).get("notes", [])
     out["figures"] = _list_of_mappings(body.get("figures") or [], _field(where, "figures"), FIGURE_SCHEMA)
@@ -369,6 +427,34 @@ def parse_body(body: dict, where: str) -> dict:
                     raise ManifestError(f"{fw}.series.{label}.{run}: expected a number (the x value), got {x!r}")
             if fig["metric"] not in set.intersection(*(metric_names(out, r) for r in points)):
                 raise ManifestError(f"{fw}.metric: {fig['metric']!r} is not measured by every run of the figure")
+    return out
+
+
+def parse_sensitivity(value, where: str, body: dict) -> dict:
+    """The claim's sensitivity variants, each checked as the runs it changes would be with its changes merged."""
+    variants = check_mapping(value, where)
+
+    def resolved(run):  # what a run's configuration becomes, its overrides merged into the claim's
+        return (run["algorithm"], hyperparameters(run), deep_merge(body["task"], run.get("task", {})),
+                deep_merge(body["evaluation"], run.get("evaluation", {})))
+
+    if not variants:
+        raise ManifestError(f"{where}: list at least one protocol choice the paper leaves open (or on which its "
+                            "text and code disagree)")
+    out = {}
+    for name, variant in variants.items():
+        vw = f"{where}.{name}"
+        check_name(name, vw)
+        spec = validate(variant, SENSITIVITY_SCHEMA, vw)
+        for run in spec["runs"]:
+            if run not in body["runs"]:
+                raise ManifestError(f"{vw}.runs: no run {run!r} in this claim (runs: {', '.join(body['runs'])})")
+            changed = deep_merge(body["runs"][run], spec["changes"])
+            if resolved(changed) == resolved(body["runs"][run]):
+                raise ManifestError(f"{vw}.changes: changes nothing in run {run!r}")
+            parse_runs({run: changed}, f"{vw}.changes (merged into run {run!r})", body["evaluation"], body["task"],
+                       body["model"])
+        out[name] = spec
     return out
 
 
@@ -423,6 +509,12 @@ def check_run_protocol(task: dict, model: dict, algorithm, hp: dict, evaluation:
     if "lr_search" in evaluation:
         uses.append(("val", evaluation["shots"], evaluation["queries"]))
     family.check_protocol(task, model, uses, where)
+    if "test_tasks" in evaluation:
+        codes = getattr(family, "CODE_TEST_TASKS", {})
+        if evaluation["test_tasks"] not in codes:
+            raise ManifestError(f"{where}.evaluation.test_tasks: the {task['family']} family cannot draw test tasks "
+                                f"as {evaluation['test_tasks']!r} (it knows: {', '.join(codes) or 'none'})")
+        codes[evaluation["test_tasks"]](evaluation, f"{where}.evaluation")
     support = family.support_points(task, evaluation["shots"])
     if evaluation["batch_size"] != "full" and evaluation["batch_size"] > support:
         raise ManifestError(f"{where}: evaluation.batch_size {evaluation['batch_size']} is more than the {support} "
@@ -471,6 +563,9 @@ def check_expectations(body: dict):
             raise ManifestError(f"{where}.interval: required when interval_kind is {kind!r}")
         if kind == "std-seeds" and "interval_n" not in e:
             raise ManifestError(f"{where}.interval_n: required when interval_kind is 'std-seeds' (how many seeds)")
+        if kind == "std-seeds" and len(body["seeds"]) < e["interval_n"]:
+            raise ManifestError(f"{where}: the published ± is a std over {e['interval_n']} seeds, so the claim runs "
+                                f"at least that many (seeds: {body['seeds']})")
         if kind in ("none", "unknown") and tol is None:
             raise ManifestError(f"{where}.tolerance: required when the published interval is {kind!r} "
                                 "(say how far off still counts as reproduced, and why)")

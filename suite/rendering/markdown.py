@@ -8,7 +8,8 @@ import pandas as pd
 
 from suite.protocol import PAPER
 from suite.rendering.figures import learning_curves_caption
-from suite.rendering.tables import MARKS, _number_cells, compared_table, compute_spent, paper_layout, protocol_line
+from suite.rendering.tables import (MARKS, _fmt, _number_cells, compared_table, compute_spent, paper_layout,
+                                   protocol_line)
 from suite.verdicts.judge import NOT_RUN, ClaimReport
 
 
@@ -39,11 +40,14 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                 return f"{r['measured_text']} (paper {r['published_text']}) {MARKS.get(r['verdict'], '')}".strip()
             lines += ["Measured (published) as the paper lays the table out:", "",
                       paper_layout(rep, cell).to_markdown(), ""]
-            n = _number_cells(rep)
+            n = _number_cells(rep.numbers)
             table = pd.DataFrame({
                 "": n["row"], "column": n["column"], "published": n["published_text"], "± is": n["± means"],
                 "measured": n["measured_text"], "measured ± is": [v or "—" for v in n["measured ± means"]],
                 "difference": n["difference_text"], "allowed": n["allowed_text"], "verdict": n["verdict"]})
+            if n["seeds"].notna().any():  # several seeds: each one's mean, and how many are within alone
+                table.insert(6, "seeds", [v or "—" for v in n["seeds"]])
+                table.insert(9, "seeds within", [v or "—" for v in n["seeds within"]])
             lines += [table.to_markdown(index=False), ""]
         if len(rep.compared):
             what = "The other measured values the relations compare and the figures draw:" if len(rep.numbers) else \
@@ -53,8 +57,9 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
         if rep.profile:
             lines += [f"Protocol ({rep.profile}): {protocol_line(c, rep.profile)}", ""]
-        for d in rep.diverged:
-            lines += [f"Fine-tuning diverged: {d}; a mean over tasks then is not finite.", ""]
+        if rep.explanation:
+            lines += ["Why:", ""] + [f"- {x}" for x in rep.explanation] + [""]
+        lines += divergence_section(rep) + sensitivity_section(rep)
         if rep.provenance:
             lines += ["Provenance:", "", pd.DataFrame(rep.provenance).to_markdown(index=False), ""]
         for path in (figures or {}).get(c.id, []):
@@ -67,3 +72,40 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [f"Not judged: {len(rep.extra)} result(s) of seeds the claim does not list "
                       f"({', '.join(sorted({str(r['seed']) for r in rep.extra}))}).", ""]
     return "\n".join(lines)
+
+
+def divergence_section(rep: ClaimReport) -> list[str]:
+    """Test tasks whose fine-tuning diverged: counted per step count, run and seed; and for each published number
+    they touch, the labelled statistics that explain it."""
+    if not len(rep.diverged):
+        return []
+    d = rep.divergence_rule()
+    lines = [f"Diverged test tasks ({d}), by the loss after each step count:", "",
+             rep.diverged.fillna(0).astype({c: int for c in rep.diverged.columns if "@" in c})
+             .to_markdown(index=False), ""]
+    if len(rep.divergence):
+        t = rep.divergence.copy()
+        for col in ("mean, all tasks", "mean, non-diverged tasks", "median, all tasks"):
+            t[col] = [_fmt(v, percent=m.startswith("accuracy")) for v, m in zip(t[col], t["metric"])]
+        t["published"] = [_fmt(v, percent=m.startswith("accuracy")) for v, m in zip(t["published"], t["metric"])]
+        lines += ["The published statistic is the mean over all tasks (the verdict judges it); the others explain "
+                  "it (means over seeds):", "",
+                  t.drop(columns=["run", "metric"]).rename(columns={"row": ""}).to_markdown(index=False), ""]
+    return lines
+
+
+def sensitivity_section(rep: ClaimReport) -> list[str]:
+    """The claim's protocol variants: what each changes, its cost, and its verdict; then the numbers it measured."""
+    if not len(rep.sensitivity):
+        return []
+    lines = ["Protocol sensitivity (each variant's verdict has its runs' results in place of the runs' own; "
+             "`suite sensitivity --claim " + rep.claim.id + "` runs them):", "",
+             rep.sensitivity.drop(columns=["source"]).to_markdown(index=False), ""]
+    if len(rep.sensitivity_numbers):
+        n = _number_cells(rep.sensitivity_numbers)
+        lines += [pd.DataFrame({"variant": n["variant"], "": n["row"], "column": n["column"],
+                                "published": n["published_text"], "measured": n["measured_text"],
+                                "seeds": [v or "—" for v in n["seeds"]],
+                                "difference": n["difference_text"], "allowed": n["allowed_text"],
+                                "verdict": n["verdict"]}).to_markdown(index=False), ""]
+    return lines

@@ -29,6 +29,13 @@ def to_csv(reports: list[ClaimReport]) -> str:
             frames.append(rep.compared.assign(claim=rep.claim.id, profile=rep.profile, kind="measured"))
         if len(rep.relations):
             frames.append(rep.relations.assign(claim=rep.claim.id, profile=rep.profile, kind="relation"))
+        if len(rep.divergence):
+            frames.append(rep.divergence.assign(claim=rep.claim.id, profile=rep.profile, kind="divergence"))
+        if len(rep.sensitivity):
+            frames.append(rep.sensitivity.assign(claim=rep.claim.id, profile=rep.profile, kind="variant"))
+        if len(rep.sensitivity_numbers):
+            frames.append(rep.sensitivity_numbers.assign(claim=rep.claim.id, profile=rep.profile,
+                                                         kind="variant number"))
     if not frames:
         return ""
     df = pd.concat(frames, ignore_index=True)
@@ -39,11 +46,11 @@ def to_csv(reports: list[ClaimReport]) -> str:
 MARKS = {REPRODUCED: "✓", NOT_REPRODUCED: "✗"}
 
 
-def _number_cells(rep: ClaimReport) -> pd.DataFrame:
-    """The numbers table with display strings: accuracies in %, nan for diverged, — for missing."""
-    n = rep.numbers.astype(object).where(rep.numbers.notna(), None)
-    n.loc[n["verdict"] != NOT_RUN, "measured"] = rep.numbers["measured"]
-    n.loc[n["verdict"] != NOT_RUN, "difference"] = rep.numbers["difference"]
+def _number_cells(numbers: pd.DataFrame) -> pd.DataFrame:
+    """A numbers table with display strings: accuracies in %, nan for diverged, — for missing."""
+    n = numbers.astype(object).where(numbers.notna(), None)
+    n.loc[n["verdict"] != NOT_RUN, "measured"] = numbers["measured"]
+    n.loc[n["verdict"] != NOT_RUN, "difference"] = numbers["difference"]
     pct = [m.startswith("accuracy") for m in n["metric"]]
     n["published_text"] = [_fmt(v, i, p) for v, i, p in zip(n["published"], n["published ±"], pct)]
     n["measured_text"] = [_fmt(v, i, p) for v, i, p in zip(n["measured"], n["measured ±"], pct)]
@@ -54,7 +61,7 @@ def _number_cells(rep: ClaimReport) -> pd.DataFrame:
 
 def paper_layout(rep: ClaimReport, cell) -> pd.DataFrame:
     """Rows and columns as the paper's table prints them; cell(row of the numbers table) gives each entry."""
-    n = _number_cells(rep)
+    n = _number_cells(rep.numbers)
     rows, cols = list(dict.fromkeys(n["row"])), list(dict.fromkeys(n["column"]))
     table = pd.DataFrame("", index=rows, columns=cols)
     for _, r in n.iterrows():

@@ -22,7 +22,7 @@ RECORD_KEYS = ("claim", "profile", "run", "seed", "config_hash", "metrics", "pro
 
 def load_results(root: Path) -> list[dict]:
     out = []
-    for path in sorted(root.glob("*/*/*/seed*/results.json")):
+    for path in sorted([*root.glob("*/*/*/seed*/results.json"), *root.glob("*/*/*/seed*/variants/*/results.json")]):
         try:
             record = json.loads(path.read_text())
         except ValueError as e:
@@ -43,6 +43,7 @@ class Measured:
     n: int
     seeds: list[int] = field(default_factory=list)
     within: float = 0.0  # several seeds: the mean of their 95% CIs over episodes
+    per_seed: list["Measured"] = field(default_factory=list)  # several seeds: each one's mean ± CI over episodes
 
 
 def measure(records: list[dict], metric: str) -> Measured | None:
@@ -50,26 +51,40 @@ def measure(records: list[dict], metric: str) -> Measured | None:
     rows = [r for r in records if metric in r["metrics"]]
     if not rows:
         return None
+    each = [Measured(r["metrics"][metric]["mean"], r["metrics"][metric]["ci95"], "ci95-episodes",
+                     r["metrics"][metric]["n"], [r["seed"]]) for r in rows]
     if len(rows) == 1:
-        m = rows[0]["metrics"][metric]
-        return Measured(m["mean"], m["ci95"], "ci95-episodes", m["n"], [rows[0]["seed"]])
-    means = [r["metrics"][metric]["mean"] for r in rows]
+        return each[0]
+    means = [m.mean for m in each]
     mean = sum(means) / len(means)
     std = math.sqrt(sum((x - mean) ** 2 for x in means) / (len(means) - 1))
-    within = sum(r["metrics"][metric]["ci95"] for r in rows) / len(rows)
-    return Measured(mean, std, "std-seeds", len(means), [r["seed"] for r in rows], within)
+    within = sum(m.interval for m in each) / len(rows)
+    return Measured(mean, std, "std-seeds", len(means), [r["seed"] for r in rows], within, each)
 
 
 def current_records(claim: Claim, records: list[dict], profile: str) -> list[dict]:
-    """The results of `profile` made by the manifest's current configuration and the code's numerics versions."""
+    """The results of `profile` made by the manifest's current configuration and the code's numerics versions
+    (the runs themselves; their sensitivity variants are current_variant_records)."""
     out = []
     for r in records:
-        if r["claim"] != claim.id or r["profile"] != profile or r["run"] not in claim.body(profile)["runs"]:
+        if r["claim"] != claim.id or r["profile"] != profile or r["run"] not in claim.body(profile)["runs"] \
+                or r.get("variant"):
             continue
         if r["seed"] in claim.body(profile)["seeds"] and \
                 is_current(r, claim.run_configs(profile, seeds=[r["seed"]], runs=[r["run"]])[0]):
             out.append(r)
     return out
+
+
+def current_variant_records(claim: Claim, records: list[dict], profile: str) -> dict[str, list[dict]]:
+    """Per sensitivity variant of `profile`, its current results (as current_records)."""
+    body, out = claim.body(profile), {}
+    configs = {(c.variant, c.run, c.seed): c for c in claim.variant_configs(profile)}
+    for r in records:
+        cfg = configs.get((r.get("variant"), r["run"], r["seed"]))
+        if r["claim"] == claim.id and r["profile"] == profile and cfg is not None and is_current(r, cfg):
+            out.setdefault(r["variant"], []).append(r)
+    return {name: out[name] for name in body["sensitivity"] if name in out}
 
 
 def relation_runs_and_metrics(relation: dict) -> tuple[list[str], list[str]]:

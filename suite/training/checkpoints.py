@@ -23,11 +23,11 @@ def load_checkpoint(path: Path, device="cpu") -> dict:
 
 
 @contextmanager
-def training_lock(ckpts: Path, what: str):
+def training_lock(ckpts: Path, what: str, variant: bool = False):
     """Hold the run's lock (beside its checkpoint folders) for the block: a second process training the same run
-    is a clear error naming the holder."""
+    is a clear error naming the holder. A variant that retrains locks its own training alone."""
     try:
-        with exclusive_lock(ckpts.parent / "training.lock"):
+        with exclusive_lock(ckpts.parent / (f"training-{ckpts.name}.lock" if variant else "training.lock")):
             yield
     except Locked as e:
         raise RunError(f"{what} is being trained by another process (PID {e.holder}); wait for it to finish, or "

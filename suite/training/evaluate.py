@@ -72,12 +72,16 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
             out.update({name + suffix: values for name, values in curve.items()})
         return out
 
+    code_tasks = None  # test tasks drawn as a paper's code does: all at once, from its own stream
+    if split == "test" and "test_tasks" in config:
+        code_tasks = family.sample_as_code(config["test_tasks"], n_tasks, config["shots"], config["queries"], seed)
     per_metric: dict[str, list] = {}
     for start in tqdm(range(0, n_tasks, chunk), disable=progress is None,
                       **{"desc": "evaluating", "unit": "chunk", "leave": False, **(progress or {})}):
         ids = range(start, min(start + chunk, n_tasks))
-        part = TaskBatch.cat([family.sample(1, config["shots"], config["queries"],
-                                            seeded_generator(seed, i, TASK_STREAM), split) for i in ids]).to(device)
+        part = (code_tasks[start:ids.stop] if code_tasks is not None else TaskBatch.cat(
+            [family.sample(1, config["shots"], config["queries"], seeded_generator(seed, i, TASK_STREAM), split)
+             for i in ids])).to(device)
         b = None  # the fine-tuning mini-batches: per step, [tasks, size] indices
         if config["batch_size"] != "full":
             b = list(torch.cat([inner_batches(1, part.support_x.shape[1], config["batch_size"],

@@ -1,8 +1,12 @@
 """Where a run's files go, and what is already there:
 
     results/<claim>/<profile>/<run>/seed<N>/{config,results}.json        kept in git
+    results/<claim>/<profile>/<run>/seed<N>/variants/<variant>/...         a sensitivity variant of the run
     results/plots/<claim>/<profile>/<run>-seed<N>.csv                      the learning curve, as DVC plots read it
     checkpoints/<claim>/<profile>/<run>/seed<N>/<training identity>/       latest.pt while training, final.pt after
+
+A variant that leaves training alone finds its run's final.pt in the same folder (the same training identity); one
+that retrains gets a folder of its own identity beside it, marked as a variant's so the run does not remove it.
 """
 from __future__ import annotations
 
@@ -18,11 +22,16 @@ class RunError(RuntimeError):
 
 
 def run_dir(root: Path, cfg: RunConfig) -> Path:
-    return root / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
+    out = root / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
+    return out / "variants" / cfg.variant if cfg.variant else out
 
 
 def curve_file(root: Path, cfg: RunConfig) -> Path:
-    return root / "plots" / cfg.claim / cfg.profile / f"{cfg.run}-seed{cfg.seed}.csv"
+    name = f"{cfg.run}~{cfg.variant}" if cfg.variant else cfg.run
+    return root / "plots" / cfg.claim / cfg.profile / f"{name}-seed{cfg.seed}.csv"
+
+
+VARIANT_MARK = "variant"  # in a checkpoint folder a variant trained: the run's cleanup keeps it
 
 
 def checkpoint_dir(root: Path, cfg: RunConfig, data: dict | None, path: str) -> Path:

@@ -18,7 +18,8 @@ from suite.protocol.components import algorithms, families
 from suite.training.checkpoints import load_checkpoint, training_lock
 from suite.training.evaluate import evaluate
 from suite.training.identity import numerics
-from suite.training.layout import RunError, check_not_overwriting, checkpoint_dir, curve_file, run_dir
+from suite.training.layout import (VARIANT_MARK, RunError, check_not_overwriting, checkpoint_dir, curve_file,
+                                   existing_result, run_dir)
 from suite.training.loop import train_with_checkpoints
 from suite.training.paths import PATHS, choose_path
 from suite.training.provenance import device_name, versions
@@ -50,6 +51,22 @@ def resumed_path(root: Path, cfg: RunConfig, data: dict | None) -> str:
     return started[0] if started else "auto"
 
 
+class NotTrained(RunError):
+    """A sensitivity variant whose trained model is not here, asked to be evaluated without training."""
+
+
+def trained_path(root: Path, cfg: RunConfig, data: dict | None) -> str:
+    """A path on which this training has finished (its final.pt), else the one it is under way on, else auto: a
+    variant is evaluated on its run's trained model whichever path trained it."""
+    done = [p for p in PATHS if (checkpoint_dir(root, cfg, data, p) / "final.pt").is_file()]
+    return done[0] if done else resumed_path(root, cfg, data)
+
+
+def describe(cfg: RunConfig) -> str:
+    return f"claim {cfg.claim!r}, run {cfg.run!r}" + (f", variant {cfg.variant!r}" if cfg.variant else "") + \
+        f", seed {cfg.seed}"
+
+
 def _data_name(record: dict) -> str:
     data = record["provenance"].get("data")
     if not data:
@@ -58,20 +75,32 @@ def _data_name(record: dict) -> str:
 
 
 def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: dict, data_dir: Path,
-                       overwrite: bool = False, progress: dict | None = None, path: str = "auto") -> dict:
+                       overwrite: bool = False, progress: dict | None = None, path: str = "auto",
+                       may_train: bool = True) -> dict:
     """Train (resuming from a checkpoint), evaluate and write results.json. `code` is git_state() taken when the
     process started: the code that runs is the code that was loaded then. `progress`: options of the progress
-    bars (tqdm's), None for none. `path`: vmap, loop, grouped, or auto (suite.training.paths)."""
+    bars (tqdm's), None for none. `path`: vmap, loop, grouped, or auto (suite.training.paths). A sensitivity
+    variant is evaluated on its trained model when that exists (its run's, unless it retrains); otherwise it is
+    trained only if `may_train`, else NotTrained is raised before anything is written."""
     out = run_dir(root, cfg)
+    if cfg.variant and not overwrite and (done := existing_result(root, cfg)) is not None:
+        return done  # measured already (its trained model need not be here)
     check_not_overwriting(out, cfg, overwrite)
     family, model = build(cfg, data_dir)  # before anything is written: missing data fails here
     # what the tasks are drawn from where that can differ (e.g. the generated stand-in), as JSON will hold it
     data = json.loads(json.dumps(family.provenance))
     if path == "auto":
-        path = resumed_path(root, cfg, data)
+        path = trained_path(root, cfg, data) if cfg.variant else resumed_path(root, cfg, data)
     path = choose_path(cfg, model, device, path)
     ckpts = checkpoint_dir(root, cfg, data, path)
-    with training_lock(ckpts, f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"):  # its folders are ours
+    if cfg.variant and (ckpts / "final.pt").is_file():  # evaluation alone: it reads the finished training only
+        return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
+                                         data, ckpts, path)
+    if cfg.variant and not may_train:
+        raise NotTrained(f"{describe(cfg)}: " + ("the variant retrains" if cfg.retrains else
+                         f"evaluated on run {cfg.run!r}'s trained model") + f", and {ckpts / 'final.pt'} is not "
+                         f"here; `suite sensitivity --claim {cfg.claim} --variant {cfg.variant} --train` trains it")
+    with training_lock(ckpts, describe(cfg), variant=cfg.variant is not None):  # its folders are ours
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
                                          data, ckpts, path)
 
@@ -88,17 +117,22 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
                                f"{_data_name({'provenance': {'data': data}})}). Pass --overwrite to replace it.")
             return existing
         (out / "results.json").unlink()
-        shutil.rmtree(ckpts, ignore_errors=True)  # --overwrite of the same configuration: train again
+        if not cfg.variant:  # --overwrite of the same configuration: train again (a variant is evaluated again)
+            shutil.rmtree(ckpts, ignore_errors=True)
     atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg), "path": path,
                                             "provenance": {**code, "versions": versions(), "data": data}})
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg, model, params, path)
     tuned = model.adapting_only(learner.inner_loop_names)  # what test-time fine-tuning adapts (ANIL: the head)
-    if (ckpts / "final.pt").exists():  # the same training (configuration and numerics) finished: evaluate it
+    reused = (ckpts / "final.pt").exists()
+    if reused:  # the same training (configuration and numerics) finished: evaluate it
         trained = load_checkpoint(ckpts / "final.pt", device)
         learner.load_params(trained["params"])
         learner.inner_state, train = trained["inner_state"], trained["training"]
     else:
+        if cfg.variant:
+            ckpts.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(ckpts / VARIANT_MARK, f"{cfg.variant}\n".encode())
         train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, path, code, progress)
 
     eval_began = time.perf_counter()
@@ -108,9 +142,13 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
                       training_state=learner.inner_state)
     eval_time = time.perf_counter() - eval_began
     train_time, curve = train["seconds"], train["curve"]
+    if cfg.variant and not cfg.retrains:  # it trained nothing: its run's model is reused
+        train_time, train = 0.0, dict(train, gpu_seconds=0.0)
 
     record = {
-        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "algorithm": cfg.algorithm,
+        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run,
+        **({"variant": cfg.variant, "retrains": cfg.retrains} if cfg.variant else {}),
+        "seed": cfg.seed, "algorithm": cfg.algorithm,
         "config_hash": cfg.hash,
         "numerics": numerics(cfg),
         "path": path,
@@ -139,10 +177,13 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
         "examples": result["examples"],
         "episodes": result["episodes"],
     }
-    atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
-        f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
+    if not cfg.variant or cfg.retrains:
+        atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
+            f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
     atomic_write_json(out / "results.json", record)
+    if cfg.variant:
+        return record
     for other in ckpts.parent.iterdir():  # this run's other trainings: earlier configurations, numerics, paths
-        if other != ckpts and other.is_dir():
+        if other != ckpts and other.is_dir() and not (other / VARIANT_MARK).exists():
             shutil.rmtree(other, ignore_errors=True)
     return record

@@ -15,7 +15,16 @@ Verdict rules (the README states them too):
 - results whose config hash differs from the manifest's current config, or whose numerics versions differ from the
   code's, are stale and ignored (the path that computed a result does not matter);
 - a relation holds or fails by its margin; while some of its runs are missing, one failed comparison fails it,
-  otherwise it is incomplete.
+  otherwise it is incomplete;
+- several seeds: the verdict is their mean's, by the rules above; each seed is also judged alone (its mean ± its
+  95% CI over episodes) and the report says how many of them are within, and explains a mean whose seeds
+  disagree with it;
+- diverged test tasks (a query loss above the claim's expectations.divergence.loss_above, or not finite) stay in
+  the judged mean, as the papers average over all their tasks; the report counts them per step and seed and shows,
+  labelled, the mean over the other tasks and the median, and says when a number or a relation fails only
+  through them;
+- sensitivity variants are judged by the same rules with their runs' results in place of the runs' own: the
+  report says which variants would reproduce the claim; they never change its verdict.
 """
 from __future__ import annotations
 
@@ -26,7 +35,8 @@ import pandas as pd
 
 from suite.protocol import PAPER, Claim, Manifest
 from suite.protocol.manifest import expand_metrics
-from suite.results.store import Measured, current_records, measure, relation_runs_and_metrics
+from suite.results.store import (Measured, current_records, current_variant_records, measure,
+                                 relation_runs_and_metrics)
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 HOLDS, FAILS, INCOMPLETE = "holds", "fails", "incomplete"
@@ -111,10 +121,19 @@ class ClaimReport:
     verdict: str
     stale: list[str]
     provenance: list[dict]
-    diverged: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)  # the results reported (the chosen profile's)
     extra: list[dict] = field(default_factory=list)  # results of seeds the claim does not list
     compared: pd.DataFrame = field(default_factory=pd.DataFrame)  # see compared_values
+    diverged: pd.DataFrame = field(default_factory=pd.DataFrame)  # see divergence_counts
+    divergence: pd.DataFrame = field(default_factory=pd.DataFrame)  # see divergence_statistics
+    sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per variant, see sensitivity
+    sensitivity_numbers: pd.DataFrame = field(default_factory=pd.DataFrame)  # their measured published numbers
+    explanation: list[str] = field(default_factory=list)  # why the verdict is what it is, in sentences
+
+    def divergence_rule(self) -> str:
+        d = self.claim.body(PAPER)["expectations"]["divergence"]
+        return f"query loss above {d['loss_above']:g} or not finite" if "loss_above" in d else \
+            "query loss not finite"
 
 
 def compared_values(claim: Claim, by_run: dict[str, list[dict]]) -> pd.DataFrame:
@@ -143,25 +162,227 @@ def compared_values(claim: Claim, by_run: dict[str, list[dict]]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def diverged_episodes(record: dict) -> str | None:
-    """'k of n test tasks diverged (non-finite from <metric>)' when fine-tuning blew up on some tasks."""
-    for metric, values in record.get("episodes", {}).items():
-        bad = sum(1 for v in values if not math.isfinite(v))
-        if bad:
-            return f"{record['run']} (seed {record['seed']}): {bad} of {len(values)} test tasks diverged " \
-                   f"(non-finite from {metric})"
-    return None
+# ---- diverged test tasks ----
+
+def loss_metric(metric: str) -> str:
+    """The metric whose per-task values say whether a task diverged: the query loss after the same step count, in
+    the same mode (accuracy@5/transductive → loss@5/transductive; an mse is its own)."""
+    name, _, rest = metric.partition("@")
+    return metric if name in ("mse", "loss") else f"loss@{rest}"
+
+
+def diverged_tasks(record: dict, metric: str, bound: float | None) -> list[bool] | None:
+    """Per test task, whether its fine-tuning had diverged when `metric` was measured (None: no per-task values)."""
+    values = record.get("episodes", {}).get(loss_metric(metric))
+    if values is None:
+        return None
+    return [not math.isfinite(v) or (bound is not None and v > bound) for v in values]
+
+
+def _bound(claim: Claim) -> float | None:
+    return claim.body(PAPER)["expectations"]["divergence"].get("loss_above")
+
+
+def divergence_counts(records: list[dict], bound: float | None) -> pd.DataFrame:
+    """Per run and seed (and variant) whose fine-tuning diverged on some test task: how many tasks had diverged
+    after each step count, for every loss metric where any had."""
+    rows = []
+    for r in records:
+        counts = {}
+        for metric in r.get("episodes", {}):
+            if loss_metric(metric) == metric:
+                bad = sum(diverged_tasks(r, metric, bound))
+                if bad:
+                    counts[metric] = bad
+        if counts:
+            rows.append({"run": r["run"], **({"variant": r["variant"]} if r.get("variant") else {}),
+                         "seed": r["seed"], "tasks": len(r["episodes"][next(iter(counts))]), **counts})
+    return pd.DataFrame(rows)
+
+
+def _stats(values: list[float], bad: list[bool]) -> tuple[float, float, float]:
+    """(mean over all tasks, mean over the non-diverged ones, median over all) of one seed's per-task values."""
+    kept = [v for v, b in zip(values, bad) if not b]
+    ordered = sorted(values, key=lambda v: (math.isnan(v), v))  # nan sorts last, as the largest loss
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return sum(values) / n, (sum(kept) / len(kept) if kept else math.nan), median
+
+
+def kept_view(records: list[dict], bound: float | None) -> list[dict]:
+    """The records with each metric's mean taken over the test tasks that had not diverged when it was measured
+    (the labelled statistic that explains a verdict; it never makes one)."""
+    out = []
+    for r in records:
+        metrics = dict(r["metrics"])
+        for metric, values in r.get("episodes", {}).items():
+            bad = diverged_tasks(r, metric, bound)
+            if bad is not None and any(bad) and metric in metrics:
+                metrics[metric] = dict(metrics[metric], mean=_stats(values, bad)[1])
+        out.append(dict(r, metrics=metrics))
+    return out
+
+
+def divergence_statistics(claim: Claim, by_run: dict[str, list[dict]], bound: float | None) -> pd.DataFrame:
+    """For each published number some of whose test tasks diverged: the mean over all tasks (the published
+    statistic, which the verdict judges), the mean over the tasks that had not diverged and the median, each
+    averaged over seeds, with the diverged tasks counted over all seeds."""
+    rows = []
+    for e in claim.body(PAPER)["expectations"].get("published", []):
+        records = [r for r in by_run.get(e["run"], []) if e["metric"] in r.get("episodes", {})]
+        masks = [diverged_tasks(r, e["metric"], bound) for r in records]
+        if not any(m and any(m) for m in masks):
+            continue
+        stats = [_stats(r["episodes"][e["metric"]], m) for r, m in zip(records, masks)]
+        kept = measure(kept_view(records, bound), e["metric"])
+        verdict, _ = judge(e, kept)
+        rows.append({"row": e["row"], "column": e["column"], "run": e["run"], "metric": e["metric"],
+                     "published": e["value"], "diverged": f"{sum(map(sum, masks))} of {sum(map(len, masks))}",
+                     "mean, all tasks": sum(s[0] for s in stats) / len(stats),
+                     "mean, non-diverged tasks": sum(s[1] for s in stats) / len(stats),
+                     "median, all tasks": sum(s[2] for s in stats) / len(stats),
+                     "non-diverged mean would be": verdict})
+    return pd.DataFrame(rows)
+
+
+# ---- numbers, relations and the verdict of one set of results ----
+
+def _verdict_of(numbers: pd.DataFrame, relations: pd.DataFrame, only: str | None) -> str:
+    if only:
+        return only
+    verdicts = list(numbers.get("verdict", [])) + list(relations.get("verdict", []))
+    if any(v == NOT_RUN or v.startswith(INCOMPLETE) for v in verdicts):
+        return INCOMPLETE
+    if all(v in (REPRODUCED, HOLDS) for v in verdicts):
+        return REPRODUCED
+    return NOT_REPRODUCED
+
+
+def judge_results(claim: Claim, by_run: dict[str, list[dict]], only: str | None,
+                  bound: float | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(published vs measured, relations, verdict) of the claim on these results, per run."""
+    expectations = claim.body(PAPER)["expectations"]
+    rows = []
+    for e in expectations.get("published", []):
+        m = measure(by_run.get(e["run"], []), e["metric"])
+        verdict, allowed = (NOT_RUN, None) if m is None else judge(e, m)
+        within = None if m is None or not m.per_seed else sum(judge(e, s)[0] == REPRODUCED for s in m.per_seed)
+        rows.append({
+            "row": e["row"], "column": e["column"], "run": e["run"], "metric": e["metric"],
+            "published": e["value"], "published ±": e.get("interval"), "± means": e["interval_kind"],
+            "measured": None if m is None else m.mean, "measured ±": None if m is None else m.interval,
+            "measured ± means": None if m is None else m.interval_kind, "n": None if m is None else m.n,
+            "seeds": None if m is None or not m.per_seed else ", ".join(_short(s.mean) for s in m.per_seed),
+            "seeds within": None if within is None else f"{within} of {len(m.per_seed)}",
+            "difference": None if m is None else m.mean - e["value"], "allowed": allowed,
+            "verdict": only if (only and m is not None) else verdict, "source": e["source"],
+        })
+    numbers = pd.DataFrame(rows)
+    kept = {run: kept_view(records, bound) for run, records in by_run.items()}
+    rel_rows = []
+    for r in expectations.get("relations", []):
+        held, failures = check_relation(r, by_run)
+        if held == FAILS and not check_relation(r, kept)[1]:
+            held = f"{FAILS} only through diverged test tasks (holds on the means over the others)"
+        verdict = held if held == NOT_RUN or not only else f"{only} ({held})"
+        rel_rows.append({"relation": r["statement"], "source": r["source"], "margin": r["margin"],
+                         "verdict": verdict, "failed comparisons": "; ".join(failures[:4]) +
+                         (f" (+{len(failures) - 4} more)" if len(failures) > 4 else "")})
+    relations = pd.DataFrame(rel_rows)
+    return numbers, relations, _verdict_of(numbers, relations, only)
+
+
+def _short(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+# ---- sensitivity variants ----
+
+def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], variant_records: dict[str, list[dict]],
+                only: str | None, bound: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per variant: what it changes, whether it retrains, its seeds measured and the claim's verdict
+    with its results in place of its runs'; the published numbers of its runs as it measured them)."""
+    body, rows, numbers = claim.body(profile), [], []
+    base_train = {run: [r["provenance"].get("train_seconds") for r in records] for run, records in by_run.items()}
+    for name, variant in body["sensitivity"].items():
+        configs = claim.variant_configs(profile, variants=[name], seeds=body["seeds"][:1])
+        retrains = any(c.retrains for c in configs)
+        records = variant_records.get(name, [])
+        if records:
+            replaced = dict(by_run)
+            for run in variant["runs"]:
+                replaced[run] = [r for r in records if r["run"] == run]
+            table, _, verdict = judge_results(claim, replaced, only, bound)
+            if len(table):
+                table = table[table["run"].isin(variant["runs"])].assign(variant=name)
+                numbers.append(table)
+        else:
+            verdict = NOT_RUN
+        seconds = [s for run in variant["runs"] for s in base_train.get(run, []) if s]
+        cost = ("evaluation only" if not retrains else
+                "retrains" + (f": ≈{_duration(sum(seconds) / len(seconds) * len(variant['runs']))} per seed (its "
+                              "runs' own training time)" if seconds else ""))
+        rows.append({"variant": name, "runs": ", ".join(variant["runs"]), "question": variant["question"],
+                     "source": variant["source"], "cost": cost,
+                     "seeds measured": len({r["seed"] for r in records}), "verdict": verdict})
+    return pd.DataFrame(rows), (pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame())
+
+
+# ---- the explanation ----
+
+def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataFrame, variants: pd.DataFrame,
+            verdict: str, seeds_missing: dict[str, list[int]]) -> list[str]:
+    """Sentences saying why the verdict is what it is, from the tables alone."""
+    out = [f"Run {run}: seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} of the claim's not measured; "
+           "the verdict judges the others." for run, seeds in seeds_missing.items()]
+    by_number = {(d["run"], d["metric"]): d for _, d in divergence.iterrows()} if len(divergence) else {}
+    for _, n in numbers.iterrows() if len(numbers) else ():
+        what = f"{n['row']}, {n['column']} ({n['run']} {n['metric']})"
+        d = by_number.get((n["run"], n["metric"]))
+        if n["verdict"] == NOT_REPRODUCED and d is not None:
+            out.append(f"{what}: {d['diverged']} test tasks diverged; over the others the mean is "
+                       f"{_short(d['mean, non-diverged tasks'])} and the median {_short(d['median, all tasks'])}, "
+                       f"which would be {d['non-diverged mean would be']}: it fails through the diverged tasks"
+                       + ("" if d["non-diverged mean would be"] == REPRODUCED else " and beyond them") + ".")
+        elif d is not None:
+            out.append(f"{what}: {d['diverged']} test tasks diverged; the verdict counts them, as the paper's mean "
+                       "does.")
+        if isinstance(n.get("seeds within"), str):
+            k, total = (int(x) for x in n["seeds within"].split(" of "))
+            if (n["verdict"] == REPRODUCED and k < total) or (n["verdict"] == NOT_REPRODUCED and k > 0):
+                out.append(f"{what}: the seeds disagree: {k} of {total} are within alone ({n['seeds']}); the "
+                           f"verdict is their mean's ({n['verdict']}).")
+    for _, r in relations.iterrows() if len(relations) else ():
+        if "only through diverged" in r["verdict"]:
+            out.append(f"Relation \"{r['relation']}\" {r['verdict']}.")
+    if len(variants) and verdict == NOT_REPRODUCED:
+        measured = variants[variants["verdict"] != NOT_RUN]
+        good = list(measured[measured["verdict"] == REPRODUCED]["variant"])
+        unmeasured = list(variants[variants["verdict"] == NOT_RUN]["variant"])
+        if good:
+            out.append(f"These protocol variants would reproduce it: {', '.join(good)} (see the sensitivity table).")
+        elif len(measured):
+            out.append(f"None of the {len(measured)} protocol variants measured would reproduce it.")
+        if unmeasured:
+            out.append(f"Not measured: {', '.join(unmeasured)}.")
+    return out
 
 
 def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
     mine = [r for r in records if r["claim"] == claim.id]
-    current = [r for p in claim.profiles for r in current_records(claim, mine, p)]
+    runs_of = [r for r in mine if not r.get("variant")]
+    current = [r for p in claim.profiles for r in current_records(claim, runs_of, p)]
     def listed(r):  # a known profile, run and seed: then a result not current is stale
         return r["profile"] in claim.profiles and r["run"] in claim.body(r["profile"])["runs"] and \
             r["seed"] in claim.body(r["profile"])["seeds"]
-    stale = [r for r in mine if r not in current and (listed(r) or r["profile"] not in claim.profiles
-                                                      or r["run"] not in claim.body(r["profile"])["runs"])]
-    extra = [r for r in mine if r not in current and r not in stale]
+    stale = [r for r in runs_of if r not in current and (listed(r) or r["profile"] not in claim.profiles
+                                                         or r["run"] not in claim.body(r["profile"])["runs"])]
+    extra = [r for r in runs_of if r not in current and r not in stale]
     profiles = {r["profile"] for r in current}
     profile = PAPER if PAPER in profiles else (sorted(profiles)[0] if profiles else None)
     order = list(claim.body(profile)["runs"]) if profile else []
@@ -169,52 +390,28 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
     by_run: dict[str, list[dict]] = {}
     for r in chosen:
         by_run.setdefault(r["run"], []).append(r)
-    expectations = claim.body(PAPER)["expectations"]
     only = None if profile in (None, PAPER) else f"{profile} only"
     if any((r["provenance"].get("data") or {}).get("generated") for r in chosen):
         only = ("" if profile == PAPER else f"{profile}, ") + GENERATED
-
-    rows = []
-    for e in expectations.get("published", []):
-        m = measure(by_run.get(e["run"], []), e["metric"])
-        verdict, allowed = (NOT_RUN, None) if m is None else judge(e, m)
-        rows.append({
-            "row": e["row"], "column": e["column"], "run": e["run"], "metric": e["metric"],
-            "published": e["value"], "published ±": e.get("interval"), "± means": e["interval_kind"],
-            "measured": None if m is None else m.mean, "measured ±": None if m is None else m.interval,
-            "measured ± means": None if m is None else m.interval_kind, "n": None if m is None else m.n,
-            "difference": None if m is None else m.mean - e["value"], "allowed": allowed,
-            "verdict": only if (only and m is not None) else verdict, "source": e["source"],
-        })
-    numbers = pd.DataFrame(rows)
-
-    rel_rows = []
-    for r in expectations.get("relations", []):
-        held, failures = check_relation(r, by_run)
-        verdict = held if held == NOT_RUN or not only else f"{only} ({held})"
-        rel_rows.append({"relation": r["statement"], "source": r["source"], "margin": r["margin"],
-                         "verdict": verdict, "failed comparisons": "; ".join(failures[:4]) +
-                         (f" (+{len(failures) - 4} more)" if len(failures) > 4 else "")})
-    relations = pd.DataFrame(rel_rows)
-
+    bound = _bound(claim)
+    numbers, relations, verdict = judge_results(claim, by_run, only, bound)
     if profile is None:
         verdict = NOT_RUN
-    elif only:
-        verdict = only
-    else:
-        verdicts = list(numbers.get("verdict", [])) + list(relations.get("verdict", []))
-        if any(v == NOT_RUN or v.startswith(INCOMPLETE) for v in verdicts):
-            verdict = INCOMPLETE
-        elif all(v in (REPRODUCED, HOLDS) for v in verdicts):
-            verdict = REPRODUCED
-        else:
-            verdict = NOT_REPRODUCED
+    variant_records = current_variant_records(claim, mine, profile or PAPER)
+    current_variants = [r for rs in variant_records.values() for r in rs]
+    stale += [r for r in mine if r.get("variant") and r not in current_variants]
+    variants, variant_numbers = sensitivity(claim, profile or PAPER, by_run, variant_records, only, bound)
+    divergence = divergence_statistics(claim, by_run, bound)
+    listed = claim.body(profile)["seeds"] if profile else []
+    seeds_missing = {run: missing for run, records in by_run.items()
+                     if (missing := sorted(set(listed) - {r["seed"] for r in records}))}
     provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
                    ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "eval_seconds", "gpu_hours")}}
                   for r in chosen]
-    diverged = [d for r in chosen if (d := diverged_episodes(r))]
-    return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance, diverged,
-                       chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame())
+    return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance,
+                       chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame(),
+                       divergence_counts(chosen + current_variants, bound), divergence, variants, variant_numbers,
+                       explain(numbers, relations, divergence, variants, verdict, seeds_missing))
 
 
 def build_reports(manifest: Manifest, records: list[dict], claim_ids=None) -> list[ClaimReport]:
