@@ -81,8 +81,7 @@ def divergence_section(rep: ClaimReport) -> list[str]:
         return []
     d = rep.divergence_rule()
     lines = [f"Diverged test tasks ({d}), by the loss after each step count:", "",
-             rep.diverged.fillna(0).astype({c: int for c in rep.diverged.columns if "@" in c})
-             .to_markdown(index=False), ""]
+             rep.diverged.to_markdown(index=False), ""]
     if len(rep.divergence):
         t = rep.divergence.copy()
         for col in ("mean, all tasks", "mean, non-diverged tasks", "median, all tasks"):

@@ -195,9 +195,15 @@ def divergence_counts(records: list[dict], bound: float | None) -> pd.DataFrame:
                 if bad:
                     counts[metric] = bad
         if counts:
-            rows.append({"run": r["run"], **({"variant": r["variant"]} if r.get("variant") else {}),
-                         "seed": r["seed"], "tasks": len(r["episodes"][next(iter(counts))]), **counts})
-    return pd.DataFrame(rows)
+            rows.append({"run": r["run"], "variant": r.get("variant") or "—", "seed": r["seed"],
+                         "tasks": len(r["episodes"][next(iter(counts))]), **counts})
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    metrics = sorted((c for c in table.columns if "@" in c), key=lambda m: (m.partition("@")[2].partition("/")[2],
+                                                                          int(m.partition("@")[2].split("/")[0])))
+    return table[["run", "variant", "seed", "tasks", *metrics]].fillna({m: 0 for m in metrics}).astype(
+        {m: int for m in metrics})
 
 
 def _stats(values: list[float], bad: list[bool]) -> tuple[float, float, float]:
@@ -347,8 +353,9 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
         if n["verdict"] == NOT_REPRODUCED and d is not None:
             out.append(f"{what}: {d['diverged']} test tasks diverged; over the others the mean is "
                        f"{_short(d['mean, non-diverged tasks'])} and the median {_short(d['median, all tasks'])}, "
-                       f"which would be {d['non-diverged mean would be']}: it fails through the diverged tasks"
-                       + ("" if d["non-diverged mean would be"] == REPRODUCED else " and beyond them") + ".")
+                       + ("which would be reproduced: it fails through the diverged tasks alone." if
+                          d["non-diverged mean would be"] == REPRODUCED else
+                          f"which would still be {d['non-diverged mean would be']}."))
         elif d is not None:
             out.append(f"{what}: {d['diverged']} test tasks diverged; the verdict counts them, as the paper's mean "
                        "does.")
