@@ -33,6 +33,8 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                   f"> {body['statement']}", ""]
         if rep.profile and rep.profile != PAPER:
             lines += [f"**Only the `{rep.profile}` profile has been run: these numbers are not a reproduction.**", ""]
+        if rep.explanation:  # why the verdict is what it is, generated from the tables below
+            lines += ["Why:", ""] + [f"- {x}" for x in rep.explanation] + [""]
         if len(rep.numbers):
             def cell(r):
                 if r["verdict"] == NOT_RUN:
@@ -57,8 +59,6 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
         if rep.profile:
             lines += [f"Protocol ({rep.profile}): {protocol_line(c, rep.profile)}", ""]
-        if rep.explanation:
-            lines += ["Why:", ""] + [f"- {x}" for x in rep.explanation] + [""]
         lines += divergence_section(rep) + sensitivity_section(rep)
         if rep.provenance:
             lines += ["Provenance:", "", pd.DataFrame(rep.provenance).to_markdown(index=False), ""]
