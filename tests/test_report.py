@@ -374,3 +374,21 @@ def test_a_flat_test_curve_gets_a_readable_axis_not_float_noise(monkeypatch, tmp
     figures.learning_curves("reptile-k-ablation", "smoke", records, tmp_path / "x.png")
     low, high = drawn["fig"].axes[1].get_ylim()
     assert high - low >= 0.1 and low < 0.6 < high
+
+
+def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_profile_makes_it(manifest):
+    claim = manifest.claim("maml-sinusoid")
+    smoke = claim.variant_configs("smoke", variants=["test-k10"], runs=["maml"])[0]
+    paper = claim.variant_configs("paper", variants=["test-k10"], runs=["maml"])[0]
+    variant = lambda cfg, value: dict(record(manifest, "maml", cfg.profile, lambda s: value, config_hash=cfg.hash),
+                                      variant="test-k10", retrains=False, _path=f"v/{cfg.profile}")  # noqa: E731
+    rep = build_reports(manifest, paper_like(manifest) + [variant(smoke, 9.0), variant(paper, 0.1)],
+                        ["maml-sinusoid"])[0]
+    assert rep.stale == []  # the smoke variant's result is current for the smoke profile
+    row = rep.sensitivity.set_index("variant").loc["test-k10"]
+    assert row["seeds measured"] == 1 and row["cost"] == "evaluation only"
+    shown = rep.sensitivity_numbers[rep.sensitivity_numbers["variant"] == "test-k10"]
+    assert set(shown[shown["run"] == "maml"]["measured"]) == {0.1}  # the paper profile's, not smoke's
+    assert set(shown[shown["run"] == "pretrained"]["verdict"]) == {"not run"}  # its other run: not measured
+    old = dict(variant(paper, 0.1), config_hash="0" * 16, _path="v/old")
+    assert build_reports(manifest, paper_like(manifest) + [old], ["maml-sinusoid"])[0].stale == ["v/old"]

@@ -406,7 +406,8 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
         verdict = NOT_RUN
     variant_records = current_variant_records(claim, mine, profile or PAPER)
     current_variants = [r for rs in variant_records.values() for r in rs]
-    stale += [r for r in mine if r.get("variant") and r not in current_variants]
+    any_profile = [r for p in claim.profiles for rs in current_variant_records(claim, mine, p).values() for r in rs]
+    stale += [r for r in mine if r.get("variant") and r not in any_profile]
     variants, variant_numbers = sensitivity(claim, profile or PAPER, by_run, variant_records, only, bound)
     divergence = divergence_statistics(claim, by_run, bound)
     listed = claim.body(profile)["seeds"] if profile else []
