@@ -61,10 +61,12 @@ def _manifest(ctx):
               help="How a meta-batch's tasks are computed: one vmap, a loop, grouped into one batched computation, "
                    "or auto (the fastest for the device and task shape); the paths round differently, a result "
                    "records its own (or set SUITE_PATH).")
+@click.option("--no-sensitivity", is_flag=True,
+              help="Do not evaluate the claim's evaluation-only sensitivity variants after its runs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @_errors_are_clear
-def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_progress):
+def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_sensitivity, no_progress):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
     from suite.results.store import load_results, write_metrics
@@ -86,7 +88,7 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_pro
         click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
     train_and_evaluate_all(configs, root, dev, code, ctx.obj["data"], overwrite=overwrite,
                            progress=not no_progress, jobs=jobs, path=path)
-    variants = [cfg for c in claims for cfg in manifest.claim(c).variant_configs(
+    variants = [] if no_sensitivity else [cfg for c in claims for cfg in manifest.claim(c).variant_configs(
         profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     _report_untrained(run_variants(variants, root, dev, code, ctx.obj["data"], overwrite=overwrite,
                                    progress=not no_progress, path=path), variants)

@@ -142,3 +142,13 @@ def test_an_evaluation_only_variant_reuses_the_checkpoint_and_a_retraining_one_w
     out = suite(results, "report", "--claim", "maml-sinusoid")
     assert "Protocol sensitivity" in out.output and "| code-inner-lr" in out.output
     assert "| pretrained-code-pool | pretrained" in out.output
+
+
+def test_no_sensitivity_runs_the_claim_alone(tmp_path):
+    results = tmp_path / "results"
+    out = suite(results, "run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--device",
+                "cpu", "--no-progress", "--no-sensitivity")
+    assert out.exit_code == 0, out.output
+    seed = results / "maml-sinusoid" / "smoke" / "maml" / "seed0"
+    assert (seed / "results.json").is_file() and not (seed / "variants").exists()
+    assert "not measured" not in out.output
