@@ -193,12 +193,18 @@ class RunConfig:
         return {k: v for k, v in self.hashed.items() if k != "evaluation"}
 
     @property
+    def training_spec(self) -> dict:
+        """The training configuration, with the evaluation fields a learning curve on test tasks during training
+        reads when it has one (what curve_point reads, not the final evaluation's tasks or seed)."""
+        spec = dict(self.training)
+        if self.evaluation.get("during_training"):
+            spec["evaluation"] = {k: v for k, v in self.evaluation.items() if k in CURVE_FIELDS}
+        return spec
+
+    @property
     def training_key(self) -> str:
-        """What the trained model depends on, as a hash: its training configuration, and the evaluation fields a
-        learning curve during training reads when it has one. Equal keys: one trained model serves both."""
-        curve = {k: v for k, v in self.evaluation.items() if k in CURVE_FIELDS} \
-            if self.evaluation.get("during_training") else {}
-        return config_hash({**self.training, "curve": curve})
+        """training_spec as a hash. Equal keys: one trained model serves both configurations."""
+        return config_hash(self.training_spec)
 
     def to_json(self) -> dict:
         return {"claim": self.claim, "profile": self.profile, "run": self.run,

@@ -155,7 +155,8 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
             drawn = ex["y"] + ex["support_y"] + [v for s in shown for v in ex["predictions"][s]]
             span = min(max(abs(v) for v in drawn if v == v) * 1.1, 3 * max(abs(v) for v in ex["y"]) + 1)
             ax.set_ylim(-span, span)
-            ax.set_title(f"{r['run']}, test task {row}", fontsize=9)
+            seed = f" (seed {r['seed']})" if len({x["seed"] for x in runs}) > 1 else ""
+            ax.set_title(f"{r['run']}{seed}, test task {row}", fontsize=9)
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{claim_id}: {len(runs[0]['examples'][0]['support_x'])}-shot fine-tuning ({profile} profile)")

@@ -58,6 +58,17 @@ def finetune_curve(model, params, support_x, support_y, query_x, query_y, batche
 TASK_STREAM, BATCH_STREAM = 1, 2
 
 
+def fixed_tasks(family, config, n_tasks: int, seed: int, split: str):
+    """ids -> the TaskBatch of those fixed tasks of `split`: task i drawn from a generator seeded by (seed, i)
+    alone; or, when the evaluation says `test_tasks`, the first n_tasks test tasks drawn at once as that paper's
+    code draws them, from its own stream."""
+    if split == "test" and "test_tasks" in config:
+        drawn = family.sample_as_code(config["test_tasks"], n_tasks, config["shots"], config["queries"], seed)
+        return lambda ids: drawn[ids.start:ids.stop]
+    return lambda ids: TaskBatch.cat([family.sample(1, config["shots"], config["queries"],
+                                                    seeded_generator(seed, i, TASK_STREAM), split) for i in ids])
+
+
 def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, path: str,
                       chunk: int, lr=None, progress: dict | None = None, initial_state=None) -> dict:
     """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
@@ -72,16 +83,12 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
             out.update({name + suffix: values for name, values in curve.items()})
         return out
 
-    code_tasks = None  # test tasks drawn as a paper's code does: all at once, from its own stream
-    if split == "test" and "test_tasks" in config:
-        code_tasks = family.sample_as_code(config["test_tasks"], n_tasks, config["shots"], config["queries"], seed)
+    tasks = fixed_tasks(family, config, n_tasks, seed, split)
     per_metric: dict[str, list] = {}
     for start in tqdm(range(0, n_tasks, chunk), disable=progress is None,
                       **{"desc": "evaluating", "unit": "chunk", "leave": False, **(progress or {})}):
         ids = range(start, min(start + chunk, n_tasks))
-        part = (code_tasks[start:ids.stop] if code_tasks is not None else TaskBatch.cat(
-            [family.sample(1, config["shots"], config["queries"], seeded_generator(seed, i, TASK_STREAM), split)
-             for i in ids])).to(device)
+        part = tasks(ids).to(device)
         b = None  # the fine-tuning mini-batches: per step, [tasks, size] indices
         if config["batch_size"] != "full":
             b = list(torch.cat([inner_batches(1, part.support_x.shape[1], config["batch_size"],

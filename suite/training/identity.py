@@ -11,7 +11,6 @@ the goldens pinned when versions were introduced.
 from __future__ import annotations
 
 from suite.protocol.components import algorithms, families, model_kinds
-from suite.protocol.fields import CURVE_FIELDS
 from suite.protocol.manifest import RunConfig, config_hash
 
 # Bump when a change to the training loop (suite/training/loop.py: task seeding, curve points) alters numbers.
@@ -52,10 +51,9 @@ def training_identity(cfg: RunConfig, data: dict | None = None, path: str | None
     and the path that computes it (suite.training.paths; a run resumes on the path it began with). A learning curve on test tasks during training makes the evaluation settings it reads (and the
     evaluation's version) part of it too; so does `data`, what the tasks are drawn from where that can differ
     (Mini-ImageNet's format and arrays, or its generated stand-in)."""
-    spec = dict(cfg.training)
+    spec = cfg.training_spec
     versions = {k: v for k, v in numerics(cfg).items() if k != "evaluation"}
-    if cfg.evaluation.get("during_training"):  # what curve_point reads (not the final evaluation's tasks or seed)
-        spec["evaluation"] = {k: v for k, v in cfg.evaluation.items() if k in CURVE_FIELDS}
+    if "evaluation" in spec:  # a learning curve during training: the evaluation's version decides it too
         versions["evaluation"] = numerics(cfg)["evaluation"]
     if data is not None:
         spec["data"] = data

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from suite.data import DataError
 from suite.protocol import ManifestError, RunConfig
 from suite.training.layout import RunError
-from suite.training.run import train_and_evaluate
+from suite.training.run import describe, train_and_evaluate
 
 
 def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
@@ -43,7 +43,7 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
                                progress, path): cfg for cfg in configs}
         for future in as_completed(futures):
             cfg = futures[future]
-            what = f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}"
+            what = describe(cfg)
             try:
                 future.result()
                 tqdm.write(f"{what}: done", file=sys.stderr)

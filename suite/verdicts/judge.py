@@ -284,11 +284,10 @@ def judge_results(claim: Claim, by_run: dict[str, list[dict]], only: str | None,
             "verdict": only if (only and m is not None) else verdict, "source": e["source"],
         })
     numbers = pd.DataFrame(rows)
-    kept = {run: kept_view(records, bound) for run, records in by_run.items()}
     rel_rows = []
     for r in expectations.get("relations", []):
         held, failures = check_relation(r, by_run)
-        if held == FAILS and not check_relation(r, kept)[1]:
+        if held == FAILS and not check_relation(r, {run: kept_view(rs, bound) for run, rs in by_run.items()})[1]:
             held = f"{FAILS} only through diverged test tasks (holds on the means over the others)"
         verdict = held if held == NOT_RUN or not only else f"{only} ({held})"
         rel_rows.append({"relation": r["statement"], "source": r["source"], "margin": r["margin"],
