@@ -51,8 +51,12 @@ class GroupedModel:
                              layer.stride, layer.padding, layer.dilation, groups=tasks)
             elif isinstance(layer, BatchNorm):
                 weight = params.get(f"{name}.weight")
-                x = F.batch_norm(x, None, None, None if weight is None else weight.flatten(),
-                                 params[f"{name}.bias"].flatten(), training=True, eps=layer.eps)
+                bias = params[f"{name}.bias"].flatten()
+                # no learned scale: a constant 1 (exact), as torch's double backward of batch norm with a bias but
+                # no weight fails ("Expected a proper Tensor but got None"), which iMAML's Hessian-vector products
+                # need when the inner loop adapts the bias
+                weight = torch.ones_like(bias) if weight is None else weight.flatten()
+                x = F.batch_norm(x, None, None, weight, bias, training=True, eps=layer.eps)
             elif isinstance(layer, SpatialMean):
                 x, grouped = x.mean(dim=(-2, -1)).view(points, tasks, -1).transpose(0, 1), False
             elif isinstance(layer, nn.Flatten):

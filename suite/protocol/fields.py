@@ -124,6 +124,34 @@ EVALUATION = {
                            "(the MAML paper tuned the baselines' step size automatically)"),
 }
 
+# A claim about compute rather than accuracy (iMAML's memory figure): each run trains `iterations` meta-iterations
+# from its initial parameters and measures them. An evaluation with a `measure` field is one of
+# these; without it, it is the episodic EVALUATION above.
+RESOURCES = {
+    "measure": Field("str", choices=("training-step",),
+                     doc="'training-step': the memory and the seconds of the run's meta-iterations from its initial "
+                         "parameters, as the metrics memory_mib (the first iteration's) and seconds (the mean of the "
+                         "others)"),
+    "memory": Field("str", choices=("tensor-peak",),
+                    doc="'tensor-peak': the peak of the bytes held by the tensors the iteration allocates, each "
+                        "counted from its allocation until it is freed (a TorchDispatchMode watching every operator's "
+                        "outputs), on whatever device: what the computation needs, without the tensors that existed "
+                        "before it (the parameters, the tasks), the allocator's caching or the libraries; exact and "
+                        "the same on every run"),
+    "interval": Field("str", choices=tuple(INTERVALS), doc="the ± of the mean seconds per iteration"),
+}
+RESOURCE_METRICS = ("memory_mib", "seconds")
+
+
+def measures_resources(evaluation: dict) -> bool:
+    """Whether an evaluation (as written, or merged) is a resource measurement rather than an episodic one."""
+    return "measure" in (evaluation or {})
+
+
+def evaluation_schema(evaluation: dict) -> dict:
+    return RESOURCES if measures_resources(evaluation) else EVALUATION
+
+
 # the evaluation fields a learning-curve point reads: a training that records a curve depends on these alone
 CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
                 "optimizer_state", "frozen_layers")
@@ -131,7 +159,9 @@ CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "ba
 
 def check_evaluation(config: dict, where: str, model: dict, model_kind):
     """Cross-field checks of an evaluation against itself and the claim's (validated) model, whose kind module
-    says whether it has batch norm and how many conv blocks."""
+    says whether it has batch norm and how many conv blocks (a resource measurement has nothing to check)."""
+    if measures_resources(config):
+        return
     has_batch_norm, blocks = model_kind.has_batch_norm(model), model_kind.conv_blocks(model)
     if "frozen_layers" in config:
         if not blocks:

@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 
 from suite.protocol.components import algorithms, families, model_kinds
-from suite.protocol.fields import CURVE_FIELDS, EVALUATION, check_evaluation, metric_suffixes
+from suite.protocol.fields import (CURVE_FIELDS, RESOURCE_METRICS, check_evaluation, evaluation_schema,
+                                   measures_resources, metric_suffixes)
 from suite.protocol.folders import FOLDERS, folder
 from suite.protocol.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
 
@@ -63,7 +64,10 @@ RELATION_SCHEMA = {
     "right_metrics": Field("str_list", required=False,
                            doc="compare each left run's metrics[i] with right_metrics[i] of the same run "
                                "(e.g. non-transductive vs transductive accuracy); then 'right' is not given"),
-    "margin": Field(lambda v, w: _nonnegative(v, w)),
+    "factor": Field("positive_float", required=False,
+                    doc="compare the left value with this multiple of the right one (a pairwise relation; e.g. "
+                        "MAML's memory at 100 inner steps at least 20 times its memory at 1)"),
+    "margin": Field("nonnegative_float"),
     "margin_reason": Field("str"),
 }
 
@@ -112,12 +116,6 @@ def _match(v, where, pattern, what):
     if not isinstance(v, str) or not re.fullmatch(pattern, v):
         raise ManifestError(f"{where}: expected {what}, got {v!r}")
     return v
-
-
-def _nonnegative(v, where):
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-        raise ManifestError(f"{where}: expected a number >= 0, got {v!r}")
-    return float(v)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -406,7 +404,8 @@ def parse_body(body: dict, where: str) -> dict:
     if out["execution"]["checkpoint_every"] % out["execution"]["log_every"]:
         raise ManifestError(f"{_field(where, 'execution.checkpoint_every')}: must be a multiple of log_every "
                             "(checkpoints fall on learning-curve points, so a resumed run is exact)")
-    out["evaluation"] = validate(body.get("evaluation"), EVALUATION, _field(where, "evaluation"))
+    out["evaluation"] = validate(body.get("evaluation"), evaluation_schema(body.get("evaluation")),
+                                 _field(where, "evaluation"))
     check_evaluation(out["evaluation"], _field(where, "evaluation"), out["model"], model_kinds()[kind])
 
     runs = check_mapping(body.get("runs"), _field(where, "runs"))
@@ -500,7 +499,8 @@ def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict
         algorithm.check(hp, run_task, families()[task["family"]], rw)
         run_evaluation = evaluation
         if "evaluation" in parsed:
-            run_evaluation = validate(deep_merge(evaluation, parsed["evaluation"]), EVALUATION, f"{rw}.evaluation")
+            merged = deep_merge(evaluation, parsed["evaluation"])
+            run_evaluation = validate(merged, evaluation_schema(merged), f"{rw}.evaluation")
             check_evaluation(run_evaluation, f"{rw}.evaluation", model, model_kinds()[model["kind"]])
         check_run_protocol(run_task, model, algorithm, hp, run_evaluation, rw)
         out[name] = parsed
@@ -511,6 +511,12 @@ def check_run_protocol(task: dict, model: dict, algorithm, hp: dict, evaluation:
     """Cross-field checks that would otherwise fail only after training: what the data and batches allow."""
     family = families()[task["family"]]
     _, shots, queries = algorithm.task_shape(hp)
+    if measures_resources(evaluation):  # it trains, and draws no test task
+        if hp["iterations"] < 2:
+            raise ManifestError(f"{where}.iterations: a resource measurement times the iterations after the first, "
+                                f"so it needs at least 2 (got {hp['iterations']})")
+        family.check_protocol(task, model, [("train", shots, queries)], where)
+        return
     uses = [("train", shots, queries), ("test", evaluation["shots"], evaluation["queries"])]
     if "lr_search" in evaluation:
         uses.append(("val", evaluation["shots"], evaluation["queries"]))
@@ -543,6 +549,8 @@ def metric_names(body: dict, run: str) -> set[str]:
     suffixes in that order)."""
     family = families()[body["task"]["family"]]
     evaluation = deep_merge(body["evaluation"], body["runs"][run].get("evaluation", {}))
+    if measures_resources(evaluation):
+        return set(RESOURCE_METRICS)
     names = ("mse",) if family.LOSS == "mse" else ("loss", "accuracy")
     return {f"{n}@{s}{x}" for n in names for s in evaluation["steps"] for x in metric_suffixes(evaluation)}
 
@@ -587,7 +595,7 @@ def check_expectations(body: dict):
         elif pairwise:
             needed, unwanted = ("left", "right"), ("runs",)
         else:
-            needed, unwanted = ("runs",), ("left", "right", "right_metrics")
+            needed, unwanted = ("runs",), ("left", "right", "right_metrics", "factor")
         for key in needed:
             if key not in r:
                 raise ManifestError(f"{where}.{key}: required for a {r['kind']!r} relation")

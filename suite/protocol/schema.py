@@ -52,6 +52,12 @@ def _check_positive_float(v, where):
     return float(v)
 
 
+def _check_nonnegative_float(v, where):
+    if not _is_number(v) or v < 0:
+        raise ManifestError(f"{where}: expected a number >= 0, got {v!r}")
+    return float(v)
+
+
 def _check_str(v, where):
     if not isinstance(v, str) or not v.strip():
         raise ManifestError(f"{where}: expected a non-empty string, got {v!r}")
@@ -104,6 +110,7 @@ CHECKS: dict[str, Callable] = {
     "nonnegative_int": _check_nonnegative_int,
     "float": _check_float,
     "positive_float": _check_positive_float,
+    "nonnegative_float": _check_nonnegative_float,
     "str": _check_str,
     "bool": _check_bool,
     "range": _check_range,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from suite.protocol import Claim
+from suite.protocol.fields import measures_resources
 from suite.verdicts.judge import NOT_REPRODUCED, REPRODUCED, NOT_RUN, ClaimReport
 
 
@@ -95,9 +96,13 @@ def protocol_line(claim: Claim, profile: str) -> str:
     task = ", ".join(f"{k} {v}" for k, v in t.items() if k not in ("family", "split_sha256"))
     model = ("MLP " + "-".join(map(str, m["hidden"]))) if m["kind"] == "mlp" else \
         f"Conv{m['layers']} ({m['filters']} filters, {m['downsample']}, head {m['head']})"
-    opt = e["optimizer"]
-    evaluation = (f"{e['tasks']} test tasks (seed {e['seed']}), {e['shots']} shots, {e['queries']} queries, "
-                  f"{opt['name']} lr {opt['lr']} for {e['steps'][-1]} steps, batch norm {e['batch_norm']}")
+    if measures_resources(e):
+        evaluation = (f"no test tasks: each run measures its {e['measure']} ({e['memory']} memory of the first "
+                      "meta-iteration, seconds of the others)")
+    else:
+        opt = e["optimizer"]
+        evaluation = (f"{e['tasks']} test tasks (seed {e['seed']}), {e['shots']} shots, {e['queries']} queries, "
+                      f"{opt['name']} lr {opt['lr']} for {e['steps'][-1]} steps, batch norm {e['batch_norm']}")
     if "frozen_layers" in e:
         evaluation += f", frozen conv blocks {e['frozen_layers']}"
     runs = body["runs"]

@@ -51,7 +51,8 @@ def measure(records: list[dict], metric: str) -> Measured | None:
     rows = [r for r in records if metric in r["metrics"]]
     if not rows:
         return None
-    each = [Measured(r["metrics"][metric]["mean"], r["metrics"][metric]["ci95"], "ci95-episodes",
+    each = [Measured(r["metrics"][metric]["mean"], r["metrics"][metric]["ci95"],
+                     r["metrics"][metric].get("interval_kind", "ci95-episodes"),  # a resource's: exact, or iterations
                      r["metrics"][metric]["n"], [r["seed"]]) for r in rows]
     if len(rows) == 1:
         return each[0]

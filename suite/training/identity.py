@@ -11,6 +11,7 @@ the goldens pinned when versions were introduced.
 from __future__ import annotations
 
 from suite.protocol.components import algorithms, families, model_kinds
+from suite.protocol.fields import measures_resources
 from suite.protocol.manifest import RunConfig, config_hash
 
 # Bump when a change to the training loop (suite/training/loop.py: task seeding, curve points) alters numbers.
@@ -27,10 +28,16 @@ def _shared_versions() -> dict[str, int]:
 
 def numerics(cfg: RunConfig) -> dict[str, int]:
     """The numerics versions of everything a run computes with, by component name."""
-    return {f"algorithm/{cfg.algorithm}": algorithms()[cfg.algorithm].NUMERICS_VERSION,
-            f"task/{cfg.task['family']}": families()[cfg.task["family"]].NUMERICS_VERSION,
-            f"model/{cfg.model['kind']}": model_kinds()[cfg.model["kind"]].NUMERICS_VERSION,
-            "training-loop": TRAINING_LOOP_VERSION, **_shared_versions()}
+    versions = {f"algorithm/{cfg.algorithm}": algorithms()[cfg.algorithm].NUMERICS_VERSION,
+                f"task/{cfg.task['family']}": families()[cfg.task["family"]].NUMERICS_VERSION,
+                f"model/{cfg.model['kind']}": model_kinds()[cfg.model["kind"]].NUMERICS_VERSION,
+                "training-loop": TRAINING_LOOP_VERSION, **_shared_versions()}
+    if measures_resources(cfg.evaluation):  # measured, not evaluated on test tasks
+        from suite.training import resources
+
+        del versions["evaluation"]
+        versions["resources"] = resources.NUMERICS_VERSION
+    return versions
 
 
 UNVERSIONED = 1  # what a result without recorded versions was made by (see the module docstring)

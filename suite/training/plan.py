@@ -16,6 +16,7 @@ import torch
 
 from suite.protocol import PAPER, Manifest
 from suite.protocol.components import algorithms
+from suite.protocol.fields import measures_resources
 from suite.tasks.base import seeded_generator
 from suite.training.evaluate import evaluate_on_tasks
 from suite.training.loop import learning_curve_point
@@ -58,6 +59,8 @@ def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warm
         learning_curve_point(cfg, tuned, learner, family, device, path, it)
         curve_seconds = _clock(device) - began
     e = cfg.evaluation
+    if measures_resources(e):  # no test tasks
+        return {"path": path, "step": step_seconds, "curve point": curve_seconds, "test task": 0.0}
     chunk = min(cfg.execution["eval_chunk"], e["tasks"], TIMED_TASKS)
     began = _clock(device)
     evaluate_on_tasks(tuned, learner.params, family, chunk, e["seed"], "test", e, device, path, chunk,
@@ -73,7 +76,7 @@ def run_cost(cfg, measured: dict) -> dict:
     train = iterations * measured["step"] + points * measured["curve point"]
     searched = len(e["lr_search"]["candidates"]) * e["lr_search"]["tasks"] if "lr_search" in e else 0
     # an lr-search task fine-tunes one set of frozen blocks; counting it at a test task's cost is an upper bound
-    evaluation = (e["tasks"] + searched) * measured["test task"]
+    evaluation = (e.get("tasks", 0) + searched) * measured["test task"]  # a resource measurement has no test task
     return {"training h": train / 3600, "evaluation h": evaluation / 3600}
 
 

@@ -15,7 +15,8 @@ from suite.io import atomic_write_bytes, atomic_write_json
 from suite.models.functional import FunctionalModel
 from suite.protocol import RunConfig
 from suite.protocol.components import algorithms, families
-from suite.training.checkpoints import load_checkpoint, training_lock
+from suite.protocol.fields import RESOURCES, measures_resources
+from suite.training.checkpoints import load_checkpoint, save_checkpoint, training_lock
 from suite.training.evaluate import evaluate
 from suite.training.identity import numerics
 from suite.training.layout import (VARIANT_MARK, RunError, check_not_overwriting, checkpoint_dir, curve_file,
@@ -23,6 +24,7 @@ from suite.training.layout import (VARIANT_MARK, RunError, check_not_overwriting
 from suite.training.loop import train_with_checkpoints
 from suite.training.paths import PATHS, choose_path
 from suite.training.provenance import device_name, versions
+from suite.training.resources import measure_training, resource_metrics
 
 
 def build_model(cfg: RunConfig) -> FunctionalModel:
@@ -92,6 +94,11 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     if path == "auto":
         path = trained_path(root, cfg, data) if cfg.variant else resumed_path(root, cfg, data)
     path = choose_path(cfg, model, device, path)
+    if measures_resources(cfg.evaluation):
+        if cfg.variant and cfg.retrains and not may_train:
+            raise NotTrained(f"{describe(cfg)}: the variant measures its own configuration; `suite sensitivity "
+                             f"--claim {cfg.claim} --variant {cfg.variant} --train` measures it")
+        return _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path)
     ckpts = checkpoint_dir(root, cfg, data, path)
     if cfg.variant and (ckpts / "final.pt").is_file():  # evaluation alone: it reads the finished training only
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
@@ -105,17 +112,76 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
                                          data, ckpts, path)
 
 
+def _existing(cfg, out: Path, data_dir: Path, data) -> dict:
+    """The result already in `out`, made by this configuration (check_not_overwriting) on the same data."""
+    existing = json.loads((out / "results.json").read_text())
+    if existing["provenance"].get("data") != data:
+        raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}: {out / 'results.json'} was "
+                       f"measured on other data than {data_dir} now holds ({_data_name(existing)} vs "
+                       f"{_data_name({'provenance': {'data': data}})}). Pass --overwrite to replace it.")
+    return existing
+
+
+def _provenance(cfg, device, code: dict, data, **timing) -> dict:
+    return {**code, "config_hash": cfg.hash, "profile": cfg.profile, "seed": cfg.seed, "device": str(device),
+            "device_name": device_name(device), **timing,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
+            "data": data, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+
+
+def _write_curve(root: Path, cfg, curve: dict):
+    """The training loss curve, for DVC's plots."""
+    atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
+        f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
+
+
+def _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path) -> dict:
+    """A resource measurement (suite.training.resources), written as results.json; the parameters its iterations
+    trained are left in its checkpoint folder as final.pt."""
+    out = run_dir(root, cfg)
+    if (out / "results.json").exists():
+        if not overwrite:
+            return _existing(cfg, out, data_dir, data)
+        (out / "results.json").unlink()
+    atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg), "path": path,
+                                            "provenance": {**code, "versions": versions(), "data": data}})
+    began = time.perf_counter()
+    measured = measure_training(cfg, device, path, data_dir)
+    spent = time.perf_counter() - began
+    iterations = cfg.hyperparameters["iterations"]
+    curve = {"iteration": list(range(1, iterations + 1)), "loss": measured["loss"]}
+    ckpts = checkpoint_dir(root, cfg, data, path)  # its trained parameters, as any run leaves them
+    save_checkpoint(ckpts / "final.pt", {"params": measured["params"], "inner_state": None, "training": {
+        "curve": curve, "seconds": spent, "gpu_seconds": spent if device.type == "cuda" else 0.0, "resumed_at": [],
+        "segments": []}})
+    record = {
+        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run,
+        **({"variant": cfg.variant, "retrains": cfg.retrains} if cfg.variant else {}),
+        "seed": cfg.seed, "algorithm": cfg.algorithm, "config_hash": cfg.hash, "numerics": numerics(cfg),
+        "path": path,
+        "metrics": resource_metrics(measured, cfg.evaluation["interval"]),
+        "finetune_lr": None, "lr_search": None,
+        "training": {"iterations": iterations, "curve": curve, "resumed_at": [], "training_hash": ckpts.name,
+                     "segments": []},
+        "provenance": _provenance(cfg, device, code, data, vectorized_over_tasks=path != "loop",
+                                  train_seconds=round(spent, 2), eval_seconds=0.0,
+                                  gpu_hours=round(spent / 3600, 4) if device.type == "cuda" else 0.0,
+                                  memory=RESOURCES["memory"].doc),
+        "config": cfg.to_json(),
+        "examples": [],
+        "episodes": {},
+    }
+    _write_curve(root, cfg, curve)
+    atomic_write_json(out / "results.json", record)
+    return record
+
+
 def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model, data, ckpts,
                               path):
     out = run_dir(root, cfg)
     if (out / "results.json").exists():
         if not overwrite:
-            existing = json.loads((out / "results.json").read_text())
-            if existing["provenance"].get("data") != data:
-                raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}: {out / 'results.json'} was "
-                               f"measured on other data than {data_dir} now holds ({_data_name(existing)} vs "
-                               f"{_data_name({'provenance': {'data': data}})}). Pass --overwrite to replace it.")
-            return existing
+            return _existing(cfg, out, data_dir, data)
         (out / "results.json").unlink()
         if not cfg.variant:  # --overwrite of the same configuration: train again (a variant is evaluated again)
             shutil.rmtree(ckpts, ignore_errors=True)
@@ -157,29 +223,16 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
         "lr_search": result["lr_search"],
         "training": {"iterations": cfg.hyperparameters["iterations"], "curve": curve,
                      "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"]},
-        "provenance": {
-            **code,
-            "config_hash": cfg.hash,
-            "profile": cfg.profile,
-            "seed": cfg.seed,
-            "device": str(device),
-            "device_name": device_name(device),
-            "vectorized_over_tasks": path != "loop",
-            "train_seconds": round(train_time, 2),
-            "eval_seconds": round(eval_time, 2),
-            "gpu_hours": round((train["gpu_seconds"] + (eval_time if device.type == "cuda" else 0)) / 3600, 4),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(),
-            "data": data,
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        },
+        "provenance": _provenance(
+            cfg, device, code, data, vectorized_over_tasks=path != "loop", train_seconds=round(train_time, 2),
+            eval_seconds=round(eval_time, 2),
+            gpu_hours=round((train["gpu_seconds"] + (eval_time if device.type == "cuda" else 0)) / 3600, 4)),
         "config": cfg.to_json(),
         "examples": result["examples"],
         "episodes": result["episodes"],
     }
     if not cfg.variant or cfg.retrains:
-        atomic_write_bytes(curve_file(root, cfg), ("iteration,loss\n" + "".join(
-            f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
+        _write_curve(root, cfg, curve)
     atomic_write_json(out / "results.json", record)
     if cfg.variant:
         return record

@@ -14,7 +14,7 @@ Verdict rules (the README states them too):
   reproduction", whatever the numbers;
 - results whose config hash differs from the manifest's current config, or whose numerics versions differ from the
   code's, are stale and ignored (the path that computed a result does not matter);
-- a relation holds or fails by its margin; while some of its runs are missing, one failed comparison fails it,
+- a relation holds or fails by its margin (comparing with a multiple of the right side where it has a factor); while some of its runs are missing, one failed comparison fails it,
   otherwise it is incomplete;
 - several seeds: the verdict is their mean's, by the rules above; each seed is also judged alone (its mean ± its
   95% CI over episodes) and the report says how many of them are within, and explains a mean whose seeds
@@ -67,6 +67,7 @@ def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str, 
     fails the relation for good; when none failed but runs are missing the relation is incomplete, saying how many
     comparisons held so far (a monotone relation compares neighbours in its run list that are both measured)."""
     metrics, margin, kind = expand_metrics(relation["metrics"]), relation["margin"], relation["kind"]
+    factor = relation.get("factor", 1.0)
     failures, made, missing = [], 0, set()
 
     def mean(run, metric):
@@ -75,7 +76,8 @@ def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str, 
             missing.add(run)
         return None if m is None else m.mean
 
-    def ok(a, b):  # is "a kind b" true with the margin?
+    def ok(a, b):  # is "a kind factor·b" true with the margin?
+        b = factor * b
         return {"less": a < b - margin, "greater": a > b + margin,
                 "at_most": a <= b + margin, "at_least": a >= b - margin}[kind]
 
@@ -101,7 +103,8 @@ def check_relation(relation: dict, by_run: dict[str, list[dict]]) -> tuple[str, 
                 continue
             made += 1
             if not ok(a, b):
-                failures.append(f"{left} {m_left} {a:.4g} vs {right} {m_right} {b:.4g}")
+                scaled = f" (× {factor:g} = {factor * b:.4g})" if factor != 1.0 else ""
+                failures.append(f"{left} {m_left} {a:.4g} vs {right} {m_right} {b:.4g}{scaled}")
     if failures:
         return FAILS, failures
     if not missing:
