@@ -327,6 +327,8 @@ def test_auto_takes_vmap_for_small_conv_tasks_on_a_cpu_the_grouped_path_for_larg
     assert path(omniglot["n5-k1"]) == "vmap"  # 10 images a task: measured 2-2.9x the loop
     assert path(omniglot["n20-k1"]) == "grouped"  # 40 images a task
     assert path(omniglot["n5-k5"]) == "loop"  # 50 images, second order: the grouped path's double backward loses
+    imaml = {c.run: c for c in manifest.claim("imaml-omniglot").run_configs()}
+    assert path(imaml["gd-n5-k1"]) == "grouped"  # 10 images, but Hessian-vector products: nested under vmap
     anil = {c.run: c for c in manifest.claim("anil-omniglot").run_configs()}
     assert {path(cfg) for cfg in anil.values() if cfg.algorithm == "anil"} <= {"vmap", "grouped"}
     assert path(omniglot["n20-k1"], cuda) == "vmap"

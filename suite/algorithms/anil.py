@@ -28,6 +28,10 @@ def second_order(hp: dict) -> bool:
     return False  # second order through the head's steps alone: no double backward through the body
 
 
+def hessian_vector_products(hp: dict) -> bool:
+    return False
+
+
 def adapt_head(model, params, support_z, support_y, steps, lr) -> dict:
     """The head's parameters after `steps` gradient steps on the support features; differentiable w.r.t. params
     and the features."""

@@ -20,6 +20,10 @@ def second_order(hp: dict) -> bool:
     return False
 
 
+def hessian_vector_products(hp: dict) -> bool:
+    return False
+
+
 def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
     """(g_i, query loss) for one task (or for each task of a grouped batch)."""
     adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)

@@ -47,6 +47,10 @@ def second_order(hp: dict) -> bool:
     return True
 
 
+def hessian_vector_products(hp: dict) -> bool:
+    return False
+
+
 def query_loss_after_adaptation(model, params, support_x, support_y, query_x, query_y, steps, lr):
     adapted = sgd_adapt(model.loss, params, support_x, support_y, steps, lr, model.inner_loop_names)
     return model.loss(adapted, query_x, query_y)

@@ -41,6 +41,10 @@ def second_order(hp: dict) -> bool:
     return False
 
 
+def hessian_vector_products(hp: dict) -> bool:
+    return False
+
+
 class Learner(BaseLearner):
     def __init__(self, model, params, hp, path):
         super().__init__(model, params, hp, path)

@@ -87,6 +87,10 @@ def second_order(hp: dict) -> bool:
     return False
 
 
+def hessian_vector_products(hp: dict) -> bool:
+    return False
+
+
 def detached(state: dict) -> dict:
     return {"m": {k: v.detach() for k, v in state["m"].items()},
             "v": {k: v.detach() for k, v in state["v"].items()}, "t": int(state["t"])}

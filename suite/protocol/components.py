@@ -101,6 +101,11 @@ class Algorithm(Protocol):
         """Whether its meta-gradient differentiates through the inner loop's gradients of the whole model (a double
         backward through every layer, as MAML's), which changes which path is fastest (suite.training.paths)."""
 
+    def hessian_vector_products(self, hp: dict) -> bool:
+        """Whether its meta-gradient takes Hessian-vector products of the inner loss (iMAML's conjugate gradient):
+        under vmap each is a torch.func.grad of a torch.func.grad, which the per-task loop and the grouped path
+        compute with torch.autograd instead (suite.training.paths)."""
+
     Learner: type
     """Learner(model, params, hp, path): .step(tasks, iteration, generator) -> loss, .params, .inner_state,
     .inner_loop_names, .state_dict(), .load_state_dict(), .load_params()."""

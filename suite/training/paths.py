@@ -18,6 +18,8 @@ iterations per path where the two disagreed):
     ANIL and first-order MAML, 5-way and 20-way 1-shot:       vmap 1.2-2.8×, grouped 1.2-2.8×
     Reptile 5-way 10-shot, per-task Adam (50 images):         vmap 1.2-1.5×, grouped 1.4-2.1×
     Reptile 5-way 5-shot, carried Adam (serial):              grouped 0.9-1.2×
+    iMAML 5-way 1-shot, 16 steps, meta-batch 32 (10 images):  vmap 1.7×, grouped 2.1× (one run of 4 iterations)
+    iMAML 5-way 5-shot (50 images) / 20-way 1-shot (40):      vmap 0.3× / 0.8×, grouped 0.6× / 1.3×
 
 Small tasks are overhead-bound, and vmap's fewer, larger operations win there; from a few dozen images on, the
 grouped path's native batch norm and unsplit convolutions win, except in a second-order meta-gradient (MAML's):
@@ -25,8 +27,9 @@ torch computes the double backward of a grouped convolution's weight group by gr
 support images a task has, and the per-task loop wins from 50 images on (since its first inner step takes its
 gradient with torch.autograd.grad, suite.algorithms.inner.grad_and_losses). So on CPU, for conv models: vmap up to
 SMALL_TASK images a task; above that the grouped path, but the loop for a second-order algorithm above
-SECOND_ORDER_GROUPED images. Without convolutions the grouped path wins on CPU (sinusoid MLP, `suite bench`: 1.2-1.8×
-vmap). On a GPU, vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
+SECOND_ORDER_GROUPED images. An algorithm that takes Hessian-vector products (iMAML) skips vmap: under it each
+product nests torch.func.grad in torch.func.grad, where the other paths reuse one autograd graph. Without
+convolutions the grouped path wins on CPU (sinusoid MLP, `suite bench`: 1.2-1.8× vmap). On a GPU, vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def choose_path(cfg, model, device, requested: str = "auto") -> str:
     algorithm = algorithms()[cfg.algorithm]
     _, shots, queries = algorithm.task_shape(cfg.hyperparameters)
     points = families()[cfg.task["family"]].support_points(cfg.task, shots + queries)
-    if points <= SMALL_TASK:
+    if points <= SMALL_TASK and not algorithm.hessian_vector_products(cfg.hyperparameters):
         return "vmap"
     if algorithm.second_order(cfg.hyperparameters) and points > SECOND_ORDER_GROUPED:
         return "loop"
