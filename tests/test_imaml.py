@@ -133,3 +133,26 @@ def test_paths_agree(setting):
     for path in PATHS:
         assert_close_dicts(grads[path][0], grads["loop"][0], rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(grads[path][1], grads["loop"][1])
+
+
+def test_test_time_fine_tuning_with_a_proximal_term():
+    """evaluation.proximal_lam: each fine-tuning step descends L + λ/2‖φ − θ‖². Its first step is a plain one (the
+    term's gradient is zero at θ), its second pulls back toward θ, exactly as written by hand."""
+    from suite.algorithms.inner import grad
+    from suite.training.evaluate import finetune_curve
+
+    model, params, tasks = mlp()
+    task = tasks[0]
+    config = {"optimizer": {"name": "sgd", "lr": 0.05}, "steps": [0, 1, 2], "batch_norm": "none"}
+    plain = finetune_curve(model, params, task.support_x, task.support_y, task.query_x, task.query_y, None, config)
+    lam = 3.0
+    proximal = finetune_curve(model, params, task.support_x, task.support_y, task.query_x, task.query_y, None,
+                              dict(config, proximal_lam=lam))
+    torch.testing.assert_close(proximal["mse"][:2], plain["mse"][:2])
+    phi = dict(params)
+    for _ in range(2):
+        g = grad(model.loss)(phi, task.support_x, task.support_y)
+        phi = {k: p - 0.05 * (g[k] + lam * (p - params[k])) for k, p in phi.items()}
+    by_hand = torch.nn.functional.mse_loss(model.forward(phi, task.query_x), task.query_y)
+    torch.testing.assert_close(proximal["mse"][2], by_hand)
+    assert not torch.allclose(proximal["mse"][2], plain["mse"][2])

@@ -109,7 +109,8 @@ def conjugate_gradient(matvec, b: dict, steps: int, tolerance: float, task_dims:
 def hessian_vector_product_of(loss, at: dict, task_dims: int):
     """v -> H·v, H the Hessian of loss(params) (summed over tasks) at `at`: ∇(∇loss·v), a double backward. Under a
     torch.func transform (the vmap path) it is torch.func.grad of torch.func.grad; elsewhere torch.autograd keeps
-    the first backward's graph and reuses it for every v (a 5-way 1-shot Conv4 product here: 0.03 s against 0.6)."""
+    the first backward's graph and reuses it for every v, which is why `auto` keeps iMAML off vmap
+    (suite.training.paths)."""
     if _transformed():
         def directional(a, v):
             return _dot(torch.func.grad(lambda b: loss(b).sum())(a), v, task_dims).sum()

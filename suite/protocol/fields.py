@@ -116,6 +116,10 @@ EVALUATION = {
                             "stream (a task family lists the codes it follows in CODE_TEST_TASKS; e.g. sinusoid's "
                             "'cbfinn-maml'); without it, test task i comes from the suite's stream seeded by "
                             "(seed, i)"),
+    "proximal_lam": Field("positive_float", required=False,
+                          doc="fine-tune on the loss plus λ/2‖φ − θ‖², θ the trained parameters (iMAML's inner "
+                              "problem, whose caption gives λ = 2.0; its released test command uses --lam 0.0, i.e. "
+                              "plain steps); without it, the loss alone"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),
@@ -154,7 +158,7 @@ def evaluation_schema(evaluation: dict) -> dict:
 
 # the evaluation fields a learning-curve point reads: a training that records a curve depends on these alone
 CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
-                "optimizer_state", "frozen_layers")
+                "optimizer_state", "frozen_layers", "proximal_lam")
 
 
 def check_evaluation(config: dict, where: str, model: dict, model_kind):

@@ -44,12 +44,28 @@ def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dic
     return out
 
 
+def proximal_loss(model, trained, names, config):
+    """The loss test-time fine-tuning descends: the model's, plus λ/2‖φ − θ‖² over the fine-tuned parameters when
+    the evaluation has `proximal_lam` (iMAML's inner problem, arXiv 1909.04630 Eq. 4, θ the trained parameters); one
+    per task for a grouped batch."""
+    if "proximal_lam" not in config:
+        return model.loss
+    lam = config["proximal_lam"]
+
+    def loss(p, x, y):
+        return model.loss(p, x, y) + lam / 2 * sum(((p[k] - trained[k]) ** 2).flatten(model.task_dims).sum(-1)
+                                                   for k in names)
+
+    return loss
+
+
 def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None,
                    initial_state=None, frozen_blocks=()) -> dict:
     """Metrics of one task after each recorded step count: {metric: tensor[len(steps)]}, with the conv blocks
     `frozen_blocks` left as trained."""
     optimizer = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
-    records = finetune(model.loss, params, support_x, support_y, optimizer, finetuned_names(model, frozen_blocks),
+    names = finetuned_names(model, frozen_blocks)
+    records = finetune(proximal_loss(model, params, names, config), params, support_x, support_y, optimizer, names,
                        config["steps"], lambda p: query_metrics(model, p, support_x, query_x, query_y,
                                                                 config["batch_norm"]), batches, initial_state)
     return {name: torch.stack([r[name] for r in records], -1) for name in records[0]}  # [(tasks,) steps]
