@@ -392,3 +392,12 @@ def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_pr
     assert set(shown[shown["run"] == "pretrained"]["verdict"]) == {"not run"}  # its other run: not measured
     old = dict(variant(paper, 0.1), config_hash="0" * 16, _path="v/old")
     assert build_reports(manifest, paper_like(manifest) + [old], ["maml-sinusoid"])[0].stale == ["v/old"]
+
+
+def test_the_rest_of_the_papers_table_is_shown_as_printed_with_why_it_is_not_run(manifest):
+    from suite.rendering.markdown import printed_section
+
+    lines = "\n".join(printed_section(manifest.claim("imaml-omniglot")))
+    assert "| MAML " in lines and "98.70 ± 0.40" in lines and "99.50 ± 0.26" in lines
+    assert "- iMAML, Hessian-free: not built" in lines
+    assert printed_section(manifest.claim("maml-sinusoid")) == []

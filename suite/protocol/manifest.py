@@ -52,6 +52,17 @@ PUBLISHED_SCHEMA = {
     "source": Field("str", doc="where in the paper the number is printed"),
 }
 
+# A number the paper's table prints beside the claim's own that the claim does not run (a baseline copied from
+# another paper, a variant not built): shown in the report as printed, never judged.
+PRINTED_SCHEMA = {
+    "row": Field("str", doc="the row of the paper's table"),
+    "column": Field("str", doc="the column of the paper's table"),
+    "value": Field("float"),
+    "interval": Field("positive_float", required=False, doc="the printed ± half-width"),
+    "source": Field("str", doc="where it is printed (and where the paper took it from)"),
+    "not_run": Field("str", doc="why this claim does not run it (another claim does; the method is not built; ...)"),
+}
+
 RELATION_KINDS = ("less", "greater", "at_most", "at_least", "nondecreasing", "nonincreasing")
 RELATION_SCHEMA = {
     "statement": Field("str"),
@@ -414,6 +425,8 @@ def parse_body(body: dict, where: str) -> dict:
     out["runs"] = parse_runs(runs, _field(where, "runs"), out["evaluation"], out["task"], out["model"])
     out["expectations"] = validate(body.get("expectations"), {
         "published": Field(lambda v, w: _list_of_mappings(v, w, PUBLISHED_SCHEMA), required=False),
+        "printed": Field(lambda v, w: _list_of_mappings(v, w, PRINTED_SCHEMA), required=False,
+                         doc="the other numbers of the paper's table, shown beside the claim's, not run"),
         "relations": Field(lambda v, w: _list_of_mappings(v, w, RELATION_SCHEMA), required=False),
         "divergence": Field(DIVERGENCE_SCHEMA, doc="when a test task's fine-tuning counts as diverged"),
     }, _field(where, "expectations"))

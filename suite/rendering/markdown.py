@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from suite.protocol import PAPER
+from suite.protocol.components import families
 from suite.rendering.figures import learning_curves_caption
 from suite.rendering.tables import (MARKS, _fmt, _number_cells, compared_table, compute_spent, paper_layout,
                                    protocol_line)
@@ -41,7 +42,7 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                     return f"— (paper {r['published_text']})"
                 return f"{r['measured_text']} (paper {r['published_text']}) {MARKS.get(r['verdict'], '')}".strip()
             lines += ["Measured (published) as the paper lays the table out:", "",
-                      paper_layout(rep, cell).to_markdown(), ""]
+                      paper_layout(rep, cell).to_markdown(), ""] + printed_section(c)
             n = _number_cells(rep.numbers)
             table = pd.DataFrame({
                 "": n["row"], "column": n["column"], "published": n["published_text"], "± is": n["± means"],
@@ -72,6 +73,21 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [f"Not judged: {len(rep.extra)} result(s) of seeds the claim does not list "
                       f"({', '.join(sorted({str(r['seed']) for r in rep.extra}))}).", ""]
     return "\n".join(lines)
+
+
+def printed_section(claim) -> list[str]:
+    """The other rows the paper's table prints (expectations.printed), as printed, with why they are not run."""
+    printed = claim.body(PAPER)["expectations"].get("printed", [])
+    if not printed:
+        return []
+    percent = families()[claim.body(PAPER)["task"]["family"]].LOSS == "cross_entropy"
+    table = pd.DataFrame("", index=list(dict.fromkeys(p["row"] for p in printed)),
+                         columns=list(dict.fromkeys(p["column"] for p in printed)))
+    for p in printed:
+        table.loc[p["row"], p["column"]] = _fmt(p["value"], p.get("interval"), percent=percent)
+    why = dict.fromkeys(f"{p['row']}: {p['not_run']} ({p['source']})" for p in printed)
+    return ["Printed beside them in the paper's table, not run by this claim:", "", table.to_markdown(), ""] + \
+        [f"- {w}" for w in why] + [""]
 
 
 def divergence_section(rep: ClaimReport) -> list[str]:
