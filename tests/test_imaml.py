@@ -7,15 +7,7 @@ import torch
 
 from suite.algorithms import imaml
 from suite.training.paths import PATHS
-from test_gradients import assert_close_dicts, conv_with_batch_norm, mlp
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+from test_gradients import assert_close_dicts, conv_with_batch_norm, float64, mlp  # noqa: F401 (float64: autouse)
 
 
 def spd(n, low, high, generator):

@@ -10,30 +10,23 @@ import yaml
 from suite.algorithms import fomaml, imaml, maml
 from suite.training.resources import resource_metrics, tensor_peak
 from suite.verdicts.judge import check_relation
-from test_gradients import conv_with_batch_norm
+from test_gradients import conv_with_batch_norm, float64  # noqa: F401 (float64: autouse)
 from test_imaml import hp
-
-
-@pytest.fixture
-def double():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 from test_manifest import MANIFEST, error_of, load
 
 
 def test_tensor_peak_counts_each_storage_from_allocation_to_free():
-    before = torch.ones(10_000)  # existed before: not counted
+    f32 = torch.float32
+    before = torch.ones(10_000, dtype=f32)  # existed before: not counted
     with tensor_peak() as counted:
-        a = torch.empty(1000)  # 4,000 bytes
+        a = torch.empty(1000, dtype=f32)  # 4,000 bytes
         b = a[:10]  # a view: the same storage, counted once
-        c = torch.empty(2000)  # 8,000: 12,000 live
+        c = torch.empty(2000, dtype=f32)  # 8,000: 12,000 live
         c.add_(1.0)  # in place: nothing new
         del a, b
         d = before * 2  # 40,000 new: 48,000 live with c
         del d, c
-        e = torch.empty(100)
+        e = torch.empty(100, dtype=f32)
     assert counted.peak == 48_000
     assert counted.live == 400 and e.numel() == 100
 
@@ -44,7 +37,7 @@ def peak_of(fn) -> int:
     return counted.peak
 
 
-def test_maml_memory_grows_with_the_inner_steps_and_imaml_stays_flat(double):
+def test_maml_memory_grows_with_the_inner_steps_and_imaml_stays_flat():
     model, params, tasks = conv_with_batch_norm()
     leaf = {k: v.detach().requires_grad_(True) for k, v in params.items()}
 

@@ -54,6 +54,15 @@ def map_tasks(fn, path: str, model, shared, *per_task):
     return _stack([fn(model, shared, *(_index(x, i) for x in per_task)) for i in range(n)])
 
 
+def mean_task_gradients(gradient_for_task, path: str, model, params: dict, tasks):
+    """(the mean over tasks of gradient_for_task(model, θ, *task) -> (gradient, loss), the mean loss), θ the
+    parameters detached: for a meta-gradient made of per-task gradients with no graph through θ (first-order MAML,
+    iMAML)."""
+    theta = {k: p.detach() for k, p in params.items()}
+    grads, losses = map_tasks(gradient_for_task, path, model, theta, *tasks.tensors())
+    return {k: g.mean(0) for k, g in grads.items()}, losses.mean()
+
+
 class Learner:
     """Shared plumbing: leaf parameters, an outer optimiser (where the algorithm has one), checkpoint state.
 

@@ -7,7 +7,7 @@ terms dropped, i.e. the query-loss gradient taken at the adapted parameters θ'_
 """
 from __future__ import annotations
 
-from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, mean_task_gradients
 from suite.algorithms.inner import grad_and_losses, sgd_adapt
 from suite.algorithms.maml import ARGS, carries_inner_state, check, task_shape  # noqa: F401
 
@@ -32,13 +32,10 @@ def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, l
 
 def meta_gradient(model, params, tasks, steps, lr, path: str):
     """(mean_i g_i, mean query loss)."""
-    params = {k: p.detach() for k, p in params.items()}
-
     def gradient_for_task(m, p, sx, sy, qx, qy):
         return task_gradient(m.loss, p, sx, sy, qx, qy, steps, lr, m.inner_loop_names)
 
-    grads, losses = map_tasks(gradient_for_task, path, model, params, *tasks.tensors())
-    return {k: g.mean(0) for k, g in grads.items()}, losses.mean()
+    return mean_task_gradients(gradient_for_task, path, model, params, tasks)
 
 
 class Learner(BaseLearner):

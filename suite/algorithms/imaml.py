@@ -27,7 +27,7 @@ pin down its steps or its line search.
 """
 from __future__ import annotations
 
-from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, mean_task_gradients
 from suite.algorithms.inner import _transformed, grad, grad_and_losses
 from suite.algorithms.maml import carries_inner_state, check, task_shape  # noqa: F401
 from suite.lazy import lazy
@@ -168,13 +168,10 @@ def implicit_gradient(loss, theta: dict, support_x, support_y, query_x, query_y,
 
 def meta_gradient(model, params, tasks, hp: dict, path: str):
     """(mean_i g_i, mean query loss after the inner loop)."""
-    theta = {k: p.detach() for k, p in params.items()}
-
     def gradient_for_task(m, p, sx, sy, qx, qy):
         return implicit_gradient(m.loss, p, sx, sy, qx, qy, hp, m.inner_loop_names, m.task_dims)
 
-    grads, losses = map_tasks(gradient_for_task, path, model, theta, *tasks.tensors())
-    return {k: g.mean(0) for k, g in grads.items()}, losses.mean()
+    return mean_task_gradients(gradient_for_task, path, model, params, tasks)
 
 
 class Learner(BaseLearner):
