@@ -27,7 +27,8 @@ pin down its steps or its line search.
 """
 from __future__ import annotations
 
-from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, mean_task_gradients
+import suite.algorithms.maml as maml
+from suite.algorithms.base import mean_task_gradients
 from suite.algorithms.inner import _transformed, grad, grad_and_losses
 from suite.algorithms.maml import carries_inner_state, check, task_shape  # noqa: F401
 from suite.lazy import lazy
@@ -174,11 +175,7 @@ def meta_gradient(model, params, tasks, hp: dict, path: str):
     return mean_task_gradients(gradient_for_task, path, model, params, tasks)
 
 
-class Learner(BaseLearner):
-    def __init__(self, model, params, hp, path):
-        super().__init__(model, params, hp, path)
-        self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
-
+class Learner(maml.Learner):  # MAML's outer Adam on θ; only the meta-gradient differs
     def step(self, tasks, iteration, generator):
         grads, loss = meta_gradient(self.model, self.params, tasks, self.hp, self.path)
         self.apply_gradients(grads)

@@ -112,8 +112,14 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
                                          data, ckpts, path)
 
 
-def _existing(cfg, out: Path, data_dir: Path, data) -> dict:
-    """The result already in `out`, made by this configuration (check_not_overwriting) on the same data."""
+def _reuse_or_replace(cfg, out: Path, data_dir: Path, data, overwrite: bool) -> dict | None:
+    """The result already in `out` (made by this configuration: check_not_overwriting) when there is one and it is
+    kept; None when there is none, or when --overwrite has just removed it."""
+    if not (out / "results.json").exists():
+        return None
+    if overwrite:
+        (out / "results.json").unlink()
+        return None
     existing = json.loads((out / "results.json").read_text())
     if existing["provenance"].get("data") != data:
         raise RunError(f"claim {cfg.claim!r}, run {cfg.run!r}, seed {cfg.seed}: {out / 'results.json'} was "
@@ -122,11 +128,9 @@ def _existing(cfg, out: Path, data_dir: Path, data) -> dict:
     return existing
 
 
-def _provenance(cfg, device, code: dict, data, **timing) -> dict:
-    return {**code, "config_hash": cfg.hash, "profile": cfg.profile, "seed": cfg.seed, "device": str(device),
-            "device_name": device_name(device), **timing,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
-            "data": data, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+def _write_config(cfg, out: Path, code: dict, data, path: str):
+    atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg), "path": path,
+                                            "provenance": {**code, "versions": versions(), "data": data}})
 
 
 def _write_curve(root: Path, cfg, curve: dict):
@@ -135,43 +139,56 @@ def _write_curve(root: Path, cfg, curve: dict):
         f"{i},{loss!r}\n" for i, loss in zip(curve["iteration"], curve["loss"]))).encode())
 
 
+def _record(cfg, device, code: dict, data, path: str, ckpts: Path, train: dict, result: dict, train_seconds: float,
+            eval_seconds: float, **provenance) -> dict:
+    """results.json: what the run measured (`result`: metrics, fine-tuning lr and its search, examples, per-task
+    values), its training's record (`train`, as final.pt holds it) and the provenance of both."""
+    gpu_seconds = train["gpu_seconds"] + (eval_seconds if device.type == "cuda" else 0)
+    return {
+        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run,
+        **({"variant": cfg.variant, "retrains": cfg.retrains} if cfg.variant else {}),
+        "seed": cfg.seed, "algorithm": cfg.algorithm,
+        "config_hash": cfg.hash,
+        "numerics": numerics(cfg),
+        "path": path,
+        "metrics": result["metrics"],
+        "finetune_lr": result["finetune_lr"],
+        "lr_search": result["lr_search"],
+        "training": {"iterations": cfg.hyperparameters["iterations"], "curve": train["curve"],
+                     "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"]},
+        "provenance": {
+            **code, "config_hash": cfg.hash, "profile": cfg.profile, "seed": cfg.seed, "device": str(device),
+            "device_name": device_name(device), "vectorized_over_tasks": path != "loop",
+            "train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2),
+            "gpu_hours": round(gpu_seconds / 3600, 4),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
+            "data": data, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), **provenance},
+        "config": cfg.to_json(),
+        "examples": result["examples"],
+        "episodes": result["episodes"],
+    }
+
+
 def _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path) -> dict:
     """A resource measurement (suite.training.resources), written as results.json; the parameters its iterations
     trained are left in its checkpoint folder as final.pt."""
     out = run_dir(root, cfg)
-    if (out / "results.json").exists():
-        if not overwrite:
-            return _existing(cfg, out, data_dir, data)
-        (out / "results.json").unlink()
-    atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg), "path": path,
-                                            "provenance": {**code, "versions": versions(), "data": data}})
+    if (existing := _reuse_or_replace(cfg, out, data_dir, data, overwrite)) is not None:
+        return existing
+    _write_config(cfg, out, code, data, path)
     began = time.perf_counter()
     measured = measure_training(cfg, device, path, data_dir)
     spent = time.perf_counter() - began
     iterations = cfg.hyperparameters["iterations"]
-    curve = {"iteration": list(range(1, iterations + 1)), "loss": measured["loss"]}
+    train = {"curve": {"iteration": list(range(1, iterations + 1)), "loss": measured["loss"]}, "seconds": spent,
+             "gpu_seconds": spent if device.type == "cuda" else 0.0, "resumed_at": [], "segments": []}
     ckpts = checkpoint_dir(root, cfg, data, path)  # its trained parameters, as any run leaves them
-    save_checkpoint(ckpts / "final.pt", {"params": measured["params"], "inner_state": None, "training": {
-        "curve": curve, "seconds": spent, "gpu_seconds": spent if device.type == "cuda" else 0.0, "resumed_at": [],
-        "segments": []}})
-    record = {
-        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run,
-        **({"variant": cfg.variant, "retrains": cfg.retrains} if cfg.variant else {}),
-        "seed": cfg.seed, "algorithm": cfg.algorithm, "config_hash": cfg.hash, "numerics": numerics(cfg),
-        "path": path,
-        "metrics": resource_metrics(measured, cfg.evaluation["interval"]),
-        "finetune_lr": None, "lr_search": None,
-        "training": {"iterations": iterations, "curve": curve, "resumed_at": [], "training_hash": ckpts.name,
-                     "segments": []},
-        "provenance": _provenance(cfg, device, code, data, vectorized_over_tasks=path != "loop",
-                                  train_seconds=round(spent, 2), eval_seconds=0.0,
-                                  gpu_hours=round(spent / 3600, 4) if device.type == "cuda" else 0.0,
-                                  memory=RESOURCES["memory"].doc),
-        "config": cfg.to_json(),
-        "examples": [],
-        "episodes": {},
-    }
-    _write_curve(root, cfg, curve)
+    save_checkpoint(ckpts / "final.pt", {"params": measured["params"], "inner_state": None, "training": train})
+    result = {"metrics": resource_metrics(measured, cfg.evaluation["interval"]), "finetune_lr": None,
+              "lr_search": None, "examples": [], "episodes": {}}
+    record = _record(cfg, device, code, data, path, ckpts, train, result, spent, 0.0,
+                     memory=RESOURCES["memory"].doc)
+    _write_curve(root, cfg, train["curve"])
     atomic_write_json(out / "results.json", record)
     return record
 
@@ -179,14 +196,12 @@ def _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path)
 def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model, data, ckpts,
                               path):
     out = run_dir(root, cfg)
-    if (out / "results.json").exists():
-        if not overwrite:
-            return _existing(cfg, out, data_dir, data)
-        (out / "results.json").unlink()
-        if not cfg.variant:  # --overwrite of the same configuration: train again (a variant is evaluated again)
-            shutil.rmtree(ckpts, ignore_errors=True)
-    atomic_write_json(out / "config.json", {**cfg.to_json(), "numerics": numerics(cfg), "path": path,
-                                            "provenance": {**code, "versions": versions(), "data": data}})
+    replacing = overwrite and (out / "results.json").exists()
+    if (existing := _reuse_or_replace(cfg, out, data_dir, data, overwrite)) is not None:
+        return existing
+    if replacing and not cfg.variant:  # --overwrite of the same configuration: train again (a variant is evaluated
+        shutil.rmtree(ckpts, ignore_errors=True)  # again)
+    _write_config(cfg, out, code, data, path)
     params = model.init_params(cfg.seed, device=device)
     learner = make_learner(cfg, model, params, path)
     tuned = model.adapting_only(learner.inner_loop_names)  # what test-time fine-tuning adapts (ANIL: the head)
@@ -207,32 +222,12 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
                                                      **progress},
                       training_state=learner.inner_state)
     eval_time = time.perf_counter() - eval_began
-    train_time, curve = train["seconds"], train["curve"]
+    train_time = train["seconds"]
     if cfg.variant and not cfg.retrains:  # it trained nothing: its run's model is reused
         train_time, train = 0.0, dict(train, gpu_seconds=0.0)
-
-    record = {
-        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run,
-        **({"variant": cfg.variant, "retrains": cfg.retrains} if cfg.variant else {}),
-        "seed": cfg.seed, "algorithm": cfg.algorithm,
-        "config_hash": cfg.hash,
-        "numerics": numerics(cfg),
-        "path": path,
-        "metrics": result["metrics"],
-        "finetune_lr": result["finetune_lr"],
-        "lr_search": result["lr_search"],
-        "training": {"iterations": cfg.hyperparameters["iterations"], "curve": curve,
-                     "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"]},
-        "provenance": _provenance(
-            cfg, device, code, data, vectorized_over_tasks=path != "loop", train_seconds=round(train_time, 2),
-            eval_seconds=round(eval_time, 2),
-            gpu_hours=round((train["gpu_seconds"] + (eval_time if device.type == "cuda" else 0)) / 3600, 4)),
-        "config": cfg.to_json(),
-        "examples": result["examples"],
-        "episodes": result["episodes"],
-    }
+    record = _record(cfg, device, code, data, path, ckpts, train, result, train_time, eval_time)
     if not cfg.variant or cfg.retrains:
-        _write_curve(root, cfg, curve)
+        _write_curve(root, cfg, train["curve"])
     atomic_write_json(out / "results.json", record)
     if cfg.variant:
         return record
