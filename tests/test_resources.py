@@ -116,3 +116,21 @@ def test_a_factor_belongs_to_pairwise_relations(raw, tmp_path):
 def test_an_unknown_memory_measure_is_refused(raw, tmp_path):
     memory_claim(raw)["evaluation"]["memory"] = "rss"
     assert "evaluation.memory: 'rss' is not one of tensor-peak" in error_of(raw, tmp_path)
+
+
+def test_a_resource_claim_draws_its_figures_but_no_learning_curves(tmp_path):
+    """The committed imaml-memory results: the manifest's two figures, and no learning-curve figure (three timed
+    iterations are not a learning curve)."""
+    from pathlib import Path
+
+    from suite.protocol.manifest import load_manifest
+    from suite.rendering.figures import claim_figures
+    from suite.results.store import load_results
+
+    repo = Path(__file__).resolve().parents[1]
+    claim = load_manifest(repo / "benchmarks.yaml").claim("imaml-memory")
+    records = [r for r in load_results(repo / "results") if r["claim"] == "imaml-memory" and r["profile"] == "paper"
+               and not r.get("variant")]
+    assert len(records) == 18
+    made = claim_figures("imaml-memory", "paper", records, tmp_path, claim.body().get("figures", []))
+    assert sorted(p.name for p in made) == ["imaml-memory-figure-1.png", "imaml-memory-figure-2.png"]

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from suite.io import atomic_write  # noqa: E402
 from suite.protocol.components import algorithms  # noqa: E402
+from suite.protocol.fields import measures_resources  # noqa: E402
 from suite.results.store import measure  # noqa: E402
 
 LOSS_SCALE = {
@@ -54,7 +55,9 @@ def run_styles(keys: list[str]) -> dict[str, dict]:
 
 
 def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
-    rows = [r for r in records if r["training"]["curve"]["iteration"]]
+    """The training loss of each run (a resource measurement's few timed iterations are not a learning curve)."""
+    rows = [r for r in records if r["training"]["curve"]["iteration"]
+            and not measures_resources(r["config"]["evaluation"])]
     if not rows:
         return None
     several_seeds = len({r["seed"] for r in rows}) > 1

@@ -65,7 +65,7 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += ["Provenance:", "", pd.DataFrame(rep.provenance).to_markdown(index=False), ""]
         for path in (figures or {}).get(c.id, []):
             lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
-        if (figures or {}).get(c.id):
+        if any(Path(p).stem.endswith("-learning-curves") for p in (figures or {}).get(c.id, [])):
             lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile))}*", ""]
         if rep.stale:
             lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration or numerics version.", ""]
