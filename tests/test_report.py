@@ -354,7 +354,8 @@ def test_a_series_figure_ticks_the_settings_its_runs_use(manifest, monkeypatch, 
 def test_the_learning_curve_caption_says_when_the_loss_is_summed_over_the_images(manifest):
     summed = ablation_record(manifest, "g1", 0.28)
     reports = build_reports(manifest, [summed] + paper_like(manifest), ["reptile-k-ablation", "maml-sinusoid"])
-    text = to_markdown(reports, {"reptile-k-ablation": ["figures/a.png"], "maml-sinusoid": ["figures/b.png"]})
+    text = to_markdown(reports, {"reptile-k-ablation": ["figures/reptile-k-ablation-learning-curves.png"],
+                                 "maml-sinusoid": ["figures/maml-sinusoid-learning-curves.png"]})
     captions = [line for line in text.splitlines() if line.startswith("*Learning curves:")]
     assert len(captions) == 2
     assert "summed, not averaged" in captions[0]  # supervised-reptile's loss: 75 images in §6.3, 25 for g1

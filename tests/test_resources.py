@@ -134,3 +134,18 @@ def test_a_resource_claim_draws_its_figures_but_no_learning_curves(tmp_path):
     assert len(records) == 18
     made = claim_figures("imaml-memory", "paper", records, tmp_path, claim.body().get("figures", []))
     assert sorted(p.name for p in made) == ["imaml-memory-figure-1.png", "imaml-memory-figure-2.png"]
+
+
+def test_the_report_says_what_each_resource_interval_is():
+    from pathlib import Path
+
+    from suite.protocol.manifest import load_manifest
+    from suite.rendering.tables import compared_table
+    from suite.results.store import load_results
+    from suite.verdicts.judge import build_reports
+
+    repo = Path(__file__).resolve().parents[1]
+    (report,) = build_reports(load_manifest(repo / "benchmarks.yaml"), load_results(repo / "results"), ["imaml-memory"])
+    table = compared_table(report)
+    assert report.verdict == "reproduced"
+    assert set(table["± is"]) == {"exact; ci95-iterations"}  # memory is an exact count; seconds vary by iteration

@@ -57,7 +57,7 @@ def run_styles(keys: list[str]) -> dict[str, dict]:
 def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
     """The training loss of each run (a resource measurement's few timed iterations are not a learning curve)."""
     rows = [r for r in records if r["training"]["curve"]["iteration"]
-            and not measures_resources(r["config"]["evaluation"])]
+            and not measures_resources(r.get("config", {}).get("evaluation"))]
     if not rows:
         return None
     several_seeds = len({r["seed"] for r in rows}) > 1

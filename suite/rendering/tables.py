@@ -75,10 +75,14 @@ def compared_table(rep: ClaimReport) -> pd.DataFrame:
     c = rep.compared
     runs, metrics = list(dict.fromkeys(c["run"])), list(dict.fromkeys(c["metric"]))
     table = pd.DataFrame("—", index=runs, columns=metrics + ["± is"])
+    kinds = {run: {} for run in runs}  # per run, what its values' ± are, in metric order (one kind: said once)
     for _, r in c.iterrows():
         if isinstance(r["measured ± means"], str):  # measured (its mean may be nan: diverged fine-tuning)
             table.loc[r["run"], r["metric"]] = _fmt(r["measured"], r["measured ±"], r["metric"].startswith("accuracy"))
-            table.loc[r["run"], "± is"] = r["measured ± means"]
+            kinds[r["run"]][r["measured ± means"]] = None
+    for run, seen in kinds.items():
+        if seen:
+            table.loc[run, "± is"] = "; ".join(seen)
     return table
 
 
