@@ -339,6 +339,10 @@ def test_auto_takes_vmap_for_small_conv_tasks_on_a_cpu_the_grouped_path_for_larg
     # stays current (test_a_result_records_its_path_and_another_path_does_not_make_it_stale)
     ablation = manifest.claim("reptile-k-ablation").run_configs(runs=["g3"])[0]
     assert path(ablation) == "grouped"
+    # MAML++'s per-step running statistics are updated task by task: the loop, whatever is asked
+    mamlpp = {c.run: c for c in manifest.claim("mamlpp-omniglot").run_configs(seeds=[0])}
+    assert {path(mamlpp["n5-k1"], device, asked) for device in (cpu, cuda) for asked in ("auto", "vmap")} == {"loop"}
+    assert path(mamlpp["n20-k1-maml"]) == "grouped" and path(mamlpp["n20-k1-maml"], requested="vmap") == "vmap"
 
 
 def test_a_result_records_its_path_and_another_path_does_not_make_it_stale(tmp_path):

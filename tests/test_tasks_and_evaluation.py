@@ -165,8 +165,8 @@ def test_frozen_blocks_stay_bitwise_as_trained_while_the_rest_fine_tunes(monkeyp
               for k, v in params.items()}  # batch-norm affine ≠ (1, 0), so its gradients are not degenerate
     task = RandomImages().sample(1, 2, 2, torch.Generator().manual_seed(0), "test")[0]
     seen = []
-    real = evaluation_module.query_metrics
-    monkeypatch.setattr(evaluation_module, "query_metrics", lambda m, p, *a: seen.append(p) or real(m, p, *a))
+    real = evaluation_module.query_outputs
+    monkeypatch.setattr(evaluation_module, "query_outputs", lambda m, p, *a: seen.append(p) or real(m, p, *a))
     finetune_curve(model, params, *task.tensors(), None, dict(CONV_EVAL, optimizer=optimizer), frozen_blocks=(1, 3))
     final = seen[-1]  # the parameters the last recorded step measured
     batch_norm = {k for k in params if k.split(".")[0] in ("1", "4", "7")}

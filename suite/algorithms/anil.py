@@ -32,6 +32,10 @@ def hessian_vector_products(hp: dict) -> bool:
     return False
 
 
+def needs_loop(hp: dict) -> bool:
+    return False
+
+
 def adapt_head(model, params, support_z, support_y, steps, lr) -> dict:
     """The head's parameters after `steps` gradient steps on the support features; differentiable w.r.t. params
     and the features."""

@@ -67,7 +67,11 @@ class Learner:
     """Shared plumbing: leaf parameters, an outer optimiser (where the algorithm has one), checkpoint state.
 
     `inner_state` is the inner optimiser state carried from task to task (None unless the algorithm carries one);
-    `inner_loop_names` the parameters its inner loop adapts, and so test-time fine-tuning too."""
+    `inner_loop_names` the parameters its inner loop adapts, and so test-time fine-tuning too; `schedule` how
+    test-time fine-tuning adapts them when the learner's inner loop has its own per-step parameters and rates
+    (MAML++: suite.algorithms.mamlpp.Schedule), None where the evaluation's optimiser does."""
+
+    schedule = None
 
     def __init__(self, model, params: dict, hp: dict, path: str):
         self.model, self.hp, self.path = model, hp, path  # path: how a meta-batch is computed (map_tasks)

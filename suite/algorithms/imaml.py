@@ -74,6 +74,10 @@ def hessian_vector_products(hp: dict) -> bool:
     return True  # the conjugate gradient's products, nested torch.func transforms under vmap
 
 
+def needs_loop(hp: dict) -> bool:
+    return False
+
+
 def _dot(a: dict, b: dict, task_dims: int):
     """Σ_k a_k·b_k, one number per task (a tensor of shape [] for one task, [tasks] for a grouped batch)."""
     return sum((a[k] * b[k]).flatten(task_dims).sum(-1) for k in a)

@@ -131,6 +131,20 @@ def finetune(loss, params: dict, x, y, optimizer: dict, names, steps: list[int],
     return records
 
 
+def scheduled_finetune(model, schedule, loss, params: dict, x, y, steps: list[int], measure):
+    """finetune for a learner whose inner loop has its own per-step schedule (suite.algorithms.mamlpp.Schedule:
+    per-step parameters and rates), on all of (x, y) each step: [measure(the model's parameters after s steps) for
+    s in steps], those after s ≥ 1 steps at step s − 1's index, as MAML++'s code measures its query set."""
+    records = []
+    for step in range(steps[-1] + 1):
+        if step in steps:
+            records.append(measure(schedule.at(model, params, max(step - 1, 0))))
+        if step == steps[-1]:
+            break
+        params = schedule.update(model, params, schedule.gradient(model, params, x, y, step, loss), step)
+    return records
+
+
 def inner_batches(n_tasks, n_points, batch_size, steps, generator):
     """Indices [n_tasks, steps, batch_size]: consecutive slices of a stream of shuffles of the points, so a
     mini-batch may straddle two shuffles (supervised-reptile's _mini_batches keeps its partial batch too)."""

@@ -45,6 +45,10 @@ def hessian_vector_products(hp: dict) -> bool:
     return False
 
 
+def needs_loop(hp: dict) -> bool:
+    return False
+
+
 class Learner(BaseLearner):
     def __init__(self, model, params, hp, path):
         super().__init__(model, params, hp, path)

@@ -91,6 +91,10 @@ def hessian_vector_products(hp: dict) -> bool:
     return False
 
 
+def needs_loop(hp: dict) -> bool:
+    return False
+
+
 def detached(state: dict) -> dict:
     return {"m": {k: v.detach() for k, v in state["m"].items()},
             "v": {k: v.detach() for k, v in state["v"].items()}, "t": int(state["t"])}

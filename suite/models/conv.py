@@ -24,6 +24,10 @@ FIELDS = {
                                           "tf.layers' (Reptile) has one"),
     "batch_norm_adapted": Field("bool", doc="whether inner loops (training and test-time fine-tuning) update the "
                                             "batch-norm parameters; cbfinn/maml keeps them out of its fast weights"),
+    "activation": Field("str", choices=("relu", "leaky-relu"), required=False,
+                        doc="after each batch norm: ReLU, or leaky ReLU with slope 0.01 (F.leaky_relu's default, "
+                            "which MAML++'s code applies); the claims written before this field existed say nothing "
+                            "and mean ReLU, so their configuration (and hash) did not change"),
     "head": Field("str", choices=("flatten", "mean-pool"),
                   doc="features into the linear head: flattened maps (Reptile) or their spatial mean (MAML's "
                       "Omniglot code, tf.reduce_mean over height and width)"),
@@ -62,7 +66,8 @@ def build(config: dict, in_dim: int, out_dim: int):
     stride = 2 if config["downsample"] == "stride" else 1
     for _ in range(config["layers"]):
         blocks += [nn.Conv2d(channels, config["filters"], 3, stride=stride, padding=1),
-                   BatchNorm(config["filters"], config["batch_norm_eps"], config["batch_norm_scale"]), nn.ReLU()]
+                   BatchNorm(config["filters"], config["batch_norm_eps"], config["batch_norm_scale"]),
+                   nn.LeakyReLU() if config.get("activation") == "leaky-relu" else nn.ReLU()]
         if config["downsample"] != "stride":  # a partial last window is pooled over what it covers: TF's 'SAME'
             blocks.append(nn.MaxPool2d(2, ceil_mode=config["downsample"] == "max-pool-same"))
         channels = config["filters"]

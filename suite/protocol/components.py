@@ -106,6 +106,10 @@ class Algorithm(Protocol):
         under vmap each is a torch.func.grad of a torch.func.grad, which the per-task loop and the grouped path
         compute with torch.autograd instead (suite.training.paths)."""
 
+    def needs_loop(self, hp: dict) -> bool:
+        """Whether its meta-iteration must run task after task (the loop path), as MAML++'s per-step batch-norm
+        running statistics are updated."""
+
     Learner: type
     """Learner(model, params, hp, path): .step(tasks, iteration, generator) -> loss, .params, .inner_state,
     .inner_loop_names, .state_dict(), .load_state_dict(), .load_params()."""

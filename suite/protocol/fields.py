@@ -76,6 +76,51 @@ def _frozen_layer_sets(v, where):
     return v
 
 
+SELECTION_RULES = ("last", "best-validation", "top-k-ensemble")
+SELECTION = {
+    "rule": Field("str", choices=SELECTION_RULES,
+                  doc="'last': the model training ends with; 'best-validation': the one whose primary metric on "
+                      "the validation tasks was best (early stopping, as MAML's first-order numbers were chosen: "
+                      "cbfinn/maml issue 8); 'top-k-ensemble': the k best on validation, each fine-tuned on a test "
+                      "task and their query outputs averaged (HowToTrainYourMAMLPytorch's "
+                      "evaluated_test_set_using_the_best_models, k = 5)"),
+    "every": Field("positive_int", required=False, doc="meta-iterations between two validations (and one after the "
+                                                       "last iteration)"),
+    "tasks": Field("positive_int", required=False, doc="fixed validation tasks, the same at every validation"),
+    "seed": Field("seed", required=False, doc="their seed (not the test tasks')"),
+    "k": Field("positive_int", required=False, doc="models in the ensemble (at least 2). A training that validates keeps "
+                                                   "its k best (at least 5) as candidates, whatever the rule, so a "
+                                                   "best-validation and a top-5 selection share one training"),
+}
+
+
+VALIDATION_FIELDS = ("every", "tasks", "seed")  # what a training that validates depends on (not the rule, nor k)
+KEPT = 5  # candidates a validating training keeps at least, so that one training serves every rule up to k = 5
+
+
+def _selection(value, where):
+    config = validate(value, SELECTION, where)
+    validated = VALIDATION_FIELDS
+    if config["rule"] == "last":
+        extra = sorted(set(config) - {"rule"})
+        if extra:
+            raise ManifestError(f"{where}.{extra[0]}: the last model is selected without validation; remove it")
+        return config
+    for key in validated + (("k",) if config["rule"] == "top-k-ensemble" else ()):
+        if key not in config:
+            raise ManifestError(f"{where}.{key}: required for the rule {config['rule']!r}")
+    if config["rule"] == "best-validation" and "k" in config:
+        raise ManifestError(f"{where}.k: 'best-validation' selects one model; an ensemble is 'top-k-ensemble'")
+    if config["rule"] == "top-k-ensemble" and config["k"] < 2:
+        raise ManifestError(f"{where}.k: an ensemble needs at least 2 models (one is 'best-validation')")
+    return config
+
+
+def selects_by_validation(evaluation: dict) -> bool:
+    """Whether an evaluation's model selection validates during training (every rule but 'last')."""
+    return (evaluation.get("selection") or {"rule": "last"})["rule"] != "last"
+
+
 EVALUATION = {
     "tasks": Field("positive_int", doc="number of fixed test tasks"),
     "seed": Field("seed", doc="seed of the test tasks (the same for every run of the claim)"),
@@ -93,6 +138,8 @@ EVALUATION = {
     "interval": Field("str", choices=tuple(INTERVALS),
                       doc="the ± of a measured mean: 'ci95-normal' is 1.96·std/√n over the test tasks, as MAML's "
                           "code computes it"),
+    "selection": Field(_selection, doc="which trained model the test tasks evaluate: {rule: last}, or a rule that "
+                                       "validates during training (SELECTION's fields)"),
     "optimizer_state": Field("str", choices=("fresh", "from-training"),
                              doc="'fresh': each test task's fine-tuning starts a new optimiser; 'from-training': it "
                                  "starts from the inner Adam state training left (supervised-reptile's evaluation "
@@ -156,7 +203,7 @@ def evaluation_schema(evaluation: dict) -> dict:
     return RESOURCES if measures_resources(evaluation) else EVALUATION
 
 
-# the evaluation fields a learning-curve point reads: a training that records a curve depends on these alone
+# the evaluation fields a learning-curve point reads (a validation for model selection reads them and `selection`): a training that records a curve depends on these alone
 CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
                 "optimizer_state", "frozen_layers", "proximal_lam")
 
@@ -179,6 +226,11 @@ def check_evaluation(config: dict, where: str, model: dict, model_kind):
         raise ManifestError(f"{where}.batch_norm: the model has batch norm: say 'transductive' or 'non-transductive'")
     if not has_batch_norm and config["batch_norm"] != "none":
         raise ManifestError(f"{where}.batch_norm: the model has no batch norm, so this must be 'none'")
+    if selects_by_validation(config) and config["selection"]["seed"] == config["seed"]:
+        raise ManifestError(f"{where}.selection.seed: must differ from the test tasks' seed (no selection on test "
+                            "tasks)")
+    if config["selection"]["rule"] == "top-k-ensemble" and "lr_search" in config:
+        raise ManifestError(f"{where}.lr_search: the lr search fine-tunes one model, not an ensemble")
     if "lr_search" in config and config["lr_search"]["seed"] == config["seed"]:
         raise ManifestError(f"{where}.lr_search.seed: must differ from the test tasks' seed (no tuning on test tasks)")
     if sorted(set(config["steps"])) != config["steps"]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from suite.protocol.components import algorithms, families, model_kinds
-from suite.protocol.fields import (CURVE_FIELDS, RESOURCE_METRICS, check_evaluation, evaluation_schema,
-                                   measures_resources, metric_suffixes)
+from suite.protocol.fields import (CURVE_FIELDS, RESOURCE_METRICS, VALIDATION_FIELDS, check_evaluation,
+                                   evaluation_schema, measures_resources, metric_suffixes, selects_by_validation)
 from suite.protocol.folders import FOLDERS, folder
 from suite.protocol.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
 
@@ -149,9 +149,13 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 
 def deep_merge(base: dict, override: dict) -> dict:
+    """base with override's fields merged in, mappings field by field; a field overridden with null is removed
+    (e.g. an ensemble's k, where a variant selects one model)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -189,8 +193,13 @@ class RunConfig:
 
     @property
     def hashed(self) -> dict:
+        """The configuration the hash covers. Model selection {rule: last} is left out of it: every result made
+        before `selection` existed evaluated the last model, so their hashes (and results) stay current."""
+        evaluation = self.evaluation
+        if evaluation.get("selection") == {"rule": "last"}:
+            evaluation = {k: v for k, v in evaluation.items() if k != "selection"}
         return {"task": self.task, "model": self.model, "algorithm": self.algorithm,
-                "hyperparameters": self.hyperparameters, "evaluation": self.evaluation, "seed": self.seed}
+                "hyperparameters": self.hyperparameters, "evaluation": evaluation, "seed": self.seed}
 
     @property
     def hash(self) -> str:
@@ -204,10 +213,14 @@ class RunConfig:
     @property
     def training_spec(self) -> dict:
         """The training configuration, with the evaluation fields a learning curve on test tasks during training
-        reads when it has one (what curve_point reads, not the final evaluation's tasks or seed)."""
+        reads when it has one (what curve_point reads, not the final evaluation's tasks or seed), and the model
+        selection when it validates during training (the candidates it keeps are part of the training)."""
         spec = dict(self.training)
-        if self.evaluation.get("during_training"):
+        validates = selects_by_validation(self.evaluation)
+        if self.evaluation.get("during_training") or validates:
             spec["evaluation"] = {k: v for k, v in self.evaluation.items() if k in CURVE_FIELDS}
+            if validates:  # the validations, not the rule: one training serves the best model and the top k
+                spec["evaluation"]["selection"] = {k: self.evaluation["selection"][k] for k in VALIDATION_FIELDS}
         return spec
 
     @property
@@ -531,7 +544,7 @@ def check_run_protocol(task: dict, model: dict, algorithm, hp: dict, evaluation:
         family.check_protocol(task, model, [("train", shots, queries)], where)
         return
     uses = [("train", shots, queries), ("test", evaluation["shots"], evaluation["queries"])]
-    if "lr_search" in evaluation:
+    if "lr_search" in evaluation or selects_by_validation(evaluation):
         uses.append(("val", evaluation["shots"], evaluation["queries"]))
     family.check_protocol(task, model, uses, where)
     if "test_tasks" in evaluation:

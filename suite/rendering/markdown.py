@@ -10,7 +10,7 @@ from suite.protocol import PAPER
 from suite.protocol.components import families
 from suite.rendering.figures import learning_curves_caption
 from suite.rendering.tables import (MARKS, _fmt, _number_cells, compared_table, compute_spent, paper_layout,
-                                   protocol_line)
+                                    protocol_line, run_selections)
 from suite.verdicts.judge import NOT_RUN, ClaimReport
 
 
@@ -51,6 +51,9 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             if n["seeds"].notna().any():  # several seeds: each one's mean, and how many are within alone
                 table.insert(6, "seeds", [v or "—" for v in n["seeds"]])
                 table.insert(9, "seeds within", [v or "—" for v in n["seeds within"]])
+            selections = run_selections(c, rep.profile or PAPER)
+            if set(selections.values()) != {"last"}:  # which model each number is of (the protocol line's)
+                table.insert(len(table.columns) - 1, "model", [selections.get(run, "—") for run in n["run"]])
             lines += [table.to_markdown(index=False), ""]
         if len(rep.compared):
             what = "The other measured values the relations compare and the figures draw:" if len(rep.numbers) else \

@@ -92,6 +92,24 @@ def _value(v) -> str:
     return str(v)
 
 
+def selection_text(selection: dict, short: bool = False) -> str:
+    """The model a run's numbers come from, in a few words (fewer when `short`)."""
+    if selection["rule"] == "last":
+        return "last" if short else "the last"
+    where = "" if short else f" on {selection['tasks']} validation tasks every {selection['every']} iterations"
+    if selection["rule"] == "best-validation":
+        return f"best on validation{where}" if short else f"the best{where}"
+    return f"top-{selection['k']} ensemble" if short else f"an ensemble of the {selection['k']} best{where}"
+
+
+def run_selections(claim: Claim, profile: str) -> dict[str, str]:
+    """{run: selection_text of its evaluation, short}."""
+    body = claim.body(profile)
+    return {name: selection_text(cfg.evaluation["selection"], short=True) for name in body["runs"]
+            for cfg in claim.run_configs(profile, seeds=body["seeds"][:1], runs=[name])
+            if not measures_resources(cfg.evaluation)}
+
+
 def protocol_line(claim: Claim, profile: str) -> str:
     """The protocol in one line: task, model, evaluation, the hyperparameters all runs share, and each run's
     algorithm and the hyperparameters in which it differs from the others."""
@@ -106,7 +124,8 @@ def protocol_line(claim: Claim, profile: str) -> str:
     else:
         opt = e["optimizer"]
         evaluation = (f"{e['tasks']} test tasks (seed {e['seed']}), {e['shots']} shots, {e['queries']} queries, "
-                      f"{opt['name']} lr {opt['lr']} for {e['steps'][-1]} steps, batch norm {e['batch_norm']}")
+                      f"{opt['name']} lr {opt['lr']} for {e['steps'][-1]} steps, batch norm {e['batch_norm']}, "
+                      f"model: {selection_text(e['selection'])}")
     if "frozen_layers" in e:
         evaluation += f", frozen conv blocks {e['frozen_layers']}"
     runs = body["runs"]

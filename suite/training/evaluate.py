@@ -7,7 +7,7 @@ import math
 from tqdm import tqdm
 
 from suite.algorithms.base import map_tasks
-from suite.algorithms.inner import finetune, inner_batches
+from suite.algorithms.inner import finetune, inner_batches, scheduled_finetune
 from suite.lazy import lazy
 from suite.protocol.fields import (INTERVALS, first_frozen_set_only, frozen_sets_and_suffixes, metric_suffixes,
                                    modes_and_suffixes)
@@ -35,13 +35,21 @@ def predict(model, params, support_x, query_x, batch_norm: str):
     return model.forward_each(params, support_x, query_x)
 
 
-def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dict:
+def query_outputs(model, params, support_x, query_x, batch_norm) -> dict:
+    """{metric suffix of each batch-norm mode: the query outputs in that mode}."""
+    return {suffix: predict(model, params, support_x, query_x, mode) for mode, suffix in modes_and_suffixes(batch_norm)}
+
+
+def output_metrics(model, outputs: dict, query_y) -> dict:
     out = {}
-    for mode, suffix in modes_and_suffixes(batch_norm):
-        pred = predict(model, params, support_x, query_x, mode)
+    for suffix, pred in outputs.items():
         for name in ("mse",) if model.loss_name == "mse" else ("loss", "accuracy"):
             out[name + suffix] = model.mean_metric(name, pred, query_y)
     return out
+
+
+def query_metrics(model, params, support_x, query_x, query_y, batch_norm) -> dict:
+    return output_metrics(model, query_outputs(model, params, support_x, query_x, batch_norm), query_y)
 
 
 def proximal_loss(model, trained, names, config):
@@ -60,14 +68,36 @@ def proximal_loss(model, trained, names, config):
 
 
 def finetune_curve(model, params, support_x, support_y, query_x, query_y, batches, config, lr=None,
-                   initial_state=None, frozen_blocks=()) -> dict:
+                   initial_state=None, frozen_blocks=(), schedule=None, members: int = 1) -> dict:
     """Metrics of one task after each recorded step count: {metric: tensor[len(steps)]}, with the conv blocks
-    `frozen_blocks` left as trained."""
+    `frozen_blocks` left as trained. `schedule`: the learner's own per-step inner loop (Learner.schedule), which
+    then replaces the evaluation's optimiser. `members` > 1: params hold an ensemble's trained models along a
+    dimension after the task dimensions; each is fine-tuned alone and the metrics are those of their mean outputs
+    (MAML++'s code averages its top models' query logits)."""
     optimizer = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
     names = finetuned_names(model, frozen_blocks)
-    records = finetune(proximal_loss(model, params, names, config), params, support_x, support_y, optimizer, names,
-                       config["steps"], lambda p: query_metrics(model, p, support_x, query_x, query_y,
-                                                                config["batch_norm"]), batches, initial_state)
+
+    def outputs_after_steps(trained):
+        loss = proximal_loss(model, trained, names, config)
+
+        def measure(p):
+            return query_outputs(model, p, support_x, query_x, config["batch_norm"])
+
+        if schedule is None:
+            return finetune(loss, trained, support_x, support_y, optimizer, names, config["steps"], measure, batches,
+                            initial_state)
+        if batches is not None or optimizer["name"] != "sgd" or frozen_blocks:
+            raise ValueError("a learner with its own per-step inner loop fine-tunes as it trained: full-batch sgd, "
+                             "nothing frozen")
+        return scheduled_finetune(model, schedule, loss, trained, support_x, support_y, config["steps"], measure)
+
+    if members == 1:
+        records = [output_metrics(model, o, query_y) for o in outputs_after_steps(params)]
+    else:
+        each = [outputs_after_steps({k: v.select(model.task_dims, j) for k, v in params.items()})
+                for j in range(members)]
+        records = [output_metrics(model, {suffix: torch.stack([e[i][suffix] for e in each]).mean(0)
+                                          for suffix in each[0][i]}, query_y) for i in range(len(each[0]))]
     return {name: torch.stack([r[name] for r in records], -1) for name in records[0]}  # [(tasks,) steps]
 
 
@@ -86,16 +116,18 @@ def fixed_tasks(family, config, n_tasks: int, seed: int, split: str):
 
 
 def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str, config, device, path: str,
-                      chunk: int, lr=None, progress: dict | None = None, initial_state=None) -> dict:
+                      chunk: int, lr=None, progress: dict | None = None, initial_state=None, schedule=None,
+                      members: int = 1) -> dict:
     """{metric@step: per-task values} on tasks 0..n_tasks−1 of `split`, fine-tuning from `params` on each.
     Task i (and its fine-tuning mini-batches) is drawn from a generator seeded by (seed, i) alone, so the tasks
-    are the same for every run, chunk size and device; each set of frozen blocks fine-tunes on the same task."""
+    are the same for every run, chunk size and device; each set of frozen blocks fine-tunes on the same task.
+    `schedule`, `members`: as finetune_curve's."""
     params = {k: p.detach() for k, p in params.items()}
 
     def curves_for_task(m, p, sx, sy, qx, qy, b):
         out = {}
         for frozen, suffix in frozen_sets_and_suffixes(config):
-            curve = finetune_curve(m, p, sx, sy, qx, qy, b, config, lr, initial_state, frozen)
+            curve = finetune_curve(m, p, sx, sy, qx, qy, b, config, lr, initial_state, frozen, schedule, members)
             out.update({name + suffix: values for name, values in curve.items()})
         return out
 
@@ -122,20 +154,36 @@ def evaluate_on_tasks(model, params, family, n_tasks: int, seed: int, split: str
     return out
 
 
-def curve_point(model, params, family, config, device, path: str, chunk: int, iteration: int,
-                initial_state=None) -> tuple[str, float]:
-    """(metric, mean) on the fresh test tasks of this iteration's learning-curve point: the primary metric after
-    the last fine-tuning step, in the first batch-norm mode (and with the first set of frozen blocks, the only
-    one fine-tuned here). The query set is measured after that step alone: the fine-tuning does not depend on the
-    steps measured before it, so the value is the same, at a fifth less of the cost for steps [0, 5]."""
-    spec = config["during_training"]
+def _primary_point(model, params, family, config, n_tasks: int, seed: int, split: str, device, path: str,
+                   chunk: int, initial_state, schedule) -> tuple[str, float]:
+    """(metric, mean over the tasks) of the primary metric after the last fine-tuning step, in the first
+    batch-norm mode and with the first set of frozen blocks (the only one fine-tuned). The query set is measured
+    after that step alone: the fine-tuning does not depend on the steps measured before it, so the value is the
+    same, at a fifth less of the cost for steps [0, 5]."""
     config = dict(first_frozen_set_only(config), steps=config["steps"][-1:])
-    episodes = evaluate_on_tasks(model, params, family, spec["tasks"], spec["seed"] * 10**9 + iteration, "test",
-                                 config, device, path, chunk, initial_state=initial_state)
+    episodes = evaluate_on_tasks(model, params, family, n_tasks, seed, split, config, device, path, chunk,
+                                 initial_state=initial_state, schedule=schedule)
     name = ("mse" if model.loss_name == "mse" else "accuracy") + f"@{config['steps'][-1]}" + \
         metric_suffixes(config)[0]
     values = episodes[name]
     return name, sum(values) / len(values)
+
+
+def curve_point(model, params, family, config, device, path: str, chunk: int, iteration: int,
+                initial_state=None, schedule=None) -> tuple[str, float]:
+    """(metric, mean) on the fresh test tasks of this iteration's learning-curve point (_primary_point)."""
+    spec = config["during_training"]
+    return _primary_point(model, params, family, config, spec["tasks"], spec["seed"] * 10**9 + iteration, "test",
+                          device, path, chunk, initial_state, schedule)
+
+
+def validation_point(model, params, family, config, device, path: str, chunk: int, initial_state=None,
+                     schedule=None) -> tuple[str, float]:
+    """(metric, mean) on the selection's fixed validation tasks (the same at every point: model selection
+    compares like with like), the primary metric as _primary_point measures it."""
+    spec = config["selection"]
+    return _primary_point(model, params, family, config, spec["tasks"], spec["seed"], "val", device, path, chunk,
+                          initial_state, schedule)
 
 
 def summarise(values: list[float], interval: str) -> dict:
@@ -148,11 +196,15 @@ def summarise(values: list[float], interval: str) -> dict:
 
 
 def evaluate(model, params, family, config, device, path: str, chunk: int, progress: dict | None = None,
-             training_state=None) -> dict:
-    """The claim's evaluation for one trained model: optional lr search on validation tasks, then the test tasks.
-    `training_state` is the inner optimiser state training left, used when optimizer_state is 'from-training'."""
+             training_state=None, schedule=None, members: int = 1) -> dict:
+    """The claim's evaluation for one trained model (or an ensemble of `members`, stacked as finetune_curve reads
+    them): optional lr search on validation tasks, then the test tasks. `training_state` is the inner optimiser
+    state training left, used when optimizer_state is 'from-training'; `schedule` the learner's own inner loop."""
     initial_state = training_state if config["optimizer_state"] == "from-training" else None
     lr, search = None, None
+    if "lr_search" in config and schedule is not None:
+        raise ValueError("evaluation.lr_search: a learner with its own per-step inner loop (MAML++) fine-tunes with "
+                         "its own rates; remove the lr search")
     if "lr_search" in config:
         s = config["lr_search"]
         search = []
@@ -163,13 +215,15 @@ def evaluate(model, params, family, config, device, path: str, chunk: int, progr
             search.append({"lr": candidate, "score": _search_score(episodes, config)})
         lr = min(search, key=lambda r: r["score"])["lr"]
     episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], "test", config, device,
-                                 path, chunk, lr=lr, progress=progress, initial_state=initial_state)
+                                 path, chunk, lr=lr, progress=progress, initial_state=initial_state,
+                                 schedule=schedule, members=members)
     return {
         "metrics": {name: summarise(values, config["interval"]) for name, values in episodes.items()},
         "episodes": episodes,
         "finetune_lr": lr if lr is not None else config["optimizer"]["lr"],
         "lr_search": search,
-        "examples": regression_examples(model, params, family, config, device, lr) if hasattr(family, "curve") else [],
+        "examples": regression_examples(model, params, family, config, device, lr)
+        if hasattr(family, "curve") and members == 1 and schedule is None else [],
     }
 
 

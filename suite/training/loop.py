@@ -1,11 +1,15 @@
 """The training loop: resumes from latest.pt, checkpoints every `checkpoint_every` iterations, and leaves final.pt
-with the parameters and the training's record (curve, time, and each segment's code and device).
+with the parameters and the training's record (curve, time, and each segment's code and device). A model selection
+that validates (suite.protocol.fields.SELECTION) scores the model on its fixed validation tasks every `every`
+iterations and after the last, keeps the k best as candidates/<iteration>.pt beside the checkpoints, and leaves them
+in final.pt: the scores are in the checkpointed curve, so a resumed run keeps the same candidates.
 
 The tasks of iteration i come from a generator seeded by (seed, i) alone, so a resumed run repeats exactly the
 computation of an uninterrupted one. (Its numerics version is suite.training.identity.TRAINING_LOOP_VERSION.)
 """
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +19,8 @@ from tqdm import tqdm
 from suite.protocol.components import algorithms
 from suite.tasks.base import seeded_generator
 from suite.training.checkpoints import load_checkpoint, save_checkpoint
-from suite.training.evaluate import curve_point
+from suite.protocol.fields import KEPT, selects_by_validation
+from suite.training.evaluate import curve_point, validation_point
 from suite.training.provenance import device_name, versions
 
 
@@ -28,7 +33,38 @@ def curve_point_due(cfg, done: int) -> bool:
 def learning_curve_point(cfg, model, learner, family, device, path: str, done: int) -> tuple[str, float]:
     from_training = cfg.evaluation["optimizer_state"] == "from-training"
     return curve_point(model, learner.params, family, cfg.evaluation, device, path, cfg.execution["eval_chunk"],
-                       done, learner.inner_state if from_training else None)
+                       done, learner.inner_state if from_training else None, learner.schedule)
+
+
+def validation_due(cfg, done: int) -> bool:
+    """Whether training validates for model selection after its `done`-th iteration (and always after its last)."""
+    return selects_by_validation(cfg.evaluation) and (
+        done % cfg.evaluation["selection"]["every"] == 0 or done == cfg.hyperparameters["iterations"])
+
+
+def ranked(validation: dict) -> list[tuple[int, float]]:
+    """(iteration, value) of every validation, best first; of equal values the later first (the order of
+    HowToTrainYourMAMLPytorch's np.argsort(val_acc)[::-1] for a stable sort)."""
+    points = list(zip(validation["iteration"], validation["value"]))
+    sign = 1 if validation["metric"].startswith("mse") else -1
+    return sorted(points, key=lambda p: (sign * p[1], -p[0]))
+
+
+def keep_candidates(folder: Path, learner, done: int, validation: dict, k: int):
+    """Save the model just validated if it is among the k best so far, and drop any that no longer is."""
+    best = {it for it, _ in ranked(validation)[:k]}
+    folder.mkdir(parents=True, exist_ok=True)
+    if done in best:
+        save_checkpoint(folder / f"{done}.pt", {"params": learner.state_dict()["params"]})
+    for f in folder.glob("*.pt"):
+        if int(f.stem) not in best:
+            f.unlink()
+
+
+def selected_candidates(folder: Path, validation: dict, k: int, device) -> list[dict]:
+    """The k best candidates, best first: {iteration, value, params}."""
+    return [{"iteration": it, "value": value, "params": load_checkpoint(folder / f"{it}.pt", device)["params"]}
+            for it, value in ranked(validation)[:k]]
 
 
 def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, path: str, code: dict,
@@ -49,6 +85,9 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
     on_gpu = device.type == "cuda"
 
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
+    from_training = cfg.evaluation.get("optimizer_state") == "from-training"
+    candidates = ckpts / "candidates"
+    k = max(cfg.evaluation["selection"].get("k", 1), KEPT) if selects_by_validation(cfg.evaluation) else 0
     began, window = time.perf_counter(), []
     bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
                disable=progress is None, mininterval=1.0, dynamic_ncols=True, **(progress or {}))
@@ -62,6 +101,14 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
             curve.setdefault("test", {"metric": name, "iteration": [], "value": []})
             curve["test"]["iteration"].append(done)
             curve["test"]["value"].append(value)
+        if validation_due(cfg, done):
+            name, value = validation_point(model, learner.params, family, cfg.evaluation, device, path,
+                                           cfg.execution["eval_chunk"], learner.inner_state if from_training else None,
+                                           learner.schedule)
+            curve.setdefault("validation", {"metric": name, "iteration": [], "value": []})
+            curve["validation"]["iteration"].append(done)
+            curve["validation"]["value"].append(value)
+            keep_candidates(candidates, learner, done, curve["validation"], k)
         if done % log_every == 0 or done == iterations:
             curve["iteration"].append(done)
             curve["loss"].append(sum(window) / len(window))
@@ -78,7 +125,11 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
     spent = time.perf_counter() - began
     training = {"curve": curve, "seconds": elapsed + spent, "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0),
                 "resumed_at": resumed_at, "segments": segments}
+    selected = selected_candidates(candidates, curve["validation"], k, device) if k else []
     save_checkpoint(ckpts / "final.pt", {"params": learner.state_dict()["params"], "training": training,
-                                         "inner_state": learner.inner_state})
+                                         "inner_state": learner.inner_state, "candidates": selected,
+                                         "buffers": getattr(learner, "buffers", None)})
     ckpt_path.unlink(missing_ok=True)
+    if candidates.is_dir():
+        shutil.rmtree(candidates)
     return training

@@ -27,7 +27,8 @@ torch computes the double backward of a grouped convolution's weight group by gr
 support images a task has, and the per-task loop wins from 50 images on (since its first inner step takes its
 gradient with torch.autograd.grad, suite.algorithms.inner.grad_and_losses). So on CPU, for conv models: vmap up to
 SMALL_TASK images a task; above that the grouped path, but the loop for a second-order algorithm above
-SECOND_ORDER_GROUPED images. An algorithm that takes Hessian-vector products (iMAML) skips vmap: under it each
+SECOND_ORDER_GROUPED images. An algorithm that needs the loop (MAML++ with per-step running statistics) gets it
+everywhere. An algorithm that takes Hessian-vector products (iMAML) skips vmap: under it each
 product nests torch.func.grad in torch.func.grad, where the other paths reuse one autograd graph. Without
 convolutions the grouped path wins on CPU (sinusoid MLP, `suite bench`: 1.2-1.8× vmap). On a GPU, vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
 """
@@ -41,16 +42,19 @@ SECOND_ORDER_GROUPED = 40  # images per task up to which the grouped path beats 
 
 
 def choose_path(cfg, model, device, requested: str = "auto") -> str:
-    """`requested` itself, or for `auto` the faster path for this run's device and task shape."""
+    """`requested` itself, or for `auto` the faster path for this run's device and task shape; the loop, whatever
+    was requested, for a run only the loop can compute (a path asked of a whole claim is a preference)."""
+    if requested not in (*PATHS, "auto"):
+        raise ValueError(f"path {requested!r}: expected auto, {', '.join(PATHS)}")
+    algorithm = algorithms()[cfg.algorithm]
+    if algorithm.needs_loop(cfg.hyperparameters):
+        return "loop"
     if requested in PATHS:
         return requested
-    if requested != "auto":
-        raise ValueError(f"path {requested!r}: expected auto, {', '.join(PATHS)}")
     if device.type == "cuda":
         return "vmap"
     if not model.has_conv:
         return "grouped"
-    algorithm = algorithms()[cfg.algorithm]
     _, shots, queries = algorithm.task_shape(cfg.hyperparameters)
     points = families()[cfg.task["family"]].support_points(cfg.task, shots + queries)
     if points <= SMALL_TASK and not algorithm.hessian_vector_products(cfg.hyperparameters):

@@ -3,7 +3,8 @@
 For each run of a claim (once: its seeds cost the same) on the path the runner takes for it: training iterations
 are timed after a warm-up (at least `iterations` of them, and at least MIN_SECONDS' worth), one learning-curve
 point where the run records a curve, and up to TIMED_TASKS of its test tasks; each is multiplied by how many of
-them the paper run does. On generated Mini-ImageNet data the shapes,
+them the paper run does (a validation task for model selection counted at a test task's cost, an ensemble's test
+task at k times it: upper bounds). On generated Mini-ImageNet data the shapes,
 and so the times, are the real data's.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from suite.protocol import PAPER, Manifest
 from suite.protocol.components import algorithms
-from suite.protocol.fields import measures_resources
+from suite.protocol.fields import measures_resources, selects_by_validation
 from suite.tasks.base import seeded_generator
 from suite.training.evaluate import evaluate_on_tasks
 from suite.training.loop import learning_curve_point
@@ -64,7 +65,7 @@ def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warm
     chunk = min(cfg.execution["eval_chunk"], e["tasks"], TIMED_TASKS)
     began = _clock(device)
     evaluate_on_tasks(tuned, learner.params, family, chunk, e["seed"], "test", e, device, path, chunk,
-                      initial_state=learner.inner_state)
+                      initial_state=learner.inner_state, schedule=learner.schedule)
     task_seconds = (_clock(device) - began) / chunk
     return {"path": path, "step": step_seconds, "curve point": curve_seconds, "test task": task_seconds}
 
@@ -73,10 +74,15 @@ def run_cost(cfg, measured: dict) -> dict:
     """Hours of one paper run: training (with its curve points) and evaluation (its lr search and test tasks)."""
     iterations, e = cfg.hyperparameters["iterations"], cfg.evaluation
     points = -(-iterations // e["during_training"]["every"]) if e.get("during_training") else 0
-    train = iterations * measured["step"] + points * measured["curve point"]
+    validated = 0
+    if selects_by_validation(e):  # every `every` iterations and after the last
+        validated = (iterations // e["selection"]["every"] + bool(iterations % e["selection"]["every"])) * \
+            e["selection"]["tasks"]
+    train = iterations * measured["step"] + points * measured["curve point"] + validated * measured["test task"]
     searched = len(e["lr_search"]["candidates"]) * e["lr_search"]["tasks"] if "lr_search" in e else 0
+    members = e["selection"].get("k", 1) if selects_by_validation(e) else 1
     # an lr-search task fine-tunes one set of frozen blocks; counting it at a test task's cost is an upper bound
-    evaluation = (e.get("tasks", 0) + searched) * measured["test task"]  # a resource measurement has no test task
+    evaluation = (e.get("tasks", 0) * members + searched) * measured["test task"]  # resources: no test task
     return {"training h": train / 3600, "evaluation h": evaluation / 3600}
 
 

@@ -154,6 +154,7 @@ def _record(cfg, device, code: dict, data, path: str, ckpts: Path, train: dict, 
         "metrics": result["metrics"],
         "finetune_lr": result["finetune_lr"],
         "lr_search": result["lr_search"],
+        **({"selection": result["selection"]} if "selection" in result else {}),
         "training": {"iterations": cfg.hyperparameters["iterations"], "curve": train["curve"],
                      "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"]},
         "provenance": {
@@ -193,6 +194,27 @@ def _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path)
     return record
 
 
+def selected_model(cfg, learner, trained: dict) -> tuple[dict, int, dict]:
+    """(the parameters the test tasks evaluate, how many models they stack, the selection's record): the last
+    model, the best candidate on validation, or the top k candidates stacked along a leading dimension (an ensemble,
+    suite.training.evaluate.finetune_curve)."""
+    rule = cfg.evaluation["selection"]["rule"]
+    if rule == "last":
+        return learner.params, 1, {"rule": rule, "iterations": [cfg.hyperparameters["iterations"]]}
+    kept, k = trained["candidates"], cfg.evaluation["selection"].get("k", 1)
+    if len(kept) < k:
+        raise RunError(f"{describe(cfg)}: its training kept {len(kept)} validated models and the selection needs "
+                       f"{k}; pass --overwrite to train it again")
+    candidates = kept[:k]
+    record = {"rule": rule, "iterations": [c["iteration"] for c in candidates],
+              "validation": {"metric": trained["training"]["curve"]["validation"]["metric"],
+                             "values": [c["value"] for c in candidates]}}
+    if rule == "best-validation":
+        return candidates[0]["params"], 1, record
+    return {k: torch.stack([c["params"][k] for c in candidates]) for k in candidates[0]["params"]}, \
+        len(candidates), record
+
+
 def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model, data, ckpts,
                               path):
     out = run_dir(root, cfg)
@@ -215,12 +237,15 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
             ckpts.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(ckpts / VARIANT_MARK, f"{cfg.variant}\n".encode())
         train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, path, code, progress)
+        trained = load_checkpoint(ckpts / "final.pt", device)
 
     eval_began = time.perf_counter()
-    result = evaluate(tuned, learner.params, family, cfg.evaluation, device, path, cfg.execution["eval_chunk"],
+    params, members, selection = selected_model(cfg, learner, trained)
+    result = evaluate(tuned, params, family, cfg.evaluation, device, path, cfg.execution["eval_chunk"],
                       None if progress is None else {"desc": f"{cfg.claim}/{cfg.run} seed {cfg.seed} evaluating",
                                                      **progress},
-                      training_state=learner.inner_state)
+                      training_state=learner.inner_state, schedule=learner.schedule, members=members)
+    result["selection"] = selection
     eval_time = time.perf_counter() - eval_began
     train_time = train["seconds"]
     if cfg.variant and not cfg.retrains:  # it trained nothing: its run's model is reused
