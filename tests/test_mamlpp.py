@@ -174,3 +174,20 @@ def test_bnrs_keeps_running_statistics_per_step_as_torchs_batch_norm_updates_the
     assert not torch.allclose(stats["mean"][0], stats["mean"][1])  # step 1 sees adapted weights
     with pytest.raises(ValueError, match="loop path"):
         mamlpp.Learner(model, params, hp(per_step_bn_statistics=True), "vmap")
+
+
+def test_fine_tuning_past_the_per_step_parameters_is_a_manifest_error(tmp_path):
+    import yaml
+
+    from suite.protocol.manifest import load_manifest
+    from suite.protocol.schema import ManifestError
+
+    from pathlib import Path
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "benchmarks.yaml").read_text())
+    raw["claims"]["mamlpp-omniglot"]["evaluation"]["steps"] = [0, 5, 10]
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ManifestError, match=r"mamlpp-omniglot.*runs.n20-k1-lslr.evaluation.steps: this run's trained "
+                                            r"model has per-step parameters for 5 inner steps"):
+        load_manifest(path)

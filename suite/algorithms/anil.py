@@ -36,6 +36,10 @@ def needs_loop(hp: dict) -> bool:
     return False
 
 
+def finetune_steps_limit(hp: dict) -> int | None:
+    return None
+
+
 def adapt_head(model, params, support_z, support_y, steps, lr) -> dict:
     """The head's parameters after `steps` gradient steps on the support features; differentiable w.r.t. params
     and the features."""

@@ -28,6 +28,10 @@ def needs_loop(hp: dict) -> bool:
     return False
 
 
+def finetune_steps_limit(hp: dict) -> int | None:
+    return None
+
+
 def task_gradient(loss, params, support_x, support_y, query_x, query_y, steps, lr, names=None):
     """(g_i, query loss) for one task (or for each task of a grouped batch)."""
     adapted = sgd_adapt(loss, params, support_x, support_y, steps, lr, names)

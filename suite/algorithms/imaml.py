@@ -78,6 +78,10 @@ def needs_loop(hp: dict) -> bool:
     return False
 
 
+def finetune_steps_limit(hp: dict) -> int | None:
+    return None
+
+
 def _dot(a: dict, b: dict, task_dims: int):
     """Σ_k a_k·b_k, one number per task (a tensor of shape [] for one task, [tasks] for a grouped batch)."""
     return sum((a[k] * b[k]).flatten(task_dims).sum(-1) for k in a)

@@ -55,6 +55,10 @@ def needs_loop(hp: dict) -> bool:
     return False
 
 
+def finetune_steps_limit(hp: dict) -> int | None:
+    return None
+
+
 def query_loss_after_adaptation(model, params, support_x, support_y, query_x, query_y, steps, lr):
     adapted = sgd_adapt(model.loss, params, support_x, support_y, steps, lr, model.inner_loop_names)
     return model.loss(adapted, query_x, query_y)

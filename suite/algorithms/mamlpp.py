@@ -105,6 +105,11 @@ def needs_loop(hp: dict) -> bool:
     return hp["per_step_bn_statistics"]
 
 
+def finetune_steps_limit(hp: dict) -> int | None:
+    """Test-time fine-tuning runs the learner's own steps: with per-step weights or rates, at most inner_steps."""
+    return hp["inner_steps"] if hp["per_step_bn_weights"] or hp["learned_inner_lr"] else None
+
+
 def msl_weights(steps: int, epoch: int, msl_epochs: int) -> list[float]:
     """The code's get_per_step_loss_importance_vector at `epoch`."""
     decay, floor = 1.0 / steps / msl_epochs, MSL_FLOOR / steps

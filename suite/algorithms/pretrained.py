@@ -49,6 +49,10 @@ def needs_loop(hp: dict) -> bool:
     return False
 
 
+def finetune_steps_limit(hp: dict) -> int | None:
+    return None
+
+
 class Learner(BaseLearner):
     def __init__(self, model, params, hp, path):
         super().__init__(model, params, hp, path)

@@ -95,6 +95,10 @@ def needs_loop(hp: dict) -> bool:
     return False
 
 
+def finetune_steps_limit(hp: dict) -> int | None:
+    return None
+
+
 def detached(state: dict) -> dict:
     return {"m": {k: v.detach() for k, v in state["m"].items()},
             "v": {k: v.detach() for k, v in state["v"].items()}, "t": int(state["t"])}

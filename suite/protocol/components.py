@@ -110,6 +110,10 @@ class Algorithm(Protocol):
         """Whether its meta-iteration must run task after task (the loop path), as MAML++'s per-step batch-norm
         running statistics are updated."""
 
+    def finetune_steps_limit(self, hp: dict) -> int | None:
+        """The most test-time fine-tuning steps its trained model can take (None: no limit): MAML++'s per-step
+        batch-norm weights and learned rates exist for its inner_steps steps only."""
+
     Learner: type
     """Learner(model, params, hp, path): .step(tasks, iteration, generator) -> loss, .params, .inner_state,
     .inner_loop_names, .state_dict(), .load_state_dict(), .load_params()."""

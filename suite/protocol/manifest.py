@@ -553,6 +553,10 @@ def check_run_protocol(task: dict, model: dict, algorithm, hp: dict, evaluation:
             raise ManifestError(f"{where}.evaluation.test_tasks: the {task['family']} family cannot draw test tasks "
                                 f"as {evaluation['test_tasks']!r} (it knows: {', '.join(codes) or 'none'})")
         codes[evaluation["test_tasks"]](evaluation, f"{where}.evaluation")
+    limit = algorithm.finetune_steps_limit(hp)
+    if limit is not None and evaluation["steps"][-1] > limit:
+        raise ManifestError(f"{where}.evaluation.steps: this run's trained model has per-step parameters for "
+                            f"{limit} inner steps, so it fine-tunes at most {limit} (got {evaluation['steps'][-1]})")
     support = family.support_points(task, evaluation["shots"])
     if evaluation["batch_size"] != "full" and evaluation["batch_size"] > support:
         raise ManifestError(f"{where}: evaluation.batch_size {evaluation['batch_size']} is more than the {support} "
