@@ -17,9 +17,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from suite.protocol.components import algorithms
+from suite.protocol.fields import KEPT, selects_by_validation
 from suite.tasks.base import seeded_generator
 from suite.training.checkpoints import load_checkpoint, save_checkpoint
-from suite.protocol.fields import KEPT, selects_by_validation
 from suite.training.evaluate import curve_point, validation_point
 from suite.training.provenance import device_name, versions
 

@@ -211,7 +211,7 @@ def selected_model(cfg, learner, trained: dict) -> tuple[dict, int, dict]:
                              "values": [c["value"] for c in candidates]}}
     if rule == "best-validation":
         return candidates[0]["params"], 1, record
-    return {k: torch.stack([c["params"][k] for c in candidates]) for k in candidates[0]["params"]}, \
+    return {name: torch.stack([c["params"][name] for c in candidates]) for name in candidates[0]["params"]}, \
         len(candidates), record
 
 
