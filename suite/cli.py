@@ -12,6 +12,7 @@ from suite.protocol import PAPER, ManifestError, load_manifest
 from suite.protocol.folders import FOLDERS, folder
 from suite.results.store import ResultsError
 from suite.training.layout import RunError
+from suite.training.cluster import EXECUTORS
 from suite.training.paths import PATHS
 
 
@@ -64,9 +65,27 @@ def _manifest(ctx):
 @click.option("--no-sensitivity", is_flag=True,
               help="Do not evaluate the claim's evaluation-only sensitivity variants after its runs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--executor", envvar="SUITE_EXECUTOR", default="inline", show_default=True,
+              type=click.Choice(EXECUTORS),
+              help="Where the runs train: inline (here, --jobs at a time), or as one submitit job array: slurm, "
+                   "local (subprocesses here) or debug (here, through submitit); this process waits, then writes "
+                   "the metrics and the report (or set SUITE_EXECUTOR).")
+@click.option("--slurm-partition", envvar="SUITE_SLURM_PARTITION",
+              help="Slurm partition, over the manifest's executor.slurm (each --slurm-* option also reads "
+                   "SUITE_SLURM_<NAME>, e.g. SUITE_SLURM_TIME_MIN).")
+@click.option("--slurm-time-min", envvar="SUITE_SLURM_TIME_MIN", type=click.IntRange(min=1),
+              help="A job's time limit, minutes.")
+@click.option("--slurm-cpus-per-task", envvar="SUITE_SLURM_CPUS_PER_TASK", type=click.IntRange(min=1),
+              help="CPUs per job.")
+@click.option("--slurm-gpus-per-node", envvar="SUITE_SLURM_GPUS_PER_NODE", type=click.IntRange(min=0),
+              help="GPUs per job.")
+@click.option("--slurm-mem-gb", envvar="SUITE_SLURM_MEM_GB", type=click.IntRange(min=1), help="Memory per job, GiB.")
+@click.option("--slurm-array-parallelism", envvar="SUITE_SLURM_ARRAY_PARALLELISM", type=click.IntRange(min=1),
+              help="Jobs of the array running at once.")
 @click.pass_context
 @_errors_are_clear
-def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_sensitivity, no_progress):
+def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_sensitivity, no_progress, executor,
+        **slurm_options):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
     from suite.results.store import load_results, write_metrics
@@ -86,8 +105,17 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_sen
         what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
         done = not overwrite and existing_result(root, cfg) is not None
         click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
-    train_and_evaluate_all(configs, root, dev, code, ctx.obj["data"], overwrite=overwrite,
-                           progress=not no_progress, jobs=jobs, path=path)
+    if executor == "inline":
+        train_and_evaluate_all(configs, root, dev, code, ctx.obj["data"], overwrite=overwrite,
+                               progress=not no_progress, jobs=jobs, path=path)
+    else:
+        from suite.protocol.manifest import slurm_settings
+        from suite.training.cluster import submit_and_wait
+
+        slurm = slurm_settings(manifest, {k.removeprefix("slurm_"): v for k, v in slurm_options.items()}) \
+            if executor == "slurm" else None
+        submit_and_wait(configs, root, device, code, ctx.obj["data"], executor, slurm, overwrite=overwrite,
+                        path=path, progress=not no_progress, log=lambda m: click.echo(m, err=True))
     variants = [] if no_sensitivity else [cfg for c in claims for cfg in manifest.claim(c).variant_configs(
         profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     _report_untrained(run_variants(variants, root, dev, code, ctx.obj["data"], overwrite=overwrite,
@@ -244,17 +272,19 @@ def bench(ctx, claim, iterations, warmup, device):
               help="Timed training iterations per run (at least; cheap ones are timed for 2 s).")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="Untimed iterations first.")
 @click.option("--device", envvar="SUITE_DEVICE", default="auto", show_default=True)
+@click.option("--profile", default=PAPER, show_default=True, help="The profile whose runs are costed.")
 @click.pass_context
 @_errors_are_clear
-def plan(ctx, claims, iterations, warmup, device):
-    """What each claim's paper runs cost here: each run timed for a few iterations on its own path, times the
-    paper's iterations, plus its learning-curve points and evaluation."""
+def plan(ctx, claims, iterations, warmup, device, profile):
+    """What each claim's runs cost here (a job's time on a cluster node like this one): each run timed for a few
+    iterations on its own path, times the profile's iterations, plus its learning-curve points, validations and
+    evaluation."""
     from suite.training.plan import plan as make_plan
     from suite.training.provenance import resolve_device
 
     manifest = _manifest(ctx)
     click.echo(make_plan(manifest, list(claims) or list(manifest.claims), resolve_device(device), ctx.obj["data"],
-                         iterations, warmup, log=lambda msg: click.echo(msg, err=True)))
+                         iterations, warmup, log=lambda msg: click.echo(msg, err=True), profile=profile))
 
 
 NUMERICS_FILE = "numerics.yaml"

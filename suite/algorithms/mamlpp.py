@@ -40,6 +40,7 @@ import math
 from functools import partial
 
 from suite.algorithms import maml
+from suite.algorithms.maml import carries_inner_state, hessian_vector_products, second_order, task_shape  # noqa: F401
 from suite.algorithms.inner import grad
 from suite.lazy import lazy
 from suite.protocol.schema import Field, ManifestError
@@ -82,22 +83,6 @@ def check(hp: dict, task: dict, family, where: str):
     if hp["iterations"] % hp["iterations_per_epoch"]:
         raise ManifestError(f"{where}.iterations: {hp['iterations']} is not a whole number of epochs of "
                             f"{hp['iterations_per_epoch']} iterations ({epochs:.3g})")
-
-
-def task_shape(hp: dict) -> tuple[int, int, int]:
-    return maml.task_shape(hp)
-
-
-def carries_inner_state(hp: dict) -> bool:
-    return False
-
-
-def second_order(hp: dict) -> bool:
-    return True
-
-
-def hessian_vector_products(hp: dict) -> bool:
-    return False
 
 
 def needs_loop(hp: dict) -> bool:

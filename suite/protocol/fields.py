@@ -88,9 +88,9 @@ SELECTION = {
                                                        "last iteration)"),
     "tasks": Field("positive_int", required=False, doc="fixed validation tasks, the same at every validation"),
     "seed": Field("seed", required=False, doc="their seed (not the test tasks')"),
-    "k": Field("positive_int", required=False, doc="models in the ensemble (at least 2). A training that validates keeps "
-                                                   "its k best (at least 5) as candidates, whatever the rule, so a "
-                                                   "best-validation and a top-5 selection share one training"),
+    "k": Field("positive_int", required=False,
+               doc="models in the ensemble (at least 2). A training that validates keeps its k best (at least 5) as "
+                   "candidates, whatever the rule, so a best-validation and a top-5 selection share one training"),
 }
 
 
@@ -203,7 +203,8 @@ def evaluation_schema(evaluation: dict) -> dict:
     return RESOURCES if measures_resources(evaluation) else EVALUATION
 
 
-# the evaluation fields a learning-curve point reads (a validation for model selection reads them and `selection`): a training that records a curve depends on these alone
+# the evaluation fields a learning-curve point reads: a training that records a curve depends on these alone (one that
+# validates for model selection, on these and the selection's VALIDATION_FIELDS)
 CURVE_FIELDS = ("during_training", "shots", "queries", "steps", "optimizer", "batch_size", "batch_norm",
                 "optimizer_state", "frozen_layers", "proximal_lam")
 

@@ -292,6 +292,7 @@ class Manifest:
     papers: dict
     claims: dict
     bench: dict  # claim id -> runs timed by `suite bench` on that claim's task and model
+    executor: dict  # the cluster executors' settings: {"slurm": SLURM_SCHEMA's fields} (those given)
 
     def claim(self, claim_id: str) -> Claim:
         if claim_id not in self.claims:
@@ -319,7 +320,10 @@ def parse_manifest(raw, path: Path) -> Manifest:
         check_mapping(raw, "top level")
         validate(raw, {"version": Field("int", choices=(1,)), "papers": Field(check_mapping),
                        "claims": Field(check_mapping), "bench": Field(check_mapping, required=False),
-                       "datasets": Field("str_list", doc="datasets the claims read, one fetch stage each")}, "")
+                       "datasets": Field("str_list", doc="datasets the claims read, one fetch stage each"),
+                       "executor": Field(check_mapping, required=False)}, "")
+        executor = validate(raw.get("executor") or {}, {"slurm": Field(_slurm_partial, required=False)},
+                            "executor")
         papers = {key: validate(paper, PAPER_SCHEMA, f"papers.{key}") for key, paper in raw["papers"].items()}
     except ManifestError as e:
         raise ManifestError(f"{path}: {e}") from None
@@ -351,7 +355,35 @@ def parse_manifest(raw, path: Path) -> Manifest:
             bench[claim_id] = parse_runs(resolved, "runs", body["evaluation"], body["task"], body["model"])
         except ManifestError as e:
             raise ManifestError(f"{path}: bench {claim_id!r}: {e}") from None
-    return Manifest(path, papers, claims, bench)
+    return Manifest(path, papers, claims, bench, executor)
+
+
+SLURM_SCHEMA = {
+    "partition": Field("str", required=False, doc="the partition (the cluster's default without it)"),
+    "time_min": Field("positive_int", doc="a job's time limit, minutes; a job that reaches it is requeued and "
+                                          "resumes from its checkpoint (submitit: up to 3 times)"),
+    "cpus_per_task": Field("positive_int", doc="CPUs per job (its torch threads)"),
+    "gpus_per_node": Field("nonnegative_int", doc="GPUs per job"),
+    "mem_gb": Field("positive_int", doc="memory per job, GiB"),
+    "array_parallelism": Field("positive_int", doc="jobs of the array running at once"),
+}
+
+
+def _slurm_partial(value, where):
+    """The manifest's executor.slurm: any of SLURM_SCHEMA's fields (`--slurm-*` options may give the rest)."""
+    check_mapping(value, where)
+    return validate(value, {k: Field(f.kind, required=False, doc=f.doc) for k, f in SLURM_SCHEMA.items()}, where)
+
+
+def slurm_settings(manifest: "Manifest", overrides: dict) -> dict:
+    """The Slurm settings a submission uses: the manifest's executor.slurm with the given options over it, all of
+    SLURM_SCHEMA's required fields present."""
+    merged = {**manifest.executor.get("slurm", {}), **{k: v for k, v in overrides.items() if v is not None}}
+    for key, field in SLURM_SCHEMA.items():
+        if field.required and key not in merged:
+            raise ManifestError(f"{manifest.path}: executor.slurm.{key}: required to submit to Slurm; write it in "
+                                f"the manifest's executor section or pass --slurm-{key.replace('_', '-')}")
+    return validate(merged, SLURM_SCHEMA, "executor.slurm")
 
 
 RESERVED_IDS = ("metrics", "plots", "figures")  # folders of results/ that are not claims

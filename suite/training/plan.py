@@ -87,12 +87,12 @@ def run_cost(cfg, measured: dict) -> dict:
 
 
 def plan(manifest: Manifest, claim_ids: list[str], device: torch.device, data_dir: Path, iterations: int,
-         warmup: int, log=print) -> str:
+         warmup: int, log=print, profile: str = PAPER) -> str:
     rows = []
     for claim_id in claim_ids:
         claim = manifest.claim(claim_id)
-        for name in claim.body(PAPER)["runs"]:
-            configs = claim.run_configs(PAPER, runs=[name])
+        for name in claim.body(profile)["runs"]:
+            configs = claim.run_configs(profile, runs=[name])
             log(f"timing {claim_id} / {name} ...")
             measured = measure_run(configs[0], device, data_dir, iterations, warmup)
             cost = run_cost(configs[0], measured)
@@ -104,8 +104,8 @@ def plan(manifest: Manifest, claim_ids: list[str], device: torch.device, data_di
     per_claim = table.groupby("claim", sort=False)[["training h", "evaluation h", "total h"]].sum()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     return "\n".join([
-        f"Paper-profile cost on {device} ({name}, {torch.get_num_threads()} threads), from {iterations} timed "
-        f"iterations after {warmup} warm-up per run, one curve point and one chunk of test tasks:", "",
+        f"{profile.capitalize()}-profile cost on {device} ({name}, {torch.get_num_threads()} threads), from "
+        f"{iterations} timed iterations after {warmup} warm-up per run, one curve point and one chunk of test tasks:", "",
         table.to_markdown(index=False, floatfmt=".3g"), "", "Per claim (hours, all seeds):", "",
         per_claim.to_markdown(floatfmt=".3g"), "",
         f"All: {per_claim['total h'].sum():.3g} h (one run at a time; `suite run --jobs N` runs N side by side)."])
