@@ -133,6 +133,7 @@ SLURM_OPTIONS = ("--executor", "slurm", "--slurm-time-min", "30", "--slurm-cpus-
                  "--slurm-gpus-per-node", "0", "--slurm-mem-gb", "2", "--slurm-array-parallelism", "2")
 
 
+@pytest.mark.slurm
 def test_a_smoke_claim_through_real_slurm_survives_a_cancelled_job_and_equals_a_run_here(slurm, tmp_path):
     bench = manifest(tmp_path)
     here = suite_run(bench, tmp_path / "here" / "results")
