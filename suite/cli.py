@@ -47,7 +47,8 @@ def _manifest(ctx):
 
 
 @main.command()
-@click.option("--claim", "claims", multiple=True, required=True, help="Claim id (repeatable).")
+@click.option("--claim", "claims", multiple=True, help="Claim id (repeatable).")
+@click.option("--all", "all_claims", is_flag=True, help="Every claim of the manifest (the whole table).")
 @click.option("--profile", default=PAPER, show_default=True, help="paper (the published protocol) or smoke (tiny).")
 @click.option("--device", envvar="SUITE_DEVICE", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N (or set SUITE_DEVICE).")
@@ -84,8 +85,8 @@ def _manifest(ctx):
               help="Jobs of the array running at once.")
 @click.pass_context
 @_errors_are_clear
-def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_sensitivity, no_progress, executor,
-        **slurm_options):
+def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, path, no_sensitivity, no_progress,
+        executor, **slurm_options):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
     from suite.results.store import load_results, write_metrics
@@ -96,6 +97,9 @@ def run(ctx, claims, profile, device, seeds, runs, overwrite, jobs, path, no_sen
     from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
+    if bool(claims) == all_claims:
+        raise click.UsageError("name the claims (--claim ID, repeatable) or pass --all, not both")
+    claims = list(manifest.claims) if all_claims else claims
     dev = resolve_device(device)
     configs = [cfg for c in claims for cfg in
                manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]

@@ -97,6 +97,14 @@ def test_bad_run_arguments_are_clear_errors_that_write_nothing(tmp_path, args, m
     assert not (tmp_path / "r").exists()
 
 
+def test_all_claims_or_named_ones_not_both_nor_neither(tmp_path):
+    manifest = write_manifest(tmp_path)
+    for args in (["--all", "--claim", "maml-sinusoid"], []):
+        out = suite(manifest, tmp_path / "r", "run", *args)
+        assert out.exit_code == 2 and "name the claims (--claim ID, repeatable) or pass --all" in out.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_cuda_is_a_clear_error_without_a_gpu(tmp_path):
     import torch
 
