@@ -99,6 +99,14 @@ def slurm(tmp_path_factory):
             logs = "".join(p.read_text()[-500:] for p in folder.glob("*.log"))
             pytest.skip(f"the test cluster's node did not become idle in 60 s; logs: {logs}")
         yield {"SLURM_CONF": str(conf)}
+        # let every job leave the queue and its steps report back (to slurmctld, through munge) before the
+        # daemons stop, so that no slurmstepd is left retrying
+        for _ in range(120):
+            queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True).stdout.strip()
+            node = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True).stdout
+            if not queue and node.strip() == "idle":
+                break
+            time.sleep(1)
     finally:
         for process in reversed(started):  # only what this fixture started, by its PID
             process.send_signal(signal.SIGTERM)
