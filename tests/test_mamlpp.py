@@ -20,7 +20,7 @@ def hp(**switches):
             "meta_optimizer": {"name": "adam", "lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8},
             "iterations_per_epoch": 2, "multi_step_loss": False, "msl_epochs": 10, "first_order_epochs": 0,
             "per_step_bn_weights": False, "per_step_bn_statistics": False, "learned_inner_lr": False,
-            "cosine_annealing": False, "min_meta_lr": 1e-5, **switches}
+            "cosine_annealing": False, "min_meta_lr": 1e-5, "msl_floor": 0.03, "bn_momentum": 0.1, **switches}
 
 
 def trained(module, model, params, tasks, config, path, iterations=2):
@@ -53,7 +53,7 @@ def test_meta_gradient_with_lslr_bnwb_and_msl_matches_finite_differences(path):
     with torch.no_grad():  # per-step values that differ, so that a mixed-up step index shows
         for k, p in learner.params.items():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
-    weights = mamlpp.msl_weights(2, 1, 10)
+    weights = mamlpp.msl_weights(2, 1, 10, 0.03)
     task_loss = mamlpp.partial(mamlpp.query_loss_after_adaptation, schedule=learner.schedule, weights=weights,
                                second_order=True)
     analytic, _ = maml.meta_gradient(model, learner.params, tasks, 2, 0.3, path, task_loss)
@@ -82,10 +82,10 @@ def test_msl_with_the_last_weight_one_and_the_rest_zero_is_mamls_query_loss():
 
 
 def test_msl_weights_are_the_codes_annealing():
-    assert mamlpp.msl_weights(5, 0, 10) == [0.2] * 5
-    w = mamlpp.msl_weights(5, 3, 10)
+    assert mamlpp.msl_weights(5, 0, 10, 0.03) == [0.2] * 5
+    w = mamlpp.msl_weights(5, 3, 10, 0.03)
     assert w[:4] == pytest.approx([0.2 - 3 / 50] * 4) and w[4] == pytest.approx(0.2 + 3 * 4 / 50)
-    late = mamlpp.msl_weights(5, 6, 5)  # the non-final weights have reached their floor, 0.03 / 5
+    late = mamlpp.msl_weights(5, 6, 5, 0.03)  # the non-final weights have reached their floor, 0.03 / 5
     assert late[:4] == pytest.approx([0.006] * 4) and late[4] == pytest.approx(1 - 4 * 0.006)
     assert sum(w) == pytest.approx(1.0)
 

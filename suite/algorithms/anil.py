@@ -16,6 +16,7 @@ the query batch each with its own statistics, as the full forward pass does), at
 from __future__ import annotations
 
 import suite.algorithms.maml as maml
+from suite.algorithms.base import finetune_steps_limit, needs_loop  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.inner import sgd_adapt
 from suite.algorithms.maml import ARGS, carries_inner_state, check, task_shape  # noqa: F401
 
@@ -31,13 +32,6 @@ def second_order(hp: dict) -> bool:
 def hessian_vector_products(hp: dict) -> bool:
     return False
 
-
-def needs_loop(hp: dict) -> bool:
-    return False
-
-
-def finetune_steps_limit(hp: dict) -> int | None:
-    return None
 
 
 def adapt_head(model, params, support_z, support_y, steps, lr) -> dict:

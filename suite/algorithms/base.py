@@ -9,6 +9,16 @@ from suite.lazy import lazy
 torch = lazy("torch")
 
 
+def needs_loop(hp: dict) -> bool:
+    """The usual answer of suite.protocol.components.Algorithm.needs_loop: any path computes a meta-batch."""
+    return False
+
+
+def finetune_steps_limit(hp: dict) -> int | None:
+    """The usual answer of Algorithm.finetune_steps_limit: a trained model fine-tunes for any number of steps."""
+    return None
+
+
 def make_torch_optimizer(params: dict, config: dict):
     """An outer optimiser (suite.protocol.fields.OUTER_OPTIMIZER): torch.optim.SGD or torch.optim.Adam."""
     tensors = list(params.values())

@@ -28,6 +28,7 @@ pin down its steps or its line search.
 from __future__ import annotations
 
 import suite.algorithms.maml as maml
+from suite.algorithms.base import finetune_steps_limit, needs_loop  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.base import mean_task_gradients
 from suite.algorithms.inner import _transformed, grad, grad_and_losses
 from suite.algorithms.maml import carries_inner_state, check, task_shape  # noqa: F401
@@ -73,13 +74,6 @@ def second_order(hp: dict) -> bool:
 def hessian_vector_products(hp: dict) -> bool:
     return True  # the conjugate gradient's products, nested torch.func transforms under vmap
 
-
-def needs_loop(hp: dict) -> bool:
-    return False
-
-
-def finetune_steps_limit(hp: dict) -> int | None:
-    return None
 
 
 def _dot(a: dict, b: dict, task_dims: int):

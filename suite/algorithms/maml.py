@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from suite.algorithms.base import finetune_steps_limit, needs_loop  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
 from suite.algorithms.inner import sgd_adapt
 from suite.lazy import lazy
@@ -50,13 +51,6 @@ def second_order(hp: dict) -> bool:
 def hessian_vector_products(hp: dict) -> bool:
     return False
 
-
-def needs_loop(hp: dict) -> bool:
-    return False
-
-
-def finetune_steps_limit(hp: dict) -> int | None:
-    return None
 
 
 def query_loss_after_adaptation(model, params, support_x, support_y, query_x, query_y, steps, lr):

@@ -37,6 +37,7 @@ What follows AntreasAntoniou/HowToTrainYourMAMLPytorch (commit 86964701) where t
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from functools import partial
 
 from suite.algorithms import maml
@@ -69,10 +70,12 @@ ARGS = {
     "cosine_annealing": Field("bool", doc="CA: the meta learning rate annealed from meta_optimizer.lr to "
                                           "min_meta_lr over the epochs by a cosine"),
     "min_meta_lr": Field("positive_float", doc="CA's final meta learning rate (the code's min_learning_rate)"),
+    "msl_floor": Field("positive_float", doc="MSL: each non-final weight falls to msl_floor / S at the least (the "
+                                             "code's min_value_for_non_final_losses = 0.03 / S)"),
+    "bn_momentum": Field("positive_float", doc="BNRS: the running statistics' momentum (the code's "
+                                               "MetaBatchNormLayer(momentum=0.1))"),
 }
 
-BN_MOMENTUM = 0.1  # the code's MetaBatchNormLayer(momentum=0.1)
-MSL_FLOOR = 0.03   # the code's min_value_for_non_final_losses = 0.03 / S
 
 
 def check(hp: dict, task: dict, family, where: str):
@@ -95,9 +98,9 @@ def finetune_steps_limit(hp: dict) -> int | None:
     return hp["inner_steps"] if hp["per_step_bn_weights"] or hp["learned_inner_lr"] else None
 
 
-def msl_weights(steps: int, epoch: int, msl_epochs: int) -> list[float]:
+def msl_weights(steps: int, epoch: int, msl_epochs: int, msl_floor: float) -> list[float]:
     """The code's get_per_step_loss_importance_vector at `epoch`."""
-    decay, floor = 1.0 / steps / msl_epochs, MSL_FLOOR / steps
+    decay, floor = 1.0 / steps / msl_epochs, msl_floor / steps
     weights = [max(1.0 / steps - epoch * decay, floor) for _ in range(steps - 1)]
     return weights + [min(1.0 / steps + epoch * (steps - 1) * decay, 1.0 - (steps - 1) * floor)]
 
@@ -171,6 +174,23 @@ def query_loss_after_adaptation(model, params, support_x, support_y, query_x, qu
     return total
 
 
+@contextmanager
+def observing_batch_norm(module, enabled: bool):
+    """{batch-norm layer: the (mean, variance) of each forward through it in the block} (suite.models.layers
+    .BatchNorm.observed), or {} when not `enabled`."""
+    from suite.models.layers import BatchNorm
+
+    layers = {str(i): m for i, m in enumerate(module) if isinstance(m, BatchNorm)} if enabled else {}
+    observed = {name: [] for name in layers}
+    for name, layer in layers.items():
+        layer.observed = observed[name]
+    try:
+        yield observed
+    finally:
+        for layer in layers.values():
+            layer.observed = None
+
+
 class Learner(maml.Learner):
     def __init__(self, model, params, hp, path):
         self.schedule = Schedule(model, hp)
@@ -202,9 +222,9 @@ class Learner(maml.Learner):
                 group["lr"] = cosine_lr(hp["meta_optimizer"]["lr"], hp["min_meta_lr"], epoch, epochs)
         msl = hp["multi_step_loss"] and epoch < hp["msl_epochs"]
         task_loss = partial(query_loss_after_adaptation, schedule=self.schedule,
-                            weights=msl_weights(steps, epoch, hp["msl_epochs"]) if msl else None,
+                            weights=msl_weights(steps, epoch, hp["msl_epochs"], hp["msl_floor"]) if msl else None,
                             second_order=epoch >= hp["first_order_epochs"])
-        with self._observing_batch_norm() as observed:
+        with observing_batch_norm(self.model.module, self.buffers is not None) as observed:
             grads, loss = maml.meta_gradient(self.model, self.params, tasks, steps, hp["inner_lr"], self.path,
                                              task_loss)
         if self.buffers is not None:
@@ -214,36 +234,14 @@ class Learner(maml.Learner):
         self.apply_gradients(grads)
         return loss.item()
 
-    def _observing_batch_norm(self):
-        from contextlib import contextmanager
-
-        from suite.models.layers import BatchNorm
-
-        @contextmanager
-        def observing():
-            layers = {str(i): m for i, m in enumerate(self.model.module) if isinstance(m, BatchNorm)}
-            if self.buffers is None:
-                yield {}
-                return
-            observed = {name: [] for name in layers}
-            for name, layer in layers.items():
-                layer.observed = observed[name]
-            try:
-                yield observed
-            finally:
-                for layer in layers.values():
-                    layer.observed = None
-
-        return observing()
-
     def _update_running_statistics(self, observed: dict, order: list[int]):
         for layer, stats in observed.items():
             if len(stats) != len(order):
                 raise RuntimeError(f"batch norm {layer}: {len(stats)} forwards observed, {len(order)} expected")
-            running = self.buffers[layer]
+            running, momentum = self.buffers[layer], self.hp["bn_momentum"]
             for s, (mean, var) in zip(order, stats):
-                running["mean"][s] = (1 - BN_MOMENTUM) * running["mean"][s] + BN_MOMENTUM * mean
-                running["var"][s] = (1 - BN_MOMENTUM) * running["var"][s] + BN_MOMENTUM * var
+                running["mean"][s] = (1 - momentum) * running["mean"][s] + momentum * mean
+                running["var"][s] = (1 - momentum) * running["var"][s] + momentum * var
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "buffers": self.buffers}

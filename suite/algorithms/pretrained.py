@@ -6,6 +6,7 @@ jointly on data pooled from many tasks, then fine-tuned on each test task's supp
 """
 from __future__ import annotations
 
+from suite.algorithms.base import finetune_steps_limit, needs_loop  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
 from suite.lazy import lazy
 from suite.protocol.fields import OUTER_OPTIMIZER
@@ -44,13 +45,6 @@ def second_order(hp: dict) -> bool:
 def hessian_vector_products(hp: dict) -> bool:
     return False
 
-
-def needs_loop(hp: dict) -> bool:
-    return False
-
-
-def finetune_steps_limit(hp: dict) -> int | None:
-    return None
 
 
 class Learner(BaseLearner):

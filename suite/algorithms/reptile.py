@@ -19,6 +19,7 @@ replacement from the task's `shots` points, reshuffled when exhausted (supervise
 """
 from __future__ import annotations
 
+from suite.algorithms.base import finetune_steps_limit, needs_loop  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, map_tasks
 from suite.algorithms.inner import InnerOptimizer, inner_batches, optimizer_adapt
 from suite.lazy import lazy
@@ -90,13 +91,6 @@ def second_order(hp: dict) -> bool:
 def hessian_vector_products(hp: dict) -> bool:
     return False
 
-
-def needs_loop(hp: dict) -> bool:
-    return False
-
-
-def finetune_steps_limit(hp: dict) -> int | None:
-    return None
 
 
 def detached(state: dict) -> dict:
