@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import time
 from pathlib import Path
 
 import click
@@ -66,6 +68,9 @@ def _manifest(ctx):
 @click.option("--no-sensitivity", is_flag=True,
               help="Do not evaluate the claim's evaluation-only sensitivity variants after its runs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--time-limit", envvar="SUITE_TIME_LIMIT", type=click.FloatRange(min=0, min_open=True),
+              help="Minutes: then every training checkpoints at its next iteration and stops, and the command "
+                   "reports what finished (the same command resumes the rest); or set SUITE_TIME_LIMIT.")
 @click.option("--executor", envvar="SUITE_EXECUTOR", default="inline", show_default=True,
               type=click.Choice(EXECUTORS),
               help="Where the runs train: inline (here, --jobs at a time), or as one submitit job array: slurm, "
@@ -86,11 +91,12 @@ def _manifest(ctx):
 @click.pass_context
 @_errors_are_clear
 def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, path, no_sensitivity, no_progress,
-        executor, **slurm_options):
+        time_limit, executor, **slurm_options):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
     from suite.results.store import load_results, write_metrics
     from suite.training.layout import existing_result
+    from suite.training.loop import STOP_AT
     from suite.training.parallel import train_and_evaluate_all
     from suite.training.provenance import git_state, resolve_device
     from suite.training.sensitivity import run_variants
@@ -105,6 +111,8 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
                manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     root = ctx.obj["results"]
     code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
+    if time_limit:
+        os.environ[STOP_AT] = str(time.time() + 60 * time_limit)  # read by the trainings here and in workers
     for cfg in configs:
         what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
         done = not overwrite and existing_result(root, cfg) is not None
@@ -120,7 +128,10 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
             if executor == "slurm" else None
         submit_and_wait(configs, root, device, code, ctx.obj["data"], executor, slurm, overwrite=overwrite,
                         path=path, progress=not no_progress, log=lambda m: click.echo(m, err=True))
-    variants = [] if no_sensitivity else [cfg for c in claims for cfg in manifest.claim(c).variant_configs(
+    out_of_time = time_limit and time.time() >= float(os.environ[STOP_AT])
+    if out_of_time and not no_sensitivity:
+        click.echo("sensitivity variants not measured: the time limit has passed", err=True)
+    variants = [] if no_sensitivity or out_of_time else [cfg for c in claims for cfg in manifest.claim(c).variant_configs(
         profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     _report_untrained(run_variants(variants, root, dev, code, ctx.obj["data"], overwrite=overwrite,
                                    progress=not no_progress, path=path), variants)
@@ -191,8 +202,6 @@ def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, pa
 @_errors_are_clear
 def report(ctx, claims, fmt, output, figures):
     """Published vs measured for every claim, with verdicts."""
-    import os
-
     from suite.io import atomic_write_bytes
     from suite.rendering.figures import claim_figures
     from suite.rendering.latex import to_latex
@@ -343,8 +352,6 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
     (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). Sinusoid tasks are
     generated, so `fetch sinusoid` only records that in datasets/sinusoid/. Mini-ImageNet has no official
     download: give --from, --url with --sha256, or --generated."""
-    import os
-
     from suite.data.miniimagenet import fetch_miniimagenet
     from suite.data.omniglot import fetch_omniglot
     from suite.io import atomic_write_json

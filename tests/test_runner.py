@@ -367,6 +367,60 @@ def test_a_result_records_its_path_and_another_path_does_not_make_it_stale(tmp_p
     assert json.loads(result_file(tmp_path / "r").read_text()) == record
 
 
+def test_a_run_stopped_at_its_time_limit_checkpoints_there_and_resumes_to_the_uninterrupted_numbers(tmp_path,
+                                                                                                   monkeypatch):
+    import types
+
+    import torch
+
+    from suite.training import loop
+    manifest = write_manifest(tmp_path, maml={"iterations": 3000})
+    raw = yaml.safe_load(manifest.read_text())
+    raw["claims"]["maml-sinusoid"]["profiles"]["smoke"]["execution"] = {"checkpoint_every": 1000, "log_every": 8}
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--device", "cpu",
+            "--no-progress", "--no-sensitivity"]
+    assert suite(manifest, tmp_path / "straight" / "results", *args).exit_code == 0
+
+    clock = iter(range(10**6))  # the training's clock ticks once an iteration: it stops at iteration 500
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: next(clock), perf_counter=time.perf_counter))
+    monkeypatch.setenv(loop.STOP_AT, "500")
+    stopped = suite(manifest, tmp_path / "stopped" / "results", *args)
+    assert stopped.exit_code == 0, stopped.output
+    assert "maml-sinusoid/maml seed 0: stopped at the time limit after iteration 500 of 3,000" in stopped.output
+    assert not result_file(tmp_path / "stopped" / "results").exists()
+    checkpoint, = (tmp_path / "stopped" / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0").glob(
+        "*/latest.pt")
+    assert torch.load(checkpoint, weights_only=False)["iteration"] == 500  # not a multiple of log_every
+
+    monkeypatch.delenv(loop.STOP_AT)
+    assert suite(manifest, tmp_path / "stopped" / "results", *args).exit_code == 0
+    straight = json.loads(result_file(tmp_path / "straight" / "results").read_text())
+    resumed = json.loads(result_file(tmp_path / "stopped" / "results").read_text())
+    assert resumed["training"]["resumed_at"] == [500]
+    assert resumed["training"]["curve"] == straight["training"]["curve"]  # the loss window across the stop too
+    assert resumed["metrics"] == straight["metrics"] and resumed["episodes"] == straight["episodes"]
+
+
+def test_time_limit_stops_every_training_and_still_reports(tmp_path, monkeypatch):
+    import types
+
+    from suite import cli
+    from suite.training import loop
+    monkeypatch.setenv(loop.STOP_AT, "")  # the command sets it in this process: undone after the test
+    clock = iter([0.0, 10.0**12])  # the limit is set at time 0 and found passed at the end
+    monkeypatch.setattr(cli, "time", types.SimpleNamespace(time=lambda: next(clock)))
+    manifest = write_manifest(tmp_path)
+    out = suite(manifest, tmp_path / "results", "run", "--claim", "maml-sinusoid", "--profile", "smoke",
+                "--device", "cpu", "--no-progress", "--time-limit", "0.0001")
+    assert out.exit_code == 0, out.output
+    for run in ("maml", "pretrained"):
+        assert f"maml-sinusoid/{run} seed 0: stopped at the time limit after iteration 0 of" in out.output
+    assert "sensitivity variants not measured: the time limit has passed" in out.output
+    assert "# Reproduction report" in out.output
+    assert not result_file(tmp_path / "results").exists()
+
+
 def test_auto_resumes_a_training_on_the_path_it_began_with(tmp_path):
     import torch
 

@@ -6,9 +6,13 @@ in final.pt: the scores are in the checkpointed curve, so a resumed run keeps th
 
 The tasks of iteration i come from a generator seeded by (seed, i) alone, so a resumed run repeats exactly the
 computation of an uninterrupted one. (Its numerics version is suite.training.identity.TRAINING_LOOP_VERSION.)
+
+A time limit (`suite run --time-limit`, which sets STOP_AT for this process and its workers) stops a training at the
+first iteration boundary past it: it checkpoints there and raises TimeLimitReached, and the same command resumes it.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from datetime import datetime, timezone
@@ -21,7 +25,19 @@ from suite.protocol.fields import KEPT, selects_by_validation
 from suite.tasks.base import seeded_generator
 from suite.training.checkpoints import load_checkpoint, save_checkpoint
 from suite.training.evaluate import curve_point, validation_point
+from suite.training.layout import RunError
 from suite.training.provenance import device_name, versions
+
+STOP_AT = "SUITE_STOP_AT"  # environment variable: the time (seconds since the epoch) at which trainings stop
+
+
+class TimeLimitReached(RunError):
+    """A training stopped at the time limit and checkpointed: run it again to resume."""
+
+
+def stop_time() -> float:
+    """When trainings must stop (STOP_AT), or infinity."""
+    return float(os.environ.get(STOP_AT) or "inf")
 
 
 def curve_point_due(cfg, done: int) -> bool:
@@ -76,11 +92,13 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     start, curve, elapsed, gpu_seconds, resumed_at, segments = 0, {"iteration": [], "loss": []}, 0.0, 0.0, [], []
+    restored_window = []
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, device)
         learner.load_state_dict(ckpt["learner"])
         start, curve, elapsed, gpu_seconds = ckpt["iteration"], ckpt["curve"], ckpt["elapsed"], ckpt["gpu_seconds"]
         resumed_at, segments = ckpt["resumed_at"] + [start], ckpt["segments"]
+        restored_window = ckpt.get("window", [])  # losses since the last logged point (a stop between two)
     segments = segments + [{**segment, "from_iteration": start}]
     on_gpu = device.type == "cuda"
 
@@ -88,10 +106,25 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
     from_training = cfg.evaluation.get("optimizer_state") == "from-training"
     candidates = ckpts / "candidates"
     k = max(cfg.evaluation["selection"].get("k", 1), KEPT) if selects_by_validation(cfg.evaluation) else 0
-    began, window = time.perf_counter(), []
+    began, window, stop_at = time.perf_counter(), restored_window, stop_time()
+
+    def save_latest(done: int):
+        spent = time.perf_counter() - began
+        save_checkpoint(ckpt_path, {
+            "iteration": done, "learner": learner.state_dict(), "curve": curve, "elapsed": elapsed + spent,
+            "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0), "resumed_at": resumed_at,
+            "segments": segments, "window": window})
+
     bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
                disable=progress is None, mininterval=1.0, dynamic_ncols=True, **(progress or {}))
     for it in range(start, iterations):
+        if time.time() >= stop_at:
+            if it > start:
+                save_latest(it)
+            bar.close()
+            raise TimeLimitReached(f"{cfg.claim}/{cfg.run} seed {cfg.seed}: stopped at the time limit after "
+                                   f"iteration {it:,} of {iterations:,} (checkpoint {ckpt_path}); the same command "
+                                   "resumes it")
         generator = seeded_generator(cfg.seed, it)
         tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)
         window.append(learner.step(tasks, it, generator))
@@ -116,11 +149,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
             bar.set_postfix(loss=f"{curve['loss'][-1]:.4g}", refresh=False)
         bar.update(1)
         if done % every == 0 and done < iterations:
-            spent = time.perf_counter() - began
-            save_checkpoint(ckpt_path, {
-                "iteration": done, "learner": learner.state_dict(), "curve": curve, "elapsed": elapsed + spent,
-                "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0), "resumed_at": resumed_at,
-                "segments": segments})
+            save_latest(done)
     bar.close()
     spent = time.perf_counter() - began
     training = {"curve": curve, "seconds": elapsed + spent, "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0),

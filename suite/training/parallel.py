@@ -16,6 +16,7 @@ from tqdm import tqdm
 from suite.data import DataError
 from suite.protocol import ManifestError, RunConfig
 from suite.training.layout import RunError
+from suite.training.loop import TimeLimitReached
 from suite.training.run import describe, train_and_evaluate
 
 
@@ -24,10 +25,14 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
     """train_and_evaluate every configuration: one after another, or with `jobs` > 1 in that many worker
     processes, which split the CPU threads between them. Each run is the same computation either way (its
     tasks come from its own seeds). In parallel, a failed run does not stop the others; the failures are
-    raised together at the end."""
+    raised together at the end. A run stopped at the time limit (suite.training.loop.TimeLimitReached) is not a
+    failure: it is reported, and the others go on until they reach it too."""
     if jobs == 1 or len(configs) <= 1:
         for cfg in configs:
-            train_and_evaluate(cfg, root, device, code, data_dir, overwrite, {} if progress else None, path)
+            try:
+                train_and_evaluate(cfg, root, device, code, data_dir, overwrite, {} if progress else None, path)
+            except TimeLimitReached as e:
+                tqdm.write(str(e), file=sys.stderr)
         return
     jobs = min(jobs, len(configs))
     spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
@@ -47,6 +52,8 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
             try:
                 future.result()
                 tqdm.write(f"{what}: done", file=sys.stderr)
+            except TimeLimitReached as e:
+                tqdm.write(str(e), file=sys.stderr)
             except (RunError, ManifestError, DataError) as e:
                 failed.append(f"{what}: {e}")
             except Exception as e:  # a bug rather than bad input: keep its traceback

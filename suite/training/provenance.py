@@ -17,11 +17,14 @@ def git_state(where: Path) -> dict:
     def git(*args):
         return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=30)
 
-    head = git("rev-parse", "HEAD")
+    try:
+        head = git("rev-parse", "HEAD")
+    except FileNotFoundError:  # no git on this machine
+        return {"git_commit": None, "git_dirty": None}
     if head.returncode:
         return {"git_commit": None, "git_dirty": None}
     status = git("status", "--porcelain", "--untracked-files=all", "--", "suite", "pyproject.toml")
-    return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+    return {"git_commit": head.stdout.strip(), "git_dirty": None if status.returncode else bool(status.stdout.strip())}
 
 
 def versions() -> dict:
