@@ -94,7 +94,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
         time_limit, executor, **slurm_options):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
-    from suite.results.store import load_results, write_metrics
+    from suite.results.store import load_progress, load_results, write_metrics
     from suite.training.layout import existing_result
     from suite.training.loop import STOP_AT
     from suite.training.parallel import train_and_evaluate_all
@@ -138,7 +138,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     records = load_results(root)
     for claim in claims:
         write_metrics(root, manifest.claim(claim), profile, records)
-    click.echo(to_markdown(build_reports(manifest, records, list(claims))))
+    click.echo(to_markdown(build_reports(manifest, records, list(claims), load_progress(root))))
 
 
 def _report_untrained(missing: dict, variants: list):
@@ -175,7 +175,7 @@ def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, pa
     """Measure a claim's protocol variants (its manifest's `sensitivity`): each evaluated on the trained models,
     retraining only where it changes training (with --train), then print the claim's report."""
     from suite.rendering.markdown import to_markdown
-    from suite.results.store import load_results
+    from suite.results.store import load_progress, load_results
     from suite.training.provenance import git_state, resolve_device
     from suite.training.sensitivity import run_variants
     from suite.verdicts.judge import build_reports
@@ -187,7 +187,7 @@ def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, pa
     code = git_state(Path(__file__).resolve().parents[1])
     _report_untrained(run_variants(configs, root, resolve_device(device), code, ctx.obj["data"], overwrite,
                                    not no_progress, jobs, path, train), configs)
-    click.echo(to_markdown(build_reports(manifest, load_results(root), [claim_id])))
+    click.echo(to_markdown(build_reports(manifest, load_results(root), [claim_id], load_progress(root))))
 
 
 @main.command()
@@ -207,11 +207,12 @@ def report(ctx, claims, fmt, output, figures):
     from suite.rendering.latex import to_latex
     from suite.rendering.markdown import to_markdown
     from suite.rendering.tables import to_csv
-    from suite.results.store import load_results
+    from suite.results.store import load_progress, load_results
     from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
-    reports = build_reports(manifest, load_results(ctx.obj["results"]), list(claims) or None)
+    reports = build_reports(manifest, load_results(ctx.obj["results"]), list(claims) or None,
+                            load_progress(ctx.obj["results"]))
     links = {}
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
@@ -235,13 +236,14 @@ def list_claims(ctx):
     """The claims in the manifest, with their status."""
     import pandas as pd
 
-    from suite.results.store import load_results
+    from suite.results.store import load_progress, load_results
     from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
-    reports = build_reports(manifest, load_results(ctx.obj["results"]))
+    reports = build_reports(manifest, load_results(ctx.obj["results"]), progress=load_progress(ctx.obj["results"]))
     rows = [{"claim": r.claim.id, "paper": f"arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}",
-             "where": r.claim.body()["where"], "runs": ", ".join(r.claim.body()["runs"]), "status": r.verdict}
+             "where": r.claim.body()["where"], "runs": ", ".join(r.claim.body()["runs"]),
+             "status": r.verdict + (f"; {r.progress_text()}" if r.progress_text() else "")}
             for r in reports]
     click.echo(pd.DataFrame(rows).to_markdown(index=False) if rows else "No claims in the manifest.")
 

@@ -402,3 +402,36 @@ def test_the_rest_of_the_papers_table_is_shown_as_printed_with_why_it_is_not_run
     assert "| MAML " in lines and "98.70 ± 0.40" in lines and "99.50 ± 0.26" in lines
     assert "- iMAML, Hessian-free: not built" in lines
     assert printed_section(manifest.claim("maml-sinusoid")) == []
+
+
+def progress_record(manifest, run, iteration, config_hash=None, segments=None):
+    """A progress.json as the runner writes it while a paper training is under way."""
+    from suite.training.identity import numerics
+    cfg = manifest.claim("maml-sinusoid").run_configs("paper", seeds=[0], runs=[run])[0]
+    return {"claim": "maml-sinusoid", "profile": "paper", "run": run, "seed": 0,
+            "config_hash": config_hash or cfg.hash, "numerics": numerics(cfg), "path": "grouped",
+            "iteration": iteration, "iterations": cfg.hyperparameters["iterations"], "seconds": 3600.0 + 360.0,
+            "gpu_seconds": 360.0, "checkpoint": "checkpoints/x",
+            "segments": segments or [{"device": "cpu", "device_name": "x86_64", "from_iteration": 0},
+                                     {"device": "cuda", "device_name": "NVIDIA H200", "from_iteration": 1000,
+                                      "iterations": 1000, "seconds": 360.0}]}
+
+
+def test_paper_trainings_in_progress_are_reported_with_how_far_and_what_is_left(manifest):
+    smoke = paper_like(manifest, profile="smoke")
+    progress = [progress_record(manifest, "maml", 2000),
+                progress_record(manifest, "pretrained", 500, config_hash="an-older-configuration")]
+    rep = build_reports(manifest, smoke, ["maml-sinusoid"], progress)[0]
+    assert rep.verdict == "smoke only" and [p["run"] for p in rep.in_progress] == ["maml"]  # the stale one is not
+    total = sum(c.hyperparameters["iterations"] for c in manifest.claim("maml-sinusoid").run_configs("paper"))
+    assert rep.progress_text() == f"paper in progress (2,000 of {total:,} iterations)"
+    text = to_markdown([rep])
+    assert f"| smoke only; paper in progress (2,000 of {total:,} iterations) |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| maml "))
+    left = 0.36 * (70000 - 2000) / 3600  # the last segment's pace: 1000 iterations in 360 s
+    assert "2,000 of 70,000" in row and "CPU 1.00 h, GPU 0.10 h (NVIDIA H200; x86_64)" in row
+    assert "0.36 (cuda)" in row and f"{left:.1f} h" in row
+
+    finished = paper_like(manifest)  # once a run has its paper result, its progress is not reported
+    rep = build_reports(manifest, finished, ["maml-sinusoid"], progress)[0]
+    assert rep.in_progress == [] and rep.progress_text() is None

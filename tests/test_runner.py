@@ -392,12 +392,16 @@ def test_a_run_stopped_at_its_time_limit_checkpoints_there_and_resumes_to_the_un
     checkpoint, = (tmp_path / "stopped" / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0").glob(
         "*/latest.pt")
     assert torch.load(checkpoint, weights_only=False)["iteration"] == 500  # not a multiple of log_every
+    progress = json.loads((result_file(tmp_path / "stopped" / "results").parent / "progress.json").read_text())
+    assert progress["iteration"] == 500 and progress["iterations"] == 3000 and progress["path"] == "grouped"
+    assert progress["segments"][0]["iterations"] == 500 and progress["segments"][0]["device"] == "cpu"
 
     monkeypatch.delenv(loop.STOP_AT)
     assert suite(manifest, tmp_path / "stopped" / "results", *args).exit_code == 0
     straight = json.loads(result_file(tmp_path / "straight" / "results").read_text())
     resumed = json.loads(result_file(tmp_path / "stopped" / "results").read_text())
     assert resumed["training"]["resumed_at"] == [500]
+    assert not (result_file(tmp_path / "stopped" / "results").parent / "progress.json").exists()
     assert resumed["training"]["curve"] == straight["training"]["curve"]  # the loss window across the stop too
     assert resumed["metrics"] == straight["metrics"] and resumed["episodes"] == straight["episodes"]
 

@@ -21,7 +21,8 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
              "Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f". {compute_spent(reports)}.", "",
              "| claim | paper | verdict |", "|:--|:--|:--|"]
     lines += [f"| [{r.claim.id}](#{r.claim.id}) | arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}, "
-              f"{r.claim.body()['where']} | {r.verdict} |" for r in reports]
+              f"{r.claim.body()['where']} | {r.verdict}{'; ' + r.progress_text() if r.progress_text() else ''} |"
+              for r in reports]
     lines.append("")
     for rep in reports:
         c = rep.claim
@@ -34,6 +35,7 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                   f"> {body['statement']}", ""]
         if rep.profile and rep.profile != PAPER:
             lines += [f"**Only the `{rep.profile}` profile has been run: these numbers are not a reproduction.**", ""]
+        lines += progress_section(rep)
         if rep.explanation:  # why the verdict is what it is, generated from the tables below
             lines += ["Why:", ""] + [f"- {x}" for x in rep.explanation] + [""]
         if len(rep.numbers):
@@ -76,6 +78,30 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [f"Not judged: {len(rep.extra)} result(s) of seeds the claim does not list "
                       f"({', '.join(sorted({str(r['seed']) for r in rep.extra}))}).", ""]
     return "\n".join(lines)
+
+
+def progress_section(rep: ClaimReport) -> list[str]:
+    """The paper trainings under way: how far each is, on what it has trained, and what is left at its last pace
+    (its last segment's, or its mean pace where its segments did not record theirs)."""
+    if not rep.in_progress:
+        return []
+    rows = []
+    for p in rep.in_progress:
+        names = sorted({seg["device_name"] for seg in p["segments"] if seg.get("device_name")})
+        hours = {"CPU": (p["seconds"] - p["gpu_seconds"]) / 3600, "GPU": p["gpu_seconds"] / 3600}
+        paced = [seg for seg in p["segments"] if seg.get("iterations")]
+        pace, on = (paced[-1]["seconds"] / paced[-1]["iterations"], paced[-1]["device"]) if paced else \
+            (p["seconds"] / p["iteration"], "mean")
+        left = pace * (p["iterations"] - p["iteration"]) / 3600
+        rows.append({"run": p["run"], "seed": p["seed"], "path": p["path"],
+                     "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
+                     "trained on": ", ".join(f"{k} {v:.2f} h" for k, v in hours.items() if v > 0) +
+                     (f" ({'; '.join(names)})" if names else ""),
+                     "pace, s/it": f"{pace:.3g} ({on})", "left at that pace": f"{left:.1f} h"})
+    text = rep.progress_text()
+    return [f"**{text[0].upper()}{text[1:]}**: these trainings have checkpoints (not in git) and resume with "
+            f"`suite run --claim {rep.claim.id} --profile paper`.", "", pd.DataFrame(rows).to_markdown(index=False),
+            ""]
 
 
 def printed_section(claim) -> list[str]:

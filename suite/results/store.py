@@ -35,6 +35,29 @@ def load_results(root: Path) -> list[dict]:
     return out
 
 
+def load_progress(root: Path) -> list[dict]:
+    """Every training in progress under results/ (its run's progress.json, suite.training.run._write_progress)."""
+    out = []
+    for path in sorted(root.glob("*/*/*/seed*/progress.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError as e:
+            raise ResultsError(f"{path}: not valid JSON ({e}); rerun its claim or remove the file") from None
+        out.append({**record, "_path": str(path)})
+    return out
+
+
+def current_progress(claim: Claim, progress: list[dict], records: list[dict], profile: str) -> list[dict]:
+    """The trainings of `profile` in progress by the manifest's current configuration that have no current result,
+    in the manifest's run order."""
+    done = {(r["run"], r["seed"]) for r in current_records(claim, records, profile)}
+    runs = list(claim.body(profile)["runs"])
+    mine = [p for p in progress if p["claim"] == claim.id and p["profile"] == profile and p["run"] in runs
+            and p["seed"] in claim.body(profile)["seeds"] and (p["run"], p["seed"]) not in done
+            and is_current(p, claim.run_configs(profile, seeds=[p["seed"]], runs=[p["run"]])[0])]
+    return sorted(mine, key=lambda p: (runs.index(p["run"]), p["seed"]))
+
+
 @dataclass
 class Measured:
     mean: float

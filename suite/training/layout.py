@@ -17,6 +17,9 @@ from suite.protocol.manifest import RunConfig
 from suite.training.identity import is_current, training_identity
 
 
+PROGRESS = "progress.json"  # a run's training in progress, beside its config.json (suite.training.run)
+
+
 class RunError(RuntimeError):
     """A run cannot start or continue as asked (bad device, a result that would be overwritten, ...)."""
 

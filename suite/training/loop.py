@@ -84,7 +84,9 @@ def selected_candidates(folder: Path, validation: dict, k: int, device) -> list[
 
 
 def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, path: str, code: dict,
-                           progress: dict | None) -> dict:
+                           progress: dict | None, on_checkpoint=None) -> dict:
+    """Train to the end from latest.pt (if any) and leave final.pt; `on_checkpoint(iteration, seconds,
+    gpu_seconds, segments)` hears of each checkpoint, and of the one resumed from (the run's progress.json)."""
     iterations = cfg.hyperparameters["iterations"]
     every, log_every = cfg.execution["checkpoint_every"], cfg.execution["log_every"]
     ckpt_path = ckpts / "latest.pt"
@@ -100,6 +102,8 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
         resumed_at, segments = ckpt["resumed_at"] + [start], ckpt["segments"]
         restored_window = ckpt.get("window", [])  # losses since the last logged point (a stop between two)
     segments = segments + [{**segment, "from_iteration": start}]
+    if start and on_checkpoint:
+        on_checkpoint(start, elapsed, gpu_seconds, segments[:-1])
     on_gpu = device.type == "cuda"
 
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
@@ -110,10 +114,13 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
 
     def save_latest(done: int):
         spent = time.perf_counter() - began
+        segments[-1].update(iterations=done - start, seconds=round(spent, 2))  # this segment's pace
         save_checkpoint(ckpt_path, {
             "iteration": done, "learner": learner.state_dict(), "curve": curve, "elapsed": elapsed + spent,
             "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0), "resumed_at": resumed_at,
             "segments": segments, "window": window})
+        if on_checkpoint:
+            on_checkpoint(done, elapsed + spent, gpu_seconds + (spent if on_gpu else 0.0), segments)
 
     bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
                disable=progress is None, mininterval=1.0, dynamic_ncols=True, **(progress or {}))
@@ -152,6 +159,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
             save_latest(done)
     bar.close()
     spent = time.perf_counter() - began
+    segments[-1].update(iterations=iterations - start, seconds=round(spent, 2))
     training = {"curve": curve, "seconds": elapsed + spent, "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0),
                 "resumed_at": resumed_at, "segments": segments}
     selected = selected_candidates(candidates, curve["validation"], k, device) if k else []

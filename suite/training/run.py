@@ -19,7 +19,7 @@ from suite.protocol.fields import RESOURCES, measures_resources
 from suite.training.checkpoints import load_checkpoint, save_checkpoint, training_lock
 from suite.training.evaluate import evaluate
 from suite.training.identity import numerics
-from suite.training.layout import (VARIANT_MARK, RunError, check_not_overwriting, checkpoint_dir, curve_file,
+from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_overwriting, checkpoint_dir, curve_file,
                                    existing_result, run_dir)
 from suite.training.loop import train_with_checkpoints
 from suite.training.paths import PATHS, choose_path
@@ -126,6 +126,20 @@ def _reuse_or_replace(cfg, out: Path, data_dir: Path, data, overwrite: bool) -> 
                        f"measured on other data than {data_dir} now holds ({_data_name(existing)} vs "
                        f"{_data_name({'provenance': {'data': data}})}). Pass --overwrite to replace it.")
     return existing
+
+
+def _write_progress(cfg, out: Path, ckpts: Path, path: str, iteration: int, seconds: float, gpu_seconds: float,
+                    segments: list[dict]):
+    """progress.json beside a run's config.json while it trains: how far its training is, on what it ran and at what
+    pace, for the report's "in progress" (the checkpoint itself stays out of results/)."""
+    atomic_write_json(out / PROGRESS, {
+        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "config_hash": cfg.hash,
+        "numerics": numerics(cfg), "path": path, "iteration": iteration,
+        "iterations": cfg.hyperparameters["iterations"], "seconds": round(seconds, 2),
+        "gpu_seconds": round(gpu_seconds, 2), "checkpoint": f"checkpoints/{ckpts.relative_to(ckpts.parents[4])}",
+        "segments": [{k: s.get(k) for k in ("device", "device_name", "git_commit", "git_dirty", "started",
+                                            "from_iteration", "iterations", "seconds")} for s in segments],
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def _write_config(cfg, out: Path, code: dict, data, path: str):
@@ -236,7 +250,8 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
         if cfg.variant:
             ckpts.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(ckpts / VARIANT_MARK, f"{cfg.variant}\n".encode())
-        train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, path, code, progress)
+        train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, path, code, progress,
+                                       on_checkpoint=lambda *state: _write_progress(cfg, out, ckpts, path, *state))
         trained = load_checkpoint(ckpts / "final.pt", device)
 
     eval_began = time.perf_counter()
@@ -254,6 +269,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     if not cfg.variant or cfg.retrains:
         _write_curve(root, cfg, train["curve"])
     atomic_write_json(out / "results.json", record)
+    (out / PROGRESS).unlink(missing_ok=True)
     if cfg.variant:
         return record
     for other in ckpts.parent.iterdir():  # this run's other trainings: earlier configurations, numerics, paths

@@ -35,7 +35,7 @@ import pandas as pd
 
 from suite.protocol import PAPER, Claim, Manifest
 from suite.protocol.manifest import expand_metrics
-from suite.results.store import (Measured, current_records, current_variant_records, measure,
+from suite.results.store import (Measured, current_progress, current_records, current_variant_records, measure,
                                  relation_runs_and_metrics)
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
@@ -132,6 +132,16 @@ class ClaimReport:
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per variant, see sensitivity
     sensitivity_numbers: pd.DataFrame = field(default_factory=pd.DataFrame)  # their measured published numbers
     explanation: list[str] = field(default_factory=list)  # why the verdict is what it is, in sentences
+    in_progress: list[dict] = field(default_factory=list)  # paper trainings under way (results.store.load_progress)
+    paper_iterations: int = 0  # what all the paper profile's runs and seeds train, in iterations
+
+    def progress_text(self) -> str | None:
+        """"paper in progress (k of n iterations)" while paper trainings are under way and not all have results."""
+        if not self.in_progress:
+            return None
+        finished = self.records if self.profile == PAPER else []
+        done = sum(p["iteration"] for p in self.in_progress) + sum(r["training"]["iterations"] for r in finished)
+        return f"paper in progress ({done:,} of {self.paper_iterations:,} iterations)"
 
     def divergence_rule(self) -> str:
         d = self.claim.body(PAPER)["expectations"]["divergence"]
@@ -382,7 +392,7 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
     return out
 
 
-def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
+def claim_report(claim: Claim, records: list[dict], progress: list[dict] = ()) -> ClaimReport:
     mine = [r for r in records if r["claim"] == claim.id]
     runs_of = [r for r in mine if not r.get("variant")]
     current = [r for p in claim.profiles for r in current_records(claim, runs_of, p)]
@@ -421,9 +431,14 @@ def claim_report(claim: Claim, records: list[dict]) -> ClaimReport:
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance,
                        chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame(),
                        divergence_counts(chosen + current_variants, bound), divergence, variants, variant_numbers,
-                       explain(numbers, relations, divergence, variants, verdict, seeds_missing))
+                       explain(numbers, relations, divergence, variants, verdict, seeds_missing),
+                       current_progress(claim, list(progress), runs_of, PAPER),
+                       sum(c.hyperparameters["iterations"] for c in claim.run_configs(PAPER)))
 
 
-def build_reports(manifest: Manifest, records: list[dict], claim_ids=None) -> list[ClaimReport]:
+def build_reports(manifest: Manifest, records: list[dict], claim_ids=None,
+                  progress: list[dict] = ()) -> list[ClaimReport]:
+    """Each claim's report; `progress`, the trainings in progress (results.store.load_progress), for what the
+    paper profile has done so far."""
     ids = claim_ids or list(manifest.claims)
-    return [claim_report(manifest.claim(c), records) for c in ids]
+    return [claim_report(manifest.claim(c), records, progress) for c in ids]
