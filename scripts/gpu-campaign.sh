@@ -9,7 +9,9 @@
 # Before the call, here: `scripts/gpu-campaign.sh prepare [CHECKPOINTS-FOLDER...]` fills the git-ignored .gpu/ with
 # what the GPU machine lacks: the Omniglot data, a shallow .git (the commit, for provenance), and the paper runs'
 # checkpoints in progress from the folders named (a background campaign's, say).
-# The call (device tool): carry [".gpu"]; command: OUT=$OUT BUDGET_S=530 bash scripts/gpu-campaign.sh
+# The call (device tool): carry [".gpu"]; command: OUT=$OUT BUDGET_S=470 bash scripts/gpu-campaign.sh (timeout_s 560;
+# the machine's start costs a minute or two of the 15). A second call on the still-warm machine continues from the
+# checkpoints left there: CHECKS=0 skips the checks; nothing needs carrying again.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = prepare ]; then
@@ -33,17 +35,34 @@ out=${OUT:?set OUT to the folder that comes back}
 mkdir -p "$out/logs"
 device=${DEVICE:-cuda}  # DEVICE=cpu tries the script out on a machine without a GPU (and skips the checks)
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 SUITE_DATA=$PWD/.gpu/datasets
-mkdir -p checkpoints && cp -r .gpu/checkpoints/. checkpoints/
+mkdir -p checkpoints && cp -rn .gpu/checkpoints/. checkpoints/  # newer ones from an earlier call stay
 [ -d .gpu/git ] && export GIT_DIR=$PWD/.gpu/git GIT_WORK_TREE=$PWD  # provenance: the commit this copy is
 (nvidia-smi; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; git rev-parse HEAD;
  git status --porcelain -- suite pyproject.toml) > "$out/logs/machine.txt" 2>&1
 
-# 1. The speed issue's checks: float64 meta-gradients of every path against the CPU loop, and suite bench.
-[ "$device" = cuda ] && BENCH_SECONDS=${BENCH_SECONDS:-90} BENCH_ITERATIONS=${BENCH_ITERATIONS:-10} timeout 150 \
+# 1. The speed issue's checks: float64 meta-gradients of every path against the CPU loop (and suite bench, with
+# BENCH_SECONDS > 0).
+[ "${CHECKS:-1}" = 1 ] && [ "$device" = cuda ] && BENCH_SECONDS=${BENCH_SECONDS:-0} BENCH_ITERATIONS=${BENCH_ITERATIONS:-10} timeout 150 \
   python3 scripts/gpu_check.py > "$out/logs/gpu-check.log" 2>&1
 [ -f "$out/gpu-check.md" ] && mv "$out/gpu-check.md" "$out/logs/"
 
+# What one training alone costs on this GPU (each claim's runs timed for a few iterations on the runner's path,
+# in one process: suite plan), before they share it.
+[ "${CHECKS:-1}" = 1 ] && [ "$device" = cuda ] && timeout "${PLAN_SECONDS:-120}" python3 -m suite.cli plan \
+  --claim omniglot-maml --claim anil-omniglot --claim omniglot-reptile --claim freeze-layer-omniglot --device cuda \
+  --iterations 5 --warmup 2 > "$out/logs/plan-cuda.md" 2>&1
+
 # 2. The campaign: the runs that cost most on this project's CPU (docs/cost-cpu.md), one `suite run` per claim.
+# On 2026-11-30, 16 trainings in 16 processes shared the GPU by time-slicing at ~93 % utilisation and each ran
+# about as fast as on this project's 2-core CPU (docs/gpu/2026-11-30-h200.md). NVIDIA's MPS lets the processes'
+# kernels run at once: it is started when it works here (MPS=0 skips it).
+if [ "$device" = cuda ] && [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+  if nvidia-cuda-mps-control -d && timeout 60 python3 -c "import torch; torch.ones(1, device='cuda').sum().item()"
+  then echo "MPS on" >> "$out/logs/machine.txt"
+  else echo quit | nvidia-cuda-mps-control; echo "MPS failed: off" >> "$out/logs/machine.txt"; fi
+fi
 minutes=$(python3 -c "print(max(0.5, ($budget - ($(date +%s) - $began)) / 60))")
 campaign() {  # claim, jobs, runs...
   local claim=$1 jobs=$2; shift 2
