@@ -333,8 +333,11 @@ def numerics(ctx, check):
                                    "`suite numerics` and commit it (with regenerated goldens if a version changed)")
 
 
+GENERATED = ("sinusoid", "bmaml_sinusoid")  # task families that draw their tasks on the fly: nothing to fetch
+
+
 @main.command()
-@click.argument("dataset", type=click.Choice(["omniglot", "miniimagenet", "sinusoid"]))
+@click.argument("dataset", type=click.Choice(["omniglot", "miniimagenet", *GENERATED]))
 @click.option("--from", "source", type=click.Path(path_type=Path),
               help="A folder holding the archives (or their extracted folders) instead of downloading them; for "
                    "miniimagenet, your copy: a folder or archive of learn2learn pickles, torchmeta hdf5, image "
@@ -351,9 +354,9 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
 
     With SUITE_FETCH_FROM=DIR set and no --from (nor --url, --generated), the dataset is taken from DIR/<dataset>
     (a local mirror, as CI uses); with SUITE_FETCH_GENERATED=miniimagenet, Mini-ImageNet is the generated stand-in
-    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). Sinusoid tasks are
-    generated, so `fetch sinusoid` only records that in datasets/sinusoid/. Mini-ImageNet has no official
-    download: give --from, --url with --sha256, or --generated."""
+    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). Sinusoid tasks (and
+    bmaml_sinusoid's) are generated, so `fetch sinusoid` only records that in datasets/sinusoid/. Mini-ImageNet has no
+    official download: give --from, --url with --sha256, or --generated."""
     from suite.data.miniimagenet import fetch_miniimagenet
     from suite.data.omniglot import fetch_omniglot
     from suite.io import atomic_write_json
@@ -372,11 +375,11 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
         source = Path(os.environ["SUITE_FETCH_FROM"]) / dataset
     root = ctx.obj["data"]
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    if dataset == "sinusoid":
-        atomic_write_json(root / "sinusoid" / "dataset.json", {
-            "dataset": "sinusoid", "files": [],
-            "note": "sinusoid tasks are drawn on the fly by suite/tasks/sinusoid.py; there is nothing to fetch"})
-        log("sinusoid: generated on the fly, nothing to fetch")
+    if dataset in GENERATED:
+        atomic_write_json(root / dataset / "dataset.json", {
+            "dataset": dataset, "files": [],
+            "note": f"its tasks are drawn on the fly by suite/tasks/{dataset}.py; there is nothing to fetch"})
+        log(f"{dataset}: generated on the fly, nothing to fetch")
     elif dataset == "miniimagenet":
         fetch_miniimagenet(root, source, url, sha256, generated=generated, progress=not no_progress, log=log)
     else:

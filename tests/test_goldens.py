@@ -11,6 +11,8 @@ version whose goldens were not regenerated. Regenerate them, in the same commit 
 
 The numbers are exact for the torch release they were made with (recorded in the file); under another release
 floating-point kernels may round differently, so they are then compared to 1e-4 relative and the test says so.
+They are made, and checked, with torch's default threads on this project's 2-core machine, as CI runs them: Conv4's
+CPU kernels round differently with OMP_NUM_THREADS=1 (the Omniglot goldens then fail, with nothing changed).
 """
 import json
 import math
@@ -93,9 +95,9 @@ def test_smoke_numbers_are_the_goldens(claim, path, golden_data, tmp_path, reque
                for p in sorted((results / claim / "smoke").glob("*/seed*/results.json"))}
     measured = {"torch": torch.__version__.split("+")[0],
                 "runs": {run: {**identity(r), "numbers": run_numbers(r)} for run, r in records.items()}}
-    for run, r in records.items():  # a run only the loop computes (MAML++ with BNRS) takes it on every path
-        loop_only = algorithms()[r["algorithm"]].needs_loop(r["config"]["hyperparameters"])
-        assert r["path"] == ("loop" if loop_only else path), run
+    for run, r in records.items():  # a run takes its algorithm's first path where it cannot compute this one
+        allowed = algorithms()[r["algorithm"]].paths(r["config"]["hyperparameters"])
+        assert r["path"] == (path if path in allowed else allowed[0]), run
     file = GOLDENS / f"{claim}.json"
     if request.config.getoption("--update-goldens"):
         stored = json.loads(file.read_text()) if file.is_file() else {}

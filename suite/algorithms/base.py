@@ -9,14 +9,22 @@ from suite.lazy import lazy
 torch = lazy("torch")
 
 
-def needs_loop(hp: dict) -> bool:
-    """The usual answer of suite.protocol.components.Algorithm.needs_loop: any path computes a meta-batch."""
-    return False
+ALL_PATHS = ("vmap", "loop", "grouped")  # suite.training.paths.PATHS
+
+
+def paths(hp: dict) -> tuple[str, ...]:
+    """The usual answer of suite.protocol.components.Algorithm.paths: any path computes a meta-batch."""
+    return ALL_PATHS
 
 
 def finetune_steps_limit(hp: dict) -> int | None:
     """The usual answer of Algorithm.finetune_steps_limit: a trained model fine-tunes for any number of steps."""
     return None
+
+
+def initial_params(model, seed: int, hp: dict, device) -> dict:
+    """The usual answer of Algorithm.initial_params: the model's parameters, initialised from the run's seed."""
+    return model.init_params(seed, device=device)
 
 
 def make_torch_optimizer(params: dict, config: dict):
@@ -92,6 +100,11 @@ class Learner:
     @property
     def inner_loop_names(self) -> frozenset[str]:
         return self.model.inner_loop_names
+
+    def evaluated(self, model):
+        """The model its parameters are evaluated as: `model` itself, or (a set of particles, an ensemble trained
+        as one) a model whose prediction combines them (suite.algorithms.bmaml.ParticleModel)."""
+        return model
 
     def step(self, tasks, iteration: int, generator) -> float:
         """One meta-iteration; `generator` is this iteration's own stream for any randomness of the update."""

@@ -41,7 +41,9 @@ from contextlib import contextmanager
 from functools import partial
 
 from suite.algorithms import maml
-from suite.algorithms.maml import carries_inner_state, hessian_vector_products, second_order, task_shape  # noqa: F401
+from suite.algorithms.base import ALL_PATHS
+from suite.algorithms.maml import (carries_inner_state, hessian_vector_products, initial_params,  # noqa: F401
+                                   second_order, task_shape)
 from suite.algorithms.inner import grad
 from suite.lazy import lazy
 from suite.protocol.schema import Field, ManifestError
@@ -88,9 +90,9 @@ def check(hp: dict, task: dict, family, where: str):
                             f"{hp['iterations_per_epoch']} iterations ({epochs:.3g})")
 
 
-def needs_loop(hp: dict) -> bool:
+def paths(hp: dict) -> tuple[str, ...]:
     """BNRS updates its running statistics task after task, as the code does: only the per-task loop can."""
-    return hp["per_step_bn_statistics"]
+    return ("loop",) if hp["per_step_bn_statistics"] else ALL_PATHS
 
 
 def finetune_steps_limit(hp: dict) -> int | None:

@@ -12,16 +12,19 @@ NUMERICS_VERSION = 1
 FIELDS = {
     "hidden": Field("positive_int_list", doc="hidden layer widths, e.g. [40, 40]"),
     "activation": Field("str", choices=("relu",)),
-    "init": Field("str", choices=("pytorch", "truncated-normal"),
-                  doc="'pytorch' (nn.Linear's default) or 'truncated-normal' (weights N(0, init_std²) cut at "
-                      "2 std, zero biases: cbfinn/maml's construct_fc_weights)"),
-    "init_std": Field("positive_float", required=False, doc="std of the truncated normal"),
+    "init": Field("str", choices=("pytorch", "truncated-normal", "xavier-uniform"),
+                  doc="'pytorch' (nn.Linear's default), 'truncated-normal' (weights N(0, init_std²) cut at "
+                      "2 std, zero biases: cbfinn/maml's construct_fc_weights) or 'xavier-uniform' (Glorot-uniform "
+                      "weights, biases N(0, init_std²): jsikyoon/bmaml bnn.py's tf xavier_initializer)"),
+    "init_std": Field("positive_float", required=False,
+                      doc="std of the truncated normal weights, or of the biases under xavier-uniform"),
 }
 
 
 def check(config: dict, where: str):
-    if (config["init"] == "truncated-normal") != ("init_std" in config):
-        raise ManifestError(f"{where}.init_std: required when init is 'truncated-normal', and only then")
+    if (config["init"] in ("truncated-normal", "xavier-uniform")) != ("init_std" in config):
+        raise ManifestError(f"{where}.init_std: required when init is 'truncated-normal' or 'xavier-uniform', and "
+                            "only then")
 
 
 def has_batch_norm(config: dict) -> bool:
@@ -49,4 +52,9 @@ def build(config: dict, in_dim: int, out_dim: int):
             if isinstance(layer, nn.Linear):
                 nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
                 nn.init.zeros_(layer.bias)
+    if config["init"] == "xavier-uniform":
+        for layer in module:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.normal_(layer.bias, std=config["init_std"])
     return module

@@ -106,13 +106,18 @@ class Algorithm(Protocol):
         under vmap each is a torch.func.grad of a torch.func.grad, which the per-task loop and the grouped path
         compute with torch.autograd instead (suite.training.paths)."""
 
-    def needs_loop(self, hp: dict) -> bool:
-        """Whether its meta-iteration must run task after task (the loop path), as MAML++'s per-step batch-norm
-        running statistics are updated."""
+    def paths(self, hp: dict) -> tuple[str, ...]:
+        """The paths that can compute its meta-iteration (suite.training.paths), in order of preference when the
+        one asked for or chosen is not among them: MAML++'s per-step batch-norm running statistics are updated task
+        after task (the loop alone); Bayesian MAML's particles have no grouped form (vmap or the loop)."""
 
     def finetune_steps_limit(self, hp: dict) -> int | None:
         """The most test-time fine-tuning steps its trained model can take (None: no limit): MAML++'s per-step
         batch-norm weights and learned rates exist for its inner_steps steps only."""
+
+    def initial_params(self, model: Any, seed: int, hp: dict, device: Any) -> dict:
+        """The parameters training starts from: the model's, initialised from the run's seed (Bayesian MAML: a set
+        of particles, each initialised alone)."""
 
     Learner: type
     """Learner(model, params, hp, path): .step(tasks, iteration, generator) -> loss, .params, .inner_state,

@@ -36,7 +36,7 @@ from suite.training.provenance import resolve_device
 from suite.training.reference import (LEARN2LEARN, autograd_loop_step, has_learn2learn, learn2learn_step,
                                       plain_reptile_step)
 from suite.training.paths import PATHS, choose_path
-from suite.training.run import build, build_model, make_learner
+from suite.training.run import build, build_model, initial_params, make_learner
 
 
 REFERENCE = "plain PyTorch loop"
@@ -60,7 +60,7 @@ def _measure(cfg: RunConfig, device: str, path: str, iterations: int, reference:
     family, model = build(cfg, data_dir)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), path)
+    learner = make_learner(cfg, model, initial_params(cfg, model, device), path)
     plain = plain_reptile_step if cfg.algorithm == "reptile" else autograd_loop_step
     step = {None: lambda: learner.step, REFERENCE: lambda: plain(learner),
             LEARN2LEARN: lambda: learn2learn_step(learner, cfg.algorithm)}[reference]()
@@ -100,7 +100,7 @@ def flop_floor(cfg: RunConfig, device: str, data_dir: Path, repeats: int = 5) ->
     forward and backward, on one task's images or on all the meta-batch's images as one batch."""
     device = torch.device(device)
     family, model = build(cfg, data_dir)
-    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), "loop")
+    learner = make_learner(cfg, model, initial_params(cfg, model, device), "loop")
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
     generator = seeded_generator(cfg.seed, 0)
     tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)

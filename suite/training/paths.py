@@ -27,8 +27,8 @@ torch computes the double backward of a grouped convolution's weight group by gr
 support images a task has, and the per-task loop wins from 50 images on (since its first inner step takes its
 gradient with torch.autograd.grad, suite.algorithms.inner.grad_and_losses). So on CPU, for conv models: vmap up to
 SMALL_TASK images a task; above that the grouped path, but the loop for a second-order algorithm above
-SECOND_ORDER_GROUPED images. An algorithm that needs the loop (MAML++ with per-step running statistics) gets it
-everywhere. An algorithm that takes Hessian-vector products (iMAML) skips vmap: under it each
+SECOND_ORDER_GROUPED images. An algorithm computes only its own paths (Algorithm.paths): MAML++ with per-step running
+statistics the loop, Bayesian MAML's particles vmap or the loop. An algorithm that takes Hessian-vector products (iMAML) skips vmap: under it each
 product nests torch.func.grad in torch.func.grad, where the other paths reuse one autograd graph. Without
 convolutions the grouped path wins on CPU (sinusoid MLP, `suite bench`: 1.2-1.8× vmap). On a GPU, vmap until the GPU script (scripts/gpu-check.sh) has measured the grouped path there.
 """
@@ -42,15 +42,18 @@ SECOND_ORDER_GROUPED = 40  # images per task up to which the grouped path beats 
 
 
 def choose_path(cfg, model, device, requested: str = "auto") -> str:
-    """`requested` itself, or for `auto` the faster path for this run's device and task shape; the loop, whatever
-    was requested, for a run only the loop can compute (a path asked of a whole claim is a preference)."""
+    """`requested` itself, or for `auto` the faster path for this run's device and task shape; where the algorithm
+    cannot compute that path (Algorithm.paths), its first path instead (a path asked of a whole claim is a
+    preference)."""
     if requested not in (*PATHS, "auto"):
         raise ValueError(f"path {requested!r}: expected auto, {', '.join(PATHS)}")
     algorithm = algorithms()[cfg.algorithm]
-    if algorithm.needs_loop(cfg.hyperparameters):
-        return "loop"
-    if requested in PATHS:
-        return requested
+    allowed = algorithm.paths(cfg.hyperparameters)
+    chosen = requested if requested in PATHS else _auto(cfg, model, device, algorithm)
+    return chosen if chosen in allowed else allowed[0]
+
+
+def _auto(cfg, model, device, algorithm) -> str:
     if device.type == "cuda":
         return "vmap"
     if not model.has_conv:

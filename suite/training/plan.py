@@ -22,7 +22,7 @@ from suite.tasks.base import seeded_generator
 from suite.training.evaluate import evaluate_on_tasks
 from suite.training.loop import learning_curve_point
 from suite.training.paths import choose_path
-from suite.training.run import build, make_learner
+from suite.training.run import build, initial_params, make_learner
 
 
 MIN_SECONDS = 2.0  # timed iterations last at least this long, however cheap
@@ -39,7 +39,7 @@ def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warm
     """Seconds per training iteration, per learning-curve point and per test task, on the run's own path."""
     family, model = build(cfg, data_dir)
     path = choose_path(cfg, model, device)
-    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), path)
+    learner = make_learner(cfg, model, initial_params(cfg, model, device), path)
     tuned = model.adapting_only(learner.inner_loop_names)
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
 

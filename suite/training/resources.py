@@ -62,10 +62,10 @@ def measure_training(cfg, device, path: str, data_dir: Path) -> dict:
     """{'memory_mib': the first iteration's tensor peak, 'seconds': [each later iteration], 'loss': [each
     iteration's logged loss], 'params': the parameters after them}; the tasks of iteration i are the training
     loop's (seeded by (seed, i))."""
-    from suite.training.run import build, make_learner
+    from suite.training.run import build, initial_params, make_learner
 
     family, model = build(cfg, data_dir)
-    learner = make_learner(cfg, model, model.init_params(cfg.seed, device=device), path)
+    learner = make_learner(cfg, model, initial_params(cfg, model, device), path)
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
 
     def clock():

@@ -42,6 +42,11 @@ def build(cfg: RunConfig, data_dir: Path):
     return tasks, build_model(cfg)
 
 
+def initial_params(cfg: RunConfig, model, device) -> dict:
+    """The parameters the run's training starts from (the algorithm's initial_params)."""
+    return algorithms()[cfg.algorithm].initial_params(model, cfg.seed, cfg.hyperparameters, device)
+
+
 def make_learner(cfg: RunConfig, model, params: dict, path: str) -> Learner:
     return algorithms()[cfg.algorithm].Learner(model, params, cfg.hyperparameters, path)
 
@@ -238,9 +243,10 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     if replacing and not cfg.variant:  # --overwrite of the same configuration: train again (a variant is evaluated
         shutil.rmtree(ckpts, ignore_errors=True)  # again)
     _write_config(cfg, out, code, data, path)
-    params = model.init_params(cfg.seed, device=device)
+    params = initial_params(cfg, model, device)
     learner = make_learner(cfg, model, params, path)
-    tuned = model.adapting_only(learner.inner_loop_names)  # what test-time fine-tuning adapts (ANIL: the head)
+    # what test-time fine-tuning adapts (ANIL: the head), and how the parameters predict (BMAML: the particles' mean)
+    tuned = learner.evaluated(model.adapting_only(learner.inner_loop_names))
     reused = (ckpts / "final.pt").exists()
     if reused:  # the same training (configuration and numerics) finished: evaluate it
         trained = load_checkpoint(ckpts / "final.pt", device)

@@ -1,0 +1,96 @@
+"""EMAML, Bayesian MAML's baseline (Yoon et al. 2018, arXiv 1806.03836 §5; jsikyoon/bmaml emaml.py): an ensemble of
+M MAML networks, each adapted alone by gradient descent, meta-trained together on the sum of their query losses.
+
+    Θ = {θ^m}, M particles (networks), each initialised alone
+    sample a batch of tasks τ
+    for each τ, m:  θ'^m_τ = θ^m − α ∇ MSE(f_θ^m; D^trn_τ)          (inner_steps times; no interaction)
+    Θ ← Adam(Θ, ∇Θ mean_τ Σ_m MSE(f_θ'^m_τ; D^val_τ))                 (second order, emaml.py:139-183)
+
+With the kernel switched off SVGD is this inner loop (suite.algorithms.svgd), and with one particle EMAML is MAML
+(the code's README: num_particles=1). Test-time fine-tuning is the same gradient descent per particle; what its test
+MSE is of — each particle's (the code's, emaml.py:143) or the ensemble mean's — is `prediction`.
+"""
+from __future__ import annotations
+
+from suite.algorithms.base import finetune_steps_limit  # noqa: F401 (the protocol's usual answer)
+from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
+from suite.algorithms.bmaml import (ARGS as BMAML_ARGS, ParticleModel, carries_inner_state,  # noqa: F401
+                                    decay_meta_lr, hessian_vector_products, initial_particles, paths,
+                                    second_order, task_shape)
+from suite.algorithms.inner import sgd_adapt
+from suite.lazy import lazy
+
+torch = lazy("torch")
+
+# Bump when a change alters what it computes (then regenerate tests/goldens/).
+NUMERICS_VERSION = 1
+LOGGED_LOSS = "mean over the meta-batch of Σ_m the particles' query MSE after adaptation"
+
+ARGS = {k: BMAML_ARGS[k] for k in ("iterations", "meta_batch", "shots", "queries", "particles", "inner_steps",
+                                   "inner_lr", "meta_optimizer", "meta_lr_decay", "meta_lr_decay_period",
+                                   "prediction")}
+
+
+def check(hp: dict, task: dict, family, where: str):
+    pass
+
+
+def initial_params(model, seed: int, hp: dict, device) -> dict:
+    return initial_particles(model, seed, hp, device)
+
+
+def mse(model, params: dict, x, y):
+    """The mean squared error, written out: F.mse_loss's batching rule mixes the vmap levels of particles and tasks
+    (torch 2.14: its output and target sizes mismatch under a vmap over both)."""
+    return ((model.forward(params, x) - y) ** 2).mean()
+
+
+def adapt(model, particles: dict, x, y, steps: int, lr: float) -> dict:
+    """Each particle's `steps` gradient steps on its own MSE on (x, y), differentiable w.r.t. the particles."""
+    def loss(p, xs, ys):
+        return mse(model, p, xs, ys)
+
+    return torch.func.vmap(lambda p, xs, ys: sgd_adapt(loss, p, xs, ys, steps, lr),
+                           in_dims=(0, None, None))(particles, x, y)
+
+
+def ensemble_query_loss(model, particles, support_x, support_y, query_x, query_y, *, hp):
+    adapted = adapt(model, particles, support_x, support_y, hp["inner_steps"], hp["inner_lr"])
+    return torch.func.vmap(lambda p, xs, ys: mse(model, p, xs, ys), in_dims=(0, None, None))(
+        adapted, query_x, query_y).sum()
+
+
+class Schedule:
+    """Test-time fine-tuning as training adapts: each particle's gradient steps on the support set."""
+
+    def __init__(self, hp: dict):
+        self.hp = hp
+
+    def at(self, model, params: dict, step: int) -> dict:
+        return params
+
+    def gradient(self, model, params: dict, x, y, step: int, loss=None) -> dict:
+        """The step's change of the particles (loss unused: each particle descends its own MSE)."""
+        moved = adapt(model.single, params, x, y, 1, self.hp["inner_lr"])
+        return {k: moved[k] - params[k] for k in params}
+
+    def update(self, model, params: dict, change: dict, step: int) -> dict:
+        return {k: p + change[k] for k, p in params.items()}
+
+
+class Learner(BaseLearner):
+    def __init__(self, model, params, hp, path):
+        super().__init__(model, params, hp, path)
+        self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
+        self.schedule = Schedule(hp)
+
+    def evaluated(self, model):
+        return ParticleModel(model, self.hp["prediction"])
+
+    def step(self, tasks, iteration, generator):
+        decay_meta_lr(self.optimizer, self.hp, iteration)
+        loss = map_tasks(lambda m, p, *task: ensemble_query_loss(m, p, *task, hp=self.hp), self.path, self.model,
+                         self.params, *tasks.tensors()).mean()
+        grads = torch.autograd.grad(loss, list(self.params.values()))
+        self.apply_gradients(dict(zip(self.params, grads)))
+        return loss.item()
