@@ -21,6 +21,8 @@ import numpy as np
 
 from suite.algorithms import svgd
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
+from suite.algorithms.base import finetune_steps_limit  # noqa: F401 (the protocol's usual answer)
+from suite.algorithms.maml import carries_inner_state, hessian_vector_products, second_order, task_shape  # noqa: F401
 from suite.lazy import lazy
 from suite.protocol.fields import OUTER_OPTIMIZER
 from suite.protocol.schema import Field, ManifestError
@@ -68,30 +70,10 @@ def check(hp: dict, task: dict, family, where: str):
                             "2 particles (one particle with the kernel off is MAML's gradient ascent)")
 
 
-def task_shape(hp: dict) -> tuple[int, int, int]:
-    return hp["meta_batch"], hp["shots"], hp["queries"]
-
-
-def carries_inner_state(hp: dict) -> bool:
-    return False
-
-
-def second_order(hp: dict) -> bool:
-    return True
-
-
-def hessian_vector_products(hp: dict) -> bool:
-    return False
-
-
 def paths(hp: dict) -> tuple[str, ...]:
     """vmap or the loop: the particles are stacked along their own leading dimension, which the grouped form (a
     leading task dimension) does not know."""
     return ("vmap", "loop")
-
-
-def finetune_steps_limit(hp: dict) -> int | None:
-    return None
 
 
 def particle_seed(seed: int, m: int) -> int:
@@ -184,9 +166,13 @@ class Schedule:
     def at(self, model, params: dict, step: int) -> dict:
         return params
 
+    def moved(self, single, params: dict, x, y) -> dict:
+        """The particles after one step on (x, y)."""
+        return adapt(single, self.hp, params, x, y, 1, self.hp["inner_lr"])
+
     def gradient(self, model, params: dict, x, y, step: int, loss=None) -> dict:
-        """The step's change of the particles (loss unused: SVGD ascends the particles' log posterior)."""
-        moved = adapt(model.single, self.hp, params, x, y, 1, self.hp["inner_lr"])
+        """The step's change of the particles (loss unused: the algorithm's own inner step moves them)."""
+        moved = self.moved(model.single, params, x, y)
         return {k: moved[k] - params[k] for k in params}
 
     def update(self, model, params: dict, change: dict, step: int) -> dict:
@@ -201,17 +187,20 @@ def decay_meta_lr(optimizer, hp: dict, iteration: int):
 
 
 class Learner(BaseLearner):
+    task_loss = staticmethod(chaser_loss)  # one task's meta-loss: (model, particles, *task, hp=...)
+    Schedule = Schedule
+
     def __init__(self, model, params, hp, path):
         super().__init__(model, params, hp, path)
         self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
-        self.schedule = Schedule(hp)
+        self.schedule = self.Schedule(hp)
 
     def evaluated(self, model):
         return ParticleModel(model, self.hp["prediction"])
 
     def step(self, tasks, iteration, generator):
         decay_meta_lr(self.optimizer, self.hp, iteration)
-        loss = map_tasks(lambda m, p, *task: chaser_loss(m, p, *task, hp=self.hp), self.path, self.model,
+        loss = map_tasks(lambda m, p, *task: self.task_loss(m, p, *task, hp=self.hp), self.path, self.model,
                          self.params, *tasks.tensors()).mean()
         grads = torch.autograd.grad(loss, list(self.params.values()))
         self.apply_gradients(dict(zip(self.params, grads)))

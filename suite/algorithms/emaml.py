@@ -12,11 +12,10 @@ MSE is of — each particle's (the code's, emaml.py:143) or the ensemble mean's 
 """
 from __future__ import annotations
 
+from suite.algorithms import bmaml
 from suite.algorithms.base import finetune_steps_limit  # noqa: F401 (the protocol's usual answer)
-from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
-from suite.algorithms.bmaml import (ARGS as BMAML_ARGS, ParticleModel, carries_inner_state,  # noqa: F401
-                                    decay_meta_lr, hessian_vector_products, initial_particles, paths,
-                                    second_order, task_shape)
+from suite.algorithms.bmaml import (ARGS as BMAML_ARGS, carries_inner_state, hessian_vector_products,  # noqa: F401
+                                    initial_particles, paths, second_order, task_shape)
 from suite.algorithms.inner import sgd_adapt
 from suite.lazy import lazy
 
@@ -60,37 +59,13 @@ def ensemble_query_loss(model, particles, support_x, support_y, query_x, query_y
         adapted, query_x, query_y).sum()
 
 
-class Schedule:
+class Schedule(bmaml.Schedule):
     """Test-time fine-tuning as training adapts: each particle's gradient steps on the support set."""
 
-    def __init__(self, hp: dict):
-        self.hp = hp
-
-    def at(self, model, params: dict, step: int) -> dict:
-        return params
-
-    def gradient(self, model, params: dict, x, y, step: int, loss=None) -> dict:
-        """The step's change of the particles (loss unused: each particle descends its own MSE)."""
-        moved = adapt(model.single, params, x, y, 1, self.hp["inner_lr"])
-        return {k: moved[k] - params[k] for k in params}
-
-    def update(self, model, params: dict, change: dict, step: int) -> dict:
-        return {k: p + change[k] for k, p in params.items()}
+    def moved(self, single, params: dict, x, y) -> dict:
+        return adapt(single, params, x, y, 1, self.hp["inner_lr"])
 
 
-class Learner(BaseLearner):
-    def __init__(self, model, params, hp, path):
-        super().__init__(model, params, hp, path)
-        self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
-        self.schedule = Schedule(hp)
-
-    def evaluated(self, model):
-        return ParticleModel(model, self.hp["prediction"])
-
-    def step(self, tasks, iteration, generator):
-        decay_meta_lr(self.optimizer, self.hp, iteration)
-        loss = map_tasks(lambda m, p, *task: ensemble_query_loss(m, p, *task, hp=self.hp), self.path, self.model,
-                         self.params, *tasks.tensors()).mean()
-        grads = torch.autograd.grad(loss, list(self.params.values()))
-        self.apply_gradients(dict(zip(self.params, grads)))
-        return loss.item()
+class Learner(bmaml.Learner):
+    task_loss = staticmethod(ensemble_query_loss)
+    Schedule = Schedule

@@ -13,6 +13,7 @@ from __future__ import annotations
 from suite.lazy import lazy
 from suite.protocol.schema import Field, ManifestError
 from suite.tasks.base import TaskBatch, seeded_generator
+from suite.tasks.sinusoid import loss_reduction, loss_scale, output_dim, support_points  # noqa: F401 (regression's)
 
 FIELDS = {
     "amplitude": Field("range", doc="[low, high] of the uniform amplitude A (the code: [0.1, 5.0])"),
@@ -33,22 +34,6 @@ NUMERICS_VERSION = 1
 LOSS = "mse"
 INPUT_DIM = 1
 POOL_STREAM = 3  # seeded_generator(pool_seed, i, POOL_STREAM) draws training task i
-
-
-def output_dim(config: dict) -> int:
-    return 1
-
-
-def loss_scale(config: dict) -> float:
-    return 1.0
-
-
-def loss_reduction(config: dict) -> str:
-    return "mean"
-
-
-def support_points(config: dict, shots: int) -> int:
-    return shots
 
 
 def check(config: dict, where: str):
