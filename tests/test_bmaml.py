@@ -1,5 +1,6 @@
 """Bayesian MAML's pieces: SVGD (suite/algorithms/svgd.py) and its sinusoid tasks (suite/tasks/bmaml_sinusoid.py)."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,6 +8,8 @@ import torch
 from suite.algorithms import svgd
 from suite.tasks import bmaml_sinusoid
 from suite.tasks.base import seeded_generator
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def gaussian_log_p(mean, std):
@@ -137,7 +140,7 @@ HP = dict(iterations=100, meta_batch=4, shots=5, queries=5, particles=3, inner_s
           leader_lr=1e-3, repulsion="code", gamma_shape=2.0, gamma_rate=0.2, lambda_shape=2.0, lambda_rate=2.0,
           log_gamma_init=-math.log(0.01), log_lambda_init=0.0, precision_init_std=0.001,
           meta_optimizer={"name": "adam", "lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8}, meta_lr_decay=0.98,
-          meta_lr_decay_period=0.01, prediction="particle-mean")
+          meta_lr_decay_period=0.01)
 
 
 def mlp():
@@ -239,3 +242,47 @@ def test_the_xavier_uniform_mlp_is_bmamls_initialisation():
     assert 0.003 < params["2.bias"].std() < 0.03  # N(0, 0.01²) biases, as bnn.py's tf.random_normal
     with pytest.raises(ManifestError, match="init_std: required when init is 'truncated-normal' or 'xavier-uniform'"):
         mlp_kind.check({k: v for k, v in MLP.items() if k != "init_std"}, "m")
+
+
+@pytest.mark.parametrize("where, value, expected", [
+    ("evaluation.optimizer", {"name": "sgd", "lr": 0.01},
+     r"runs.bmaml-t100-k5.evaluation.optimizer: the particles fine-tune at test time by the steps they trained with, "
+     r"at inner_lr 0.001: write \{name: sgd, lr: 0.001\}"),
+    ("evaluation.prediction", None, r"runs.bmaml-t100-k5.evaluation.prediction: say what the particles' test metric"),
+    ("evaluation.batch_size", 2, r"runs.bmaml-t100-k5.evaluation.batch_size: the particles fine-tune as they trained"),
+    ("runs.bmaml-t100-k5.particles", 1, r"particles: SVGD's median bandwidth h = med²/log M divides by log M"),
+])
+def test_the_manifest_says_how_particles_are_evaluated_or_is_refused(where, value, expected, tmp_path):
+    import re
+
+    import yaml
+
+    from suite.protocol.manifest import ManifestError, load_manifest
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    target = raw["claims"]["bmaml-sinusoid"]
+    *head, last = where.split(".")
+    for k in head:
+        target = target[k]
+    if value is None:
+        del target[last]
+    else:
+        target[last] = value
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(tmp_path / "b.yaml")
+    assert re.search(expected, str(info.value)), str(info.value)
+
+
+def test_a_prediction_is_refused_for_one_network_and_the_code_metric_variant_does_not_retrain(tmp_path):
+    import yaml
+
+    from suite.protocol.manifest import ManifestError, load_manifest
+    manifest = load_manifest(REPO / "benchmarks.yaml")
+    variants = manifest.claim("bmaml-sinusoid").variant_configs(variants=["emaml-code-metric"])
+    assert variants and all(not cfg.retrains and cfg.evaluation["prediction"] == "each-particle" for cfg in variants)
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["maml-sinusoid"]["evaluation"]["prediction"] = "particle-mean"
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ManifestError, match=r"claim 'maml-sinusoid': runs.maml.evaluation.prediction: says how a "
+                                            r"set of particles predicts"):
+        load_manifest(tmp_path / "b.yaml")

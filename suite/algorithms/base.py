@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from suite.lazy import lazy
+from suite.protocol.schema import ManifestError
 
 torch = lazy("torch")
 
@@ -20,6 +21,13 @@ def paths(hp: dict) -> tuple[str, ...]:
 def finetune_steps_limit(hp: dict) -> int | None:
     """The usual answer of Algorithm.finetune_steps_limit: a trained model fine-tunes for any number of steps."""
     return None
+
+
+def check_evaluation(hp: dict, evaluation: dict, where: str):
+    """The usual answer of Algorithm.check_evaluation: one trained network, so no `prediction` of a set of them."""
+    if "prediction" in evaluation:
+        raise ManifestError(f"{where}.prediction: says how a set of particles predicts (bmaml, emaml); this "
+                            "algorithm trains one network: remove it")
 
 
 def initial_params(model, seed: int, hp: dict, device) -> dict:
@@ -101,9 +109,10 @@ class Learner:
     def inner_loop_names(self) -> frozenset[str]:
         return self.model.inner_loop_names
 
-    def evaluated(self, model):
-        """The model its parameters are evaluated as: `model` itself, or (a set of particles, an ensemble trained
-        as one) a model whose prediction combines them (suite.algorithms.bmaml.ParticleModel)."""
+    def evaluated(self, model, evaluation: dict):
+        """The model its parameters are evaluated as under the claim's `evaluation`: `model` itself, or (a set of
+        particles, an ensemble trained as one) a model whose prediction combines them as evaluation.prediction says
+        (suite.algorithms.bmaml.ParticleModel)."""
         return model
 
     def step(self, tasks, iteration: int, generator) -> float:

@@ -11,8 +11,8 @@ SVGD ascends each particle's unnormalised log posterior (jsikyoon/bmaml bnn.py, 
 the points: Σ_i [½ log γ − ½ γ (f_W(x_i) − y_i)²] + (P/2) log λ − (λ/2)‖W‖² + log Gamma(γ; a_γ, b_γ) +
 log Gamma(λ; a_λ, b_λ), the Gamma densities of the log-parametrised precisions with their Jacobian (a log γ − bγ).
 suite.algorithms.svgd has the kernel and both forms of its repulsion. Test-time fine-tuning is the same SVGD on the
-support set (Learner.schedule), and the prediction the particles' mean (ParticleModel): BMAML's evaluation
-(bmaml.py:512-522). As in the code the meta-gradient goes through the chaser's steps (stop_grad=False) and the
+support set (Learner.schedule), and the prediction the particles' mean (ParticleModel, as evaluation.prediction
+says): BMAML's evaluation (bmaml.py:512-522). As in the code the meta-gradient goes through the chaser's steps (stop_grad=False) and the
 meta learning rate decays by `meta_lr_decay` every `meta_lr_decay_period` of the iterations (bmaml_main.py:148).
 """
 from __future__ import annotations
@@ -58,16 +58,33 @@ ARGS = {
     "meta_optimizer": Field(OUTER_OPTIMIZER, doc="outer optimiser over all particles (Adam in the code)"),
     "meta_lr_decay": Field("positive_float", doc="factor on the meta learning rate per period (the code: 0.98)"),
     "meta_lr_decay_period": Field("positive_float", doc="the period, a fraction of the iterations (the code: 0.01)"),
-    "prediction": Field("str", choices=PREDICTIONS,
-                        doc="what the test MSE is of: 'particle-mean', the particles' mean output (BMAML's code), or "
-                            "'each-particle', the mean of each particle's MSE (EMAML's code)"),
 }
 
 
 def check(hp: dict, task: dict, family, where: str):
     if hp["particles"] < 2:
-        raise ManifestError(f"{where}.particles: SVGD's median bandwidth divides by log M, so BMAML needs at least "
-                            "2 particles (one particle with the kernel off is MAML's gradient ascent)")
+        raise ManifestError(f"{where}.particles: SVGD's median bandwidth h = med²/log M divides by log M, which is 0 "
+                            "for one particle, so BMAML needs at least 2 (for one network use emaml with "
+                            "particles: 1, which is MAML)")
+
+
+def check_evaluation(hp: dict, evaluation: dict, where: str):
+    """Test-time fine-tuning is the algorithm's own inner step (Schedule) at inner_lr, full-batch, on all of every
+    particle: the evaluation says so rather than naming an optimiser that would be ignored; and it says what a set
+    of particles predicts."""
+    if evaluation.get("prediction") not in PREDICTIONS:
+        raise ManifestError(f"{where}.prediction: say what the particles' test metric is of: 'particle-mean' (the "
+                            "MSE of their mean output, BMAML's code) or 'each-particle' (the mean of their own MSEs, "
+                            "EMAML's code)")
+    optimizer = evaluation["optimizer"]
+    if optimizer["name"] != "sgd" or optimizer["lr"] != hp["inner_lr"]:
+        raise ManifestError(f"{where}.optimizer: the particles fine-tune at test time by the steps they trained "
+                            f"with, at inner_lr {hp['inner_lr']}: write {{name: sgd, lr: {hp['inner_lr']}}} "
+                            f"(got {optimizer})")
+    for field, allowed in (("batch_size", "full"), ("frozen_layers", None), ("lr_search", None)):
+        if evaluation.get(field, allowed) != allowed:
+            raise ManifestError(f"{where}.{field}: the particles fine-tune as they trained: full-batch, nothing "
+                                "frozen, at their own step size")
 
 
 def paths(hp: dict) -> tuple[str, ...]:
@@ -195,8 +212,8 @@ class Learner(BaseLearner):
         self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
         self.schedule = self.Schedule(hp)
 
-    def evaluated(self, model):
-        return ParticleModel(model, self.hp["prediction"])
+    def evaluated(self, model, evaluation: dict):
+        return ParticleModel(model, evaluation["prediction"])
 
     def step(self, tasks, iteration, generator):
         decay_meta_lr(self.optimizer, self.hp, iteration)

@@ -8,14 +8,14 @@ M MAML networks, each adapted alone by gradient descent, meta-trained together o
 
 With the kernel switched off SVGD is this inner loop (suite.algorithms.svgd), and with one particle EMAML is MAML
 (the code's README: num_particles=1). Test-time fine-tuning is the same gradient descent per particle; what its test
-MSE is of — each particle's (the code's, emaml.py:143) or the ensemble mean's — is `prediction`.
+MSE is of — each particle's (the code's, emaml.py:143) or the ensemble mean's — is evaluation.prediction.
 """
 from __future__ import annotations
 
 from suite.algorithms import bmaml
 from suite.algorithms.base import finetune_steps_limit  # noqa: F401 (the protocol's usual answer)
-from suite.algorithms.bmaml import (ARGS as BMAML_ARGS, carries_inner_state, hessian_vector_products,  # noqa: F401
-                                    initial_particles, paths, second_order, task_shape)
+from suite.algorithms.bmaml import (ARGS as BMAML_ARGS, carries_inner_state, check_evaluation,  # noqa: F401
+                                    hessian_vector_products, initial_particles, paths, second_order, task_shape)
 from suite.algorithms.inner import sgd_adapt
 from suite.lazy import lazy
 
@@ -26,8 +26,7 @@ NUMERICS_VERSION = 1
 LOGGED_LOSS = "mean over the meta-batch of Σ_m the particles' query MSE after adaptation"
 
 ARGS = {k: BMAML_ARGS[k] for k in ("iterations", "meta_batch", "shots", "queries", "particles", "inner_steps",
-                                   "inner_lr", "meta_optimizer", "meta_lr_decay", "meta_lr_decay_period",
-                                   "prediction")}
+                                   "inner_lr", "meta_optimizer", "meta_lr_decay", "meta_lr_decay_period")}
 
 
 def check(hp: dict, task: dict, family, where: str):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from suite.algorithms.base import finetune_steps_limit, initial_params, paths  # noqa: F401 (the protocol's usual answers)
+from suite.algorithms.base import (check_evaluation, finetune_steps_limit, initial_params,  # noqa: F401
+                                   paths)  # (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
 from suite.algorithms.inner import sgd_adapt
 from suite.lazy import lazy

@@ -91,6 +91,10 @@ class Algorithm(Protocol):
     def check(self, hp: dict, task: dict, family: TaskFamily, where: str) -> None:
         """Cross-field checks of its hyperparameters, for the run's (validated) task config of `family`."""
 
+    def check_evaluation(self, hp: dict, evaluation: dict, where: str) -> None:
+        """Cross-field checks of the run's (validated) evaluation against its hyperparameters: BMAML's particles
+        fine-tune with their own steps, so the evaluation must name those, and say what the set predicts."""
+
     def task_shape(self, hp: dict) -> tuple[int, int, int]:
         """(tasks per iteration, shots, queries per class or per task) of the training tasks it samples."""
 

@@ -167,6 +167,11 @@ EVALUATION = {
                           doc="fine-tune on the loss plus λ/2‖φ − θ‖², θ the trained parameters (iMAML's inner "
                               "problem, whose caption gives λ = 2.0; its released test command uses --lam 0.0, i.e. "
                               "plain steps); without it, the loss alone"),
+    "prediction": Field("str", required=False, choices=("particle-mean", "each-particle"),
+                        doc="for a run that trains a set of particles (bmaml, emaml), what its test metric is of: "
+                            "'particle-mean', the particles' mean output (BMAML's code, bmaml.py:512-522), or "
+                            "'each-particle', each particle's own output, the metric then the mean of theirs "
+                            "(EMAML's code, emaml.py:143; by Jensen never below the other's MSE); other runs omit it"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),

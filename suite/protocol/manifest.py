@@ -561,6 +561,7 @@ def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict
             run_evaluation = validate(merged, evaluation_schema(merged), f"{rw}.evaluation")
             check_evaluation(run_evaluation, f"{rw}.evaluation", model, model_kinds()[model["kind"]])
         check_run_protocol(run_task, model, algorithm, hp, run_evaluation, rw)
+        algorithm.check_evaluation(hp, run_evaluation, f"{rw}.evaluation")
         out[name] = parsed
     return out
 

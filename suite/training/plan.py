@@ -40,7 +40,7 @@ def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warm
     family, model = build(cfg, data_dir)
     path = choose_path(cfg, model, device)
     learner = make_learner(cfg, model, initial_params(cfg, model, device), path)
-    tuned = model.adapting_only(learner.inner_loop_names)
+    tuned = learner.evaluated(model.adapting_only(learner.inner_loop_names), cfg.evaluation)  # as run.py evaluates it
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
 
     def step(it):

@@ -246,7 +246,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     params = initial_params(cfg, model, device)
     learner = make_learner(cfg, model, params, path)
     # what test-time fine-tuning adapts (ANIL: the head), and how the parameters predict (BMAML: the particles' mean)
-    tuned = learner.evaluated(model.adapting_only(learner.inner_loop_names))
+    tuned = learner.evaluated(model.adapting_only(learner.inner_loop_names), cfg.evaluation)
     reused = (ckpts / "final.pt").exists()
     if reused:  # the same training (configuration and numerics) finished: evaluate it
         trained = load_checkpoint(ckpts / "final.pt", device)
