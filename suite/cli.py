@@ -11,6 +11,7 @@ import yaml
 
 from suite.data import DataError
 from suite.protocol import PAPER, ManifestError, load_manifest
+from suite.protocol.components import families
 from suite.protocol.folders import FOLDERS, folder
 from suite.results.store import ResultsError
 from suite.training.layout import RunError
@@ -333,7 +334,7 @@ def numerics(ctx, check):
                                    "`suite numerics` and commit it (with regenerated goldens if a version changed)")
 
 
-GENERATED = ("sinusoid", "bmaml_sinusoid")  # task families that draw their tasks on the fly: nothing to fetch
+GENERATED = tuple(name for name, family in families().items() if family.GENERATED)  # nothing to fetch
 
 
 @main.command()
@@ -354,9 +355,10 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
 
     With SUITE_FETCH_FROM=DIR set and no --from (nor --url, --generated), the dataset is taken from DIR/<dataset>
     (a local mirror, as CI uses); with SUITE_FETCH_GENERATED=miniimagenet, Mini-ImageNet is the generated stand-in
-    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). Sinusoid tasks (and
-    bmaml_sinusoid's) are generated, so `fetch sinusoid` only records that in datasets/sinusoid/. Mini-ImageNet has no
-    official download: give --from, --url with --sha256, or --generated."""
+    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). The regression families
+    (sinusoid, bmaml_sinusoid, ambiguous_regression) draw their tasks on the fly, so `fetch sinusoid` only records
+    that in datasets/sinusoid/. Mini-ImageNet has no official download: give --from, --url with --sha256, or
+    --generated."""
     from suite.data.miniimagenet import fetch_miniimagenet
     from suite.data.omniglot import fetch_omniglot
     from suite.io import atomic_write_json

@@ -83,7 +83,7 @@ def delete_in(d, path):
     ("task.amplitude", [5.0, 0.1], r"task.amplitude: expected \[low, high\] with low <= high"),
     ("evaluation.batch_norm", "transductive", r"evaluation.batch_norm: the model has no batch norm"),
     ("evaluation.steps", [3, 1], r"evaluation.steps: expected increasing step counts"),
-    ("paper", "platipus", r"paper: 'platipus' is not among the manifest's papers"),
+    ("paper", "metanet", r"paper: 'metanet' is not among the manifest's papers"),
     ("runs.maml.meta_optimizer", {"name": "adam", "lr": 0.001}, r"runs.maml.meta_optimizer.betas: required for Adam"),
     ("runs.pretrained.evaluation.lr_search.seed", 1, r"lr_search.seed: must differ from the test tasks' seed"),
     ("seeds", [-1], r"seeds\[0\]: expected a seed"),

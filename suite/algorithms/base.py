@@ -24,10 +24,12 @@ def finetune_steps_limit(hp: dict) -> int | None:
 
 
 def check_evaluation(hp: dict, evaluation: dict, where: str):
-    """The usual answer of Algorithm.check_evaluation: one trained network, so no `prediction` of a set of them."""
-    if "prediction" in evaluation:
-        raise ManifestError(f"{where}.prediction: says how a set of particles predicts (bmaml, emaml); this "
-                            "algorithm trains one network: remove it")
+    """The usual answer of Algorithm.check_evaluation: one trained network, so no `prediction` or `predictive_std`
+    of a set of them."""
+    for field in ("prediction", "predictive_std"):
+        if field in evaluation:
+            raise ManifestError(f"{where}.{field}: says how a set of particles predicts (bmaml, emaml, platipus); "
+                                "this algorithm trains one network: remove it")
 
 
 def initial_params(model, seed: int, hp: dict, device) -> dict:

@@ -17,6 +17,8 @@ meta learning rate decays by `meta_lr_decay` every `meta_lr_decay_period` of the
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from suite.algorithms import svgd
@@ -149,28 +151,41 @@ def chaser_loss(model, particles, support_x, support_y, query_x, query_y, *, hp)
 
 
 class ParticleModel:
-    """The model a set of particles is evaluated as. Its prediction is the particles' mean output under
-    'particle-mean' (BMAML's evaluation, bmaml.py:512-522), so its MSE is the ensemble's; under 'each-particle' it is
-    every particle's own output, and its MSE the mean of the particles' MSEs (EMAML's evaluation, emaml.py:143: by
-    Jensen never below the other). Everything else is the single model's."""
+    """The model a set of particles is evaluated as: its output is every particle's, [M, points, 1]. Its MSE is that
+    of the particles' mean output under 'particle-mean' (BMAML's evaluation, bmaml.py:512-522); under 'each-particle'
+    it is the mean of the particles' own MSEs (EMAML's evaluation, emaml.py:143: by Jensen never below the other).
+    With a `predictive_std` s the particles are a predictive distribution, the mixture (1/M) Σ_m N(f_m(x), s²), and
+    it measures also the query points' mean negative log-likelihood under it (`nll`) and the fraction of query
+    targets inside its central 90% interval (`coverage90`, from the mixture's CDF). Everything else is the single
+    model's."""
 
-    def __init__(self, model, prediction: str):
-        self.single, self.prediction = model, prediction
+    def __init__(self, model, prediction: str, predictive_std: float | None = None):
+        self.single, self.prediction, self.predictive_std = model, prediction, predictive_std
+        self.metrics = ("mse",) if predictive_std is None else ("mse", "nll", "coverage90")
 
     def __getattr__(self, name):
         return getattr(self.single, name)
 
     def forward(self, params, x):
-        outputs = torch.func.vmap(self.single.forward, in_dims=(0, None))(weights(params), x)
-        return outputs.mean(0) if self.prediction == "particle-mean" else outputs
+        return torch.func.vmap(self.single.forward, in_dims=(0, None))(weights(params), x)
+
+    def prediction_of(self, out):
+        return out.mean(0) if self.prediction == "particle-mean" else out
 
     def loss(self, params, x, y):
-        return ((self.forward(params, x) - y) ** 2).mean()
+        return ((self.prediction_of(self.forward(params, x)) - y) ** 2).mean()
 
     def mean_metric(self, name: str, out, y):
-        if name != "mse":
-            raise ValueError(f"a set of particles is evaluated by its MSE, not {name!r}")
-        return ((out - y) ** 2).mean()
+        if name == "mse":
+            return ((self.prediction_of(out) - y) ** 2).mean()
+        z = (y - out) / self.predictive_std  # [M, points, 1]
+        if name == "nll":
+            log_densities = -0.5 * z ** 2 - math.log(self.predictive_std * math.sqrt(2 * math.pi))
+            return -(torch.logsumexp(log_densities, 0) - math.log(len(out))).mean()
+        if name == "coverage90":
+            cdf = (0.5 * (1 + torch.erf(z / math.sqrt(2)))).mean(0)
+            return ((cdf > 0.05) & (cdf < 0.95)).to(out.dtype).mean()
+        raise ValueError(f"a set of particles is measured by {', '.join(self.metrics)}, not {name!r}")
 
 
 class Schedule:
@@ -179,6 +194,10 @@ class Schedule:
 
     def __init__(self, hp: dict):
         self.hp = hp
+
+    def start(self, model, params: dict, x, y) -> dict:
+        """Fine-tuning begins from the trained particles."""
+        return params
 
     def at(self, model, params: dict, step: int) -> dict:
         return params
@@ -213,7 +232,7 @@ class Learner(BaseLearner):
         self.schedule = self.Schedule(hp)
 
     def evaluated(self, model, evaluation: dict):
-        return ParticleModel(model, evaluation["prediction"])
+        return ParticleModel(model, evaluation["prediction"], evaluation.get("predictive_std"))
 
     def step(self, tasks, iteration, generator):
         decay_meta_lr(self.optimizer, self.hp, iteration)

@@ -134,8 +134,11 @@ def finetune(loss, params: dict, x, y, optimizer: dict, names, steps: list[int],
 def scheduled_finetune(model, schedule, loss, params: dict, x, y, steps: list[int], measure):
     """finetune for a learner whose inner loop has its own per-step schedule (suite.algorithms.mamlpp.Schedule:
     per-step parameters and rates), on all of (x, y) each step: [measure(the model's parameters after s steps) for
-    s in steps], those after s ≥ 1 steps at step s − 1's index, as MAML++'s code measures its query set."""
+    s in steps], those after s ≥ 1 steps at step s − 1's index, as MAML++'s code measures its query set. The
+    schedule's start() first turns the trained parameters into those fine-tuning begins from (PLATIPUS: samples
+    drawn from its prior given (x, y))."""
     records = []
+    params = schedule.start(model, params, x, y)
     for step in range(steps[-1] + 1):
         if step in steps:
             records.append(measure(schedule.at(model, params, max(step - 1, 0))))

@@ -125,6 +125,10 @@ class Schedule:
         self.per_step = bn_names(model) if hp["per_step_bn_weights"] else frozenset()
         self.learned = hp["learned_inner_lr"]
 
+    def start(self, model, params: dict, x, y) -> dict:
+        """Fine-tuning begins from the trained parameters."""
+        return params
+
     def at(self, model, params: dict, step: int) -> dict:
         """The model's parameters at inner step `step`, for a model whose leading `task_dims` index tasks."""
         if step >= self.steps and (self.per_step or self.learned):

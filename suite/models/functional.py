@@ -96,6 +96,11 @@ class FunctionalModel:
             return F.mse_loss(out, y, reduction=self.loss_reduction) * self.loss_scale
         return F.cross_entropy(out, y, reduction=self.loss_reduction) * self.loss_scale
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics mean_metric measures (suite.protocol.fields.metric_bases without a predictive_std)."""
+        return ("mse",) if self.loss_name == "mse" else ("loss", "accuracy")
+
     def mean_metric(self, name: str, out, y):
         """The mean squared error (`mse`), cross-entropy (`loss`) or `accuracy` over the points."""
         if name == "mse":

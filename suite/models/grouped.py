@@ -96,6 +96,11 @@ class GroupedModel:
         total = per_point.flatten(1).sum(1) if self.loss_reduction == "sum" else task_mean(per_point)
         return total * self.loss_scale
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics mean_metric measures (suite.protocol.fields.metric_bases without a predictive_std)."""
+        return ("mse",) if self.loss_name == "mse" else ("loss", "accuracy")
+
     def mean_metric(self, name: str, out, y):
         """Each task's mean squared error, cross-entropy or accuracy over its points, [T]."""
         if name == "mse":

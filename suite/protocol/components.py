@@ -28,6 +28,8 @@ class TaskFamily(Protocol):
     """'mse' (regression) or 'cross_entropy' (classification)."""
     INPUT_DIM: int
     """Input features (regression) or image channels (classification)."""
+    GENERATED: bool
+    """Whether it draws its tasks on the fly, with no data to fetch (`suite fetch` only records that)."""
 
     def output_dim(self, config: dict) -> int:
         """Outputs of the model's head: 1 for regression, the ways for classification."""

@@ -172,6 +172,12 @@ EVALUATION = {
                             "'particle-mean', the particles' mean output (BMAML's code, bmaml.py:512-522), or "
                             "'each-particle', each particle's own output, the metric then the mean of theirs "
                             "(EMAML's code, emaml.py:143; by Jensen never below the other's MSE); other runs omit it"),
+    "predictive_std": Field("positive_float", required=False,
+                            doc="for a regression run that trains a set of particles: the std of the Gaussian noise "
+                                "its predictive distribution adds to each particle's output (the task's own noise), "
+                                "which adds the metrics nll (the query points' mean negative log-likelihood under "
+                                "the particles' Gaussian mixture) and coverage90 (the fraction of query targets inside "
+                                "that mixture's central 90% interval: 0.9 when calibrated); other runs omit it"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),
@@ -197,6 +203,14 @@ RESOURCES = {
     "interval": Field("str", choices=tuple(INTERVALS), doc="the ± of the mean seconds per iteration"),
 }
 RESOURCE_METRICS = ("memory_mib", "seconds")
+
+
+def metric_bases(loss: str, evaluation: dict) -> tuple[str, ...]:
+    """The metrics an episodic evaluation measures after each step count (before any suffix): a regression's mse,
+    with nll and coverage90 when it has a predictive_std; a classification's loss and accuracy."""
+    if loss != "mse":
+        return ("loss", "accuracy")
+    return ("mse", "nll", "coverage90") if "predictive_std" in evaluation else ("mse",)
 
 
 def measures_resources(evaluation: dict) -> bool:

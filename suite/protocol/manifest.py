@@ -16,7 +16,8 @@ import yaml
 
 from suite.protocol.components import algorithms, families, model_kinds
 from suite.protocol.fields import (CURVE_FIELDS, RESOURCE_METRICS, VALIDATION_FIELDS, check_evaluation,
-                                   evaluation_schema, measures_resources, metric_suffixes, selects_by_validation)
+                                   evaluation_schema, measures_resources, metric_bases, metric_suffixes,
+                                   selects_by_validation)
 from suite.protocol.folders import FOLDERS, folder
 from suite.protocol.schema import CHECKS, Field, ManifestError, check_mapping, expand_braces, validate
 
@@ -614,7 +615,7 @@ def metric_names(body: dict, run: str) -> set[str]:
     evaluation = deep_merge(body["evaluation"], body["runs"][run].get("evaluation", {}))
     if measures_resources(evaluation):
         return set(RESOURCE_METRICS)
-    names = ("mse",) if family.LOSS == "mse" else ("loss", "accuracy")
+    names = metric_bases(family.LOSS, evaluation)
     return {f"{n}@{s}{x}" for n in names for s in evaluation["steps"] for x in metric_suffixes(evaluation)}
 
 

@@ -133,7 +133,9 @@ def series_figure(claim_id: str, profile: str, spec: dict, records: list[dict], 
 
 def regression_examples(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
     """Rows: example test tasks; columns: runs. As the MAML paper's Figure 2: ground truth, the K points used for
-    the gradient, the prediction before fine-tuning and after the first and last recorded step counts."""
+    the gradient, the prediction before fine-tuning and after the first and last recorded step counts; for a set of
+    particles (PLATIPUS's samples, BMAML's particles) also each one's function after the last, as PLATIPUS's
+    Figure 1 draws its samples."""
     runs = [r for r in records if r.get("examples")]
     if not runs:
         return None
@@ -146,6 +148,9 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
             steps = sorted(ex["predictions"], key=int)
             shown = [s for s in (steps[0], steps[1] if len(steps) > 1 else None, steps[-1]) if s is not None]
             ax.plot(ex["x"], ex["y"], color="tab:red", linewidth=2, label="ground truth")
+            for j, sample in enumerate(ex.get("samples", {}).get(shown[-1], [])):  # a set of particles' functions
+                ax.plot(ex["x"], sample, color="tab:purple", linewidth=0.7, alpha=0.6,
+                        label=None if j else f"each sample, {shown[-1]} steps")
             styles = {shown[0]: ("tab:green", ":"), shown[-1]: ("navy", "-")}
             if len(shown) == 3:
                 styles[shown[1]] = ("tab:cyan", "--")

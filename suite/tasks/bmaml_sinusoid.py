@@ -33,6 +33,7 @@ torch = lazy("torch")
 NUMERICS_VERSION = 1
 LOSS = "mse"
 INPUT_DIM = 1
+GENERATED = True
 POOL_STREAM = 3  # seeded_generator(pool_seed, i, POOL_STREAM) draws training task i
 
 

@@ -44,6 +44,7 @@ torch = lazy("torch")
 NUMERICS_VERSION = 1
 LOSS = "cross_entropy"
 INPUT_DIM = 1  # channels
+GENERATED = False
 
 
 def split_path(name: str) -> Path:

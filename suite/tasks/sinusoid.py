@@ -22,6 +22,7 @@ torch = lazy("torch")
 NUMERICS_VERSION = 1
 LOSS = "mse"
 INPUT_DIM = 1
+GENERATED = True
 
 
 def output_dim(config: dict) -> int:

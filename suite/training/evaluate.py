@@ -7,6 +7,7 @@ import math
 from tqdm import tqdm
 
 from suite.algorithms.base import map_tasks
+from suite.algorithms.bmaml import ParticleModel
 from suite.algorithms.inner import finetune, inner_batches, scheduled_finetune
 from suite.lazy import lazy
 from suite.protocol.fields import (INTERVALS, first_frozen_set_only, frozen_sets_and_suffixes, metric_suffixes,
@@ -43,7 +44,7 @@ def query_outputs(model, params, support_x, query_x, batch_norm) -> dict:
 def output_metrics(model, outputs: dict, query_y) -> dict:
     out = {}
     for suffix, pred in outputs.items():
-        for name in ("mse",) if model.loss_name == "mse" else ("loss", "accuracy"):
+        for name in model.metrics:
             out[name + suffix] = model.mean_metric(name, pred, query_y)
     return out
 
@@ -222,30 +223,45 @@ def evaluate(model, params, family, config, device, path: str, chunk: int, progr
         "episodes": episodes,
         "finetune_lr": lr if lr is not None else config["optimizer"]["lr"],
         "lr_search": search,
-        "examples": regression_examples(model, params, family, config, device, lr)
-        if hasattr(family, "curve") and members == 1 and schedule is None else [],
+        "examples": regression_examples(model, params, family, config, device, lr, schedule)
+        if hasattr(family, "curve") and members == 1 else [],
     }
 
 
 EXAMPLES, GRID = 3, 200
 
 
-def regression_examples(model, params, family, config, device, lr=None) -> list[dict]:
+def regression_examples(model, params, family, config, device, lr=None, schedule=None) -> list[dict]:
     """For the first test tasks: the true function on a grid, the support points, and the model's predictions
-    on the grid after each recorded number of fine-tuning steps (the MAML paper's Figure 2)."""
+    on the grid after each recorded number of fine-tuning steps (the MAML paper's Figure 2); for a set of particles
+    (ParticleModel: BMAML's, PLATIPUS's samples) also each particle's function ("samples", PLATIPUS's Figure 1:
+    the sampled functions). `schedule`: the learner's own fine-tuning, as evaluate_on_tasks takes it."""
     params = {k: p.detach() for k, p in params.items()}
     optimizer = dict(config["optimizer"], lr=lr if lr is not None else config["optimizer"]["lr"])
+    particles = isinstance(model, ParticleModel)
     out = []
     for i in range(EXAMPLES):
         task = family.sample(1, config["shots"], config["queries"], seeded_generator(config["seed"], i, TASK_STREAM),
                              "test")[0].to(device)
         grid_x, grid_y = family.curve(seeded_generator(config["seed"], i, TASK_STREAM), GRID)
         grid = grid_x.to(device)
-        predictions = finetune(model.loss, params, task.support_x, task.support_y, optimizer, model.inner_loop_names,
-                               config["steps"], lambda p: model.forward(p, grid).flatten().tolist())
-        out.append({"support_x": task.support_x.flatten().tolist(), "support_y": task.support_y.flatten().tolist(),
-                    "x": grid_x.flatten().tolist(), "y": grid_y.flatten().tolist(),
-                    "predictions": {str(s): pred for s, pred in zip(config["steps"], predictions)}})
+
+        def measure(p):
+            return model.forward(p, grid).detach()
+
+        if schedule is None:
+            outputs = finetune(model.loss, params, task.support_x, task.support_y, optimizer, model.inner_loop_names,
+                               config["steps"], measure)
+        else:
+            outputs = scheduled_finetune(model, schedule, model.loss, params, task.support_x, task.support_y,
+                                         config["steps"], measure)
+        example = {"support_x": task.support_x.flatten().tolist(), "support_y": task.support_y.flatten().tolist(),
+                   "x": grid_x.flatten().tolist(), "y": grid_y.flatten().tolist(),
+                   "predictions": {str(s): (model.prediction_of(o) if particles else o).flatten().tolist()
+                                   for s, o in zip(config["steps"], outputs)}}
+        if particles:
+            example["samples"] = {str(s): o.flatten(1).tolist() for s, o in zip(config["steps"], outputs)}
+        out.append(example)
     return out
 
 

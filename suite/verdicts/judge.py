@@ -181,6 +181,8 @@ def loss_metric(metric: str) -> str:
     """The metric whose per-task values say whether a task diverged: the query loss after the same step count, in
     the same mode (accuracy@5/transductive → loss@5/transductive; an mse is its own)."""
     name, _, rest = metric.partition("@")
+    if name in ("nll", "coverage90"):  # a set of particles' predictive distribution: its mse says
+        return f"mse@{rest}"
     return metric if name in ("mse", "loss") else f"loss@{rest}"
 
 
