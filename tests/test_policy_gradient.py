@@ -108,10 +108,10 @@ def test_the_batched_navigation_steps_as_the_gymnasium_environment_does():
     g = torch.Generator().manual_seed(1)
     actions = torch.randn(100, 3, 2, generator=g) * 0.2  # often beyond the ±0.1 clip
     for reward in nav.REWARDS:
-        batched = nav.BatchedNavigation(goals, 0.1, reward, 0.01, 100)
+        batched = nav.BatchedNavigation(goals, 0.5, 0.1, reward, 0.01, 100)
         obs, acts, rewards, mask = batched.rollout(lambda o, t: actions[t])
         for i in range(3):
-            env = nav.Navigation2D(goals[i].numpy(), 0.1, reward, 0.01, 100)
+            env = nav.Navigation2D(goals[i].numpy(), 0.5, 0.1, reward, 0.01, 100)
             o, _ = env.reset()
             for t in range(100):
                 np.testing.assert_allclose(obs[t, i].numpy(), o)
@@ -125,12 +125,12 @@ def test_the_batched_navigation_steps_as_the_gymnasium_environment_does():
 def test_navigation_rewards_are_the_papers_or_the_codes_and_a_reached_goal_ends_the_trajectory():
     from suite.tasks import point_navigation as nav
     goal = torch.tensor([[0.3, -0.4]])
-    for reward, first in (("negative-distance", -((0.2 ** 2 + 0.3 ** 2) ** 0.5)), ("negative-squared-distance",
-                                                                                    -(0.2 ** 2 + 0.3 ** 2))):
-        env = nav.BatchedNavigation(goal, 0.1, reward, 0.01, 100)
+    for reward, first in (("negative-distance", -((0.2 ** 2 + 0.33 ** 2) ** 0.5)), ("negative-squared-distance",
+                                                                                     -(0.2 ** 2 + 0.33 ** 2))):
+        env = nav.BatchedNavigation(goal, 0.1, 0.1, reward, 0.01, 100)
         env.reset()
-        _, r, mask = env.step(torch.tensor([[0.5, -0.5]]))  # clipped to (0.1, −0.1)
+        _, r, mask = env.step(torch.tensor([[5.0, -0.7]]))  # scaled to (0.5, −0.07), clipped to (0.1, −0.07)
         assert r.item() == pytest.approx(first) and mask.item() == 1
-    env = nav.BatchedNavigation(goal, 0.1, "negative-distance", 0.01, 100)
+    env = nav.BatchedNavigation(goal, 1.0, 0.1, "negative-distance", 0.01, 100)
     _, _, rewards, mask = env.rollout(lambda o, t: (goal - o).clamp(-0.1, 0.1))  # straight to the goal
     assert mask.sum() == 4 and rewards[4:].abs().sum() == 0  # 4 steps reach it; the rest are masked

@@ -63,7 +63,7 @@ class GroupedModel:
                 x, grouped = x.reshape(points, tasks, -1).transpose(0, 1), False
             elif isinstance(layer, nn.Linear):
                 x = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), x, params[f"{name}.weight"].transpose(1, 2))
-            elif isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.MaxPool2d)):
+            elif isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.MaxPool2d)):
                 x = layer(x)
             else:
                 raise TypeError(f"the grouped path has no batched form of {type(layer).__name__}")

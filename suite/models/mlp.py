@@ -1,21 +1,25 @@
-"""A multilayer perceptron: Linear–ReLU blocks and a linear head (MAML's sinusoid network, §5.1)."""
+"""A multilayer perceptron: Linear–activation blocks and a linear head (MAML's sinusoid network, §5.1; its
+navigation policy's mean, §5.3)."""
 from __future__ import annotations
 
 from suite.lazy import lazy
 from suite.protocol.schema import Field, ManifestError
 
 nn = lazy("torch.nn")
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh"}  # the torch.nn module of each
 
 # Bump when a change alters its initialisation or forward pass (then regenerate tests/goldens/).
 NUMERICS_VERSION = 1
 
 FIELDS = {
     "hidden": Field("positive_int_list", doc="hidden layer widths, e.g. [40, 40]"),
-    "activation": Field("str", choices=("relu",)),
-    "init": Field("str", choices=("pytorch", "truncated-normal", "xavier-uniform"),
+    "activation": Field("str", choices=tuple(ACTIVATIONS)),
+    "init": Field("str", choices=("pytorch", "truncated-normal", "xavier-uniform", "glorot-uniform"),
                   doc="'pytorch' (nn.Linear's default), 'truncated-normal' (weights N(0, init_std²) cut at "
-                      "2 std, zero biases: cbfinn/maml's construct_fc_weights) or 'xavier-uniform' (Glorot-uniform "
-                      "weights, biases N(0, init_std²): jsikyoon/bmaml bnn.py's tf xavier_initializer)"),
+                      "2 std, zero biases: cbfinn/maml's construct_fc_weights), 'xavier-uniform' (Glorot-uniform "
+                      "weights, biases N(0, init_std²): jsikyoon/bmaml bnn.py's tf xavier_initializer) or "
+                      "'glorot-uniform' (Glorot-uniform weights, zero biases: rllab's MLP, pytorch-maml-rl's "
+                      "weight_init)"),
     "init_std": Field("positive_float", required=False,
                       doc="std of the truncated normal weights, or of the biases under xavier-uniform"),
 }
@@ -42,7 +46,7 @@ def not_adapted(config: dict, module) -> set[str]:
 def build(config: dict, in_dim: int, out_dim: int):
     layers, width = [], in_dim
     for h in config["hidden"]:
-        layers += [nn.Linear(width, h), nn.ReLU()]
+        layers += [nn.Linear(width, h), getattr(nn, ACTIVATIONS[config["activation"]])()]
         width = h
     layers.append(nn.Linear(width, out_dim))
     module = nn.Sequential(*layers)
@@ -52,9 +56,12 @@ def build(config: dict, in_dim: int, out_dim: int):
             if isinstance(layer, nn.Linear):
                 nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
                 nn.init.zeros_(layer.bias)
-    if config["init"] == "xavier-uniform":
+    if config["init"] in ("xavier-uniform", "glorot-uniform"):
         for layer in module:
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_uniform_(layer.weight)
-                nn.init.normal_(layer.bias, std=config["init_std"])
+                if config["init"] == "xavier-uniform":
+                    nn.init.normal_(layer.bias, std=config["init_std"])
+                else:
+                    nn.init.zeros_(layer.bias)
     return module

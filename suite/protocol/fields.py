@@ -178,6 +178,10 @@ EVALUATION = {
                                 "which adds the metrics nll (the query points' mean negative log-likelihood under "
                                 "the particles' Gaussian mixture) and coverage90 (the fraction of query targets inside "
                                 "that mixture's central 90% interval: 0.9 when calibrated); other runs omit it"),
+    "later_lr": Field("positive_float", required=False,
+                      doc="the step size of every test-time step after the first (the first takes optimizer.lr); "
+                          "without it, all take optimizer.lr (MAML-RL: 0.1 then 0.05 in the paper's App. A.2, 0.5 "
+                          "then 0.25 in cbfinn/maml_rl's test_maml_point.py)"),
     "lr_search": Field({
         "candidates": Field("positive_float_list"),
         "tasks": Field("positive_int"),
@@ -207,7 +211,9 @@ RESOURCE_METRICS = ("memory_mib", "seconds")
 
 def metric_bases(loss: str, evaluation: dict) -> tuple[str, ...]:
     """The metrics an episodic evaluation measures after each step count (before any suffix): a regression's mse,
-    with nll and coverage90 when it has a predictive_std; a classification's loss and accuracy."""
+    with nll and coverage90 when it has a predictive_std; a classification's loss and accuracy; a policy's return."""
+    if loss == "return":  # a policy: the mean return of its trajectories
+        return ("return",)
     if loss != "mse":
         return ("loss", "accuracy")
     return ("mse", "nll", "coverage90") if "predictive_std" in evaluation else ("mse",)

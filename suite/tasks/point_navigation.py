@@ -1,8 +1,10 @@
 """The point-mass 2D navigation of MAML's reinforcement-learning experiments (Finn, Abbeel & Levine 2017,
 arXiv 1703.03400 §5.3, Appendix C; cbfinn/maml_rl maml_examples/point_env_randgoal.py; tristandeleu/pytorch-maml-rl
-maml_rl/envs/navigation.py): a point starts at the origin, each action is its velocity, clipped to ±action_bound per
-coordinate, and a task is a goal drawn uniformly from [goal_low, goal_high]²; a trajectory lasts `horizon` steps or
-until the point is within `done_radius` of the goal in both coordinates.
+maml_rl/envs/navigation.py): a point starts at the origin, each action times `action_scale` is its velocity, clipped
+to ±action_bound per coordinate, and a task is a goal drawn uniformly from [goal_low, goal_high]²; a trajectory lasts
+`horizon` steps or until the point is within `done_radius` of the goal in both coordinates. maml_rl wraps the
+environment in rllab's NormalizedEnv, which maps the policy's action a ∈ [−1, 1] to 0.1·a (action_scale 0.1;
+rllab/envs/normalized_env.py) before clipping; pytorch-maml-rl clips the raw action (action_scale 1).
 
 The reward is where paper and code differ: the paper's §5.3 says the negative squared distance to the goal, the code
 computes the negative distance (`reward`: 'negative-squared-distance' or 'negative-distance').
@@ -40,9 +42,10 @@ def sample_goals(n: int, low: float, high: float, generator) -> "torch.Tensor":
 class BatchedNavigation:
     """Goals [N, 2] (one per trajectory: repeat a task's goal for its trajectories); state [N, 2] positions."""
 
-    def __init__(self, goals, action_bound: float, reward: str, done_radius: float, horizon: int):
+    def __init__(self, goals, action_scale: float, action_bound: float, reward: str, done_radius: float,
+                 horizon: int):
         self.goals, self.action_bound, self.reward, self.done_radius = goals, action_bound, reward, done_radius
-        self.horizon = horizon
+        self.action_scale, self.horizon = action_scale, horizon
 
     def reset(self):
         self.position = torch.zeros_like(self.goals)
@@ -53,7 +56,7 @@ class BatchedNavigation:
         """(observations, rewards, running-before-this-step mask): a finished trajectory no longer moves and its
         reward is 0."""
         was_running = self.running.clone()
-        move = actions.to(self.position.dtype).clamp(-self.action_bound, self.action_bound)
+        move = (self.action_scale * actions.to(self.position.dtype)).clamp(-self.action_bound, self.action_bound)
         self.position = self.position + move * was_running.unsqueeze(-1)
         offset = self.position - self.goals
         rewards = reward_of(offset, self.reward) * was_running
@@ -81,12 +84,13 @@ class Navigation2D(gymnasium.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, goal=(0.0, 0.0), action_bound: float = 0.1, reward: str = "negative-distance",
-                 done_radius: float = 0.01, horizon: int = 100):
+    def __init__(self, goal, action_scale: float, action_bound: float, reward: str, done_radius: float,
+                 horizon: int):
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float64)
-        self.action_space = gymnasium.spaces.Box(-action_bound, action_bound, shape=(2,), dtype=np.float64)
+        bound = action_bound / action_scale  # the actions that are not clipped
+        self.action_space = gymnasium.spaces.Box(-bound, bound, shape=(2,), dtype=np.float64)
         self.action_bound, self.reward, self.done_radius, self.horizon = action_bound, reward, done_radius, horizon
-        self.goal = np.asarray(goal, dtype=np.float64)
+        self.action_scale, self.goal = action_scale, np.asarray(goal, dtype=np.float64)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -96,7 +100,8 @@ class Navigation2D(gymnasium.Env):
         return self.position.copy(), {"goal": self.goal.copy()}
 
     def step(self, action):
-        self.position = self.position + np.clip(action, -self.action_bound, self.action_bound)
+        self.position = self.position + np.clip(self.action_scale * np.asarray(action), -self.action_bound,
+                                                self.action_bound)
         self.t += 1
         offset = self.position - self.goal
         reward = float(reward_of(torch.as_tensor(offset), self.reward))

@@ -201,6 +201,8 @@ def evaluate(model, params, family, config, device, path: str, chunk: int, progr
     """The claim's evaluation for one trained model (or an ensemble of `members`, stacked as finetune_curve reads
     them): optional lr search on validation tasks, then the test tasks. `training_state` is the inner optimiser
     state training left, used when optimizer_state is 'from-training'; `schedule` the learner's own inner loop."""
+    if model.loss_name == "return":  # a policy (MAML-RL): returns after policy-gradient steps
+        return evaluate_returns(model, params, family, config, device, schedule)
     initial_state = training_state if config["optimizer_state"] == "from-training" else None
     lr, search = None, None
     if "lr_search" in config and schedule is not None:
@@ -226,6 +228,34 @@ def evaluate(model, params, family, config, device, path: str, chunk: int, progr
         "examples": regression_examples(model, params, family, config, device, lr, schedule)
         if hasattr(family, "curve") and members == 1 else [],
     }
+
+
+def evaluate_returns(model, params, family, config, device, schedule) -> dict:
+    """A policy's evaluation: on `tasks` fixed test tasks (drawn at once from (seed, 0), or as a released code
+    draws them: `test_tasks`), its mean return over
+    `shots` fresh trajectories after each recorded number of policy-gradient steps (schedule: the learner's own
+    steps, at the evaluation's step sizes), the trajectories from their own stream (seed, 0, BATCH_STREAM)."""
+    if "test_tasks" in config:
+        tasks = family.sample_as_code(config["test_tasks"], config["tasks"], config["shots"], config["queries"],
+                                      config["seed"])
+    else:
+        tasks = family.sample(config["tasks"], config["shots"], config["queries"],
+                              seeded_generator(config["seed"], 0, TASK_STREAM), "test")
+    tasks = tasks.to(device)
+    lrs = step_sizes(config)
+    returns = schedule.returns(model, params, tasks, config["steps"], lrs,
+                               seeded_generator(config["seed"], 0, BATCH_STREAM))
+    episodes = {f"return@{s}": returns[s].double().cpu().tolist() for s in config["steps"]}
+    return {"metrics": {name: summarise(values, config["interval"]) for name, values in episodes.items()},
+            "episodes": episodes, "finetune_lr": lrs[0] if lrs else config["optimizer"]["lr"], "lr_search": None,
+            "examples": []}
+
+
+def step_sizes(config) -> list[float]:
+    """The size of each test-time step: the optimizer's lr, then `later_lr` after the first where the evaluation
+    has one (MAML-RL's test: 0.1, then 0.05)."""
+    n = config["steps"][-1]
+    return [config["optimizer"]["lr"]] + [config.get("later_lr", config["optimizer"]["lr"])] * max(n - 1, 0)
 
 
 EXAMPLES, GRID = 3, 200

@@ -19,7 +19,7 @@ from suite.protocol import PAPER, Manifest
 from suite.protocol.components import algorithms
 from suite.protocol.fields import measures_resources, selects_by_validation
 from suite.tasks.base import seeded_generator
-from suite.training.evaluate import evaluate_on_tasks
+from suite.training.evaluate import evaluate_on_tasks, evaluate_returns
 from suite.training.loop import learning_curve_point
 from suite.training.paths import choose_path
 from suite.training.run import build, initial_params, make_learner
@@ -64,8 +64,11 @@ def measure_run(cfg, device: torch.device, data_dir: Path, iterations: int, warm
         return {"path": path, "step": step_seconds, "curve point": curve_seconds, "test task": 0.0}
     chunk = min(cfg.execution["eval_chunk"], e["tasks"], TIMED_TASKS)
     began = _clock(device)
-    evaluate_on_tasks(tuned, learner.params, family, chunk, e["seed"], "test", e, device, path, chunk,
-                      initial_state=learner.inner_state, schedule=learner.schedule)
+    if tuned.loss_name == "return":  # a policy: its test tasks' returns after each step
+        evaluate_returns(tuned, learner.params, family, dict(e, tasks=chunk), device, learner.schedule)
+    else:
+        evaluate_on_tasks(tuned, learner.params, family, chunk, e["seed"], "test", e, device, path, chunk,
+                          initial_state=learner.inner_state, schedule=learner.schedule)
     task_seconds = (_clock(device) - began) / chunk
     return {"path": path, "step": step_seconds, "curve point": curve_seconds, "test task": task_seconds}
 

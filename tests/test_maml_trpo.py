@@ -1,0 +1,87 @@
+"""MAML for RL (suite/algorithms/maml_trpo.py) on 2D navigation: the meta-gradient through the inner policy-gradient
+step against finite differences, TRPO's accepted step within its KL bound, the evaluation's returns."""
+import pytest
+import torch
+
+from suite.algorithms import maml_trpo
+from suite.algorithms import policy_gradient as pg
+from suite.models.functional import FunctionalModel
+from suite.tasks import navigation2d
+from suite.tasks.base import seeded_generator
+
+HP = dict(iterations=2, meta_batch=3, shots=4, queries=4, inner_steps=1, inner_lr=0.1, discount=0.99, gae_lambda=1.0,
+          normalize_advantages=True, baseline_reg=1e-5, init_log_std=0.0, max_kl=0.01, cg_iterations=10,
+          cg_damping=1e-5, backtrack_ratio=0.8, max_backtracks=15)
+
+
+def setup(dtype=torch.float32, horizon=12, activation="relu"):
+    model = FunctionalModel({"kind": "mlp", "hidden": [8, 8], "activation": activation, "init": "glorot-uniform"},
+                            in_dim=2, out_dim=2, loss="return", loss_scale=1.0, loss_reduction="mean")
+    family = navigation2d.Tasks([-0.5, 0.5], 0.1, 0.1, "negative-distance", 0.01, horizon)
+    params = {k: v.to(dtype) for k, v in maml_trpo.initial_params(model, 0, HP, "cpu").items()}
+    return model, family, params
+
+
+def test_the_meta_gradient_through_the_policy_gradient_step_matches_finite_differences():
+    torch.set_default_dtype(torch.float64)
+    try:
+        model, family, params = setup(torch.float64, activation="tanh")  # ReLU's kink sits at the origin's start
+        batch = family.sample(2, 4, 4, seeded_generator(0, 0), "train")
+        rollouts = [maml_trpo.rollout(model, [params] * 2, batch, 4, seeded_generator(0, 1))]
+        post = maml_trpo.rollout(model, [params] * 2, batch, 4, seeded_generator(0, 2))
+
+        def objective(theta):  # the mean post-update log-likelihood weighted by fixed advantages
+            adapted = maml_trpo.adapt_on(model, [theta] * 2, rollouts, [0.1], 4, HP, create_graph=True)
+            total = 0
+            for i, p in enumerate(adapted):
+                obs, actions, rewards, mask = maml_trpo.split(post, i, 4)
+                total = total + (maml_trpo.log_prob(model, p, obs, actions) * rewards * mask).sum()
+            return total
+
+        theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        grads = dict(zip(theta, torch.autograd.grad(objective(theta), list(theta.values()))))
+        eps = 1e-6
+        for name in ("0.weight", "2.bias", "log_std"):
+            for i in range(min(theta[name].numel(), 3)):
+                plus = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+                minus = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+                with torch.no_grad():
+                    plus[name].view(-1)[i] += eps
+                    minus[name].view(-1)[i] -= eps
+                numeric = (objective(plus) - objective(minus)) / (2 * eps)
+                torch.testing.assert_close(grads[name].reshape(-1)[i], numeric.detach(), rtol=1e-5, atol=1e-8,
+                                           msg=lambda m: f"{name}[{i}]: {m}")
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_a_trpo_meta_update_stays_within_its_kl_bound_and_lowers_the_surrogate(monkeypatch):
+    model, family, params = setup()
+    learner = maml_trpo.Learner(model, params, HP, "loop")
+    accepted = []
+    search = pg.line_search
+
+    def watched(trial, full_step, max_kl, *args):
+        step, k = search(trial, full_step, max_kl, *args)
+        accepted.append((trial(torch.zeros_like(step)), trial(step), k))
+        return step, k
+
+    monkeypatch.setattr(pg, "line_search", watched)
+    for it in range(2):
+        learner.step(family.sample(3, 4, 4, seeded_generator(1, it), "train"), it, seeded_generator(1, it, 2))
+    for (loss_before, _), (loss, kl), k in accepted:
+        if k is None:
+            continue
+        assert kl <= HP["max_kl"] and loss < loss_before
+    assert any(k is not None for *_, k in accepted)
+
+
+def test_the_evaluation_returns_are_each_tasks_mean_trajectory_return_after_each_step():
+    model, family, params = setup(horizon=20)
+    batch = family.sample(3, 5, 5, seeded_generator(2, 0), "test")
+    evaluation = maml_trpo.PolicyEvaluation(HP)
+    returns = evaluation.returns(model, params, batch, [0, 1, 2], [0.1, 0.05], seeded_generator(2, 1))
+    assert set(returns) == {0, 1, 2} and all(r.shape == (3,) for r in returns.values())
+    again = evaluation.returns(model, params, batch, [0], [], seeded_generator(2, 1))
+    torch.testing.assert_close(again[0], returns[0])  # step 0: the same trajectories of the unadapted policy
+    assert (returns[0] < 0).all()  # every reward is a negative distance
