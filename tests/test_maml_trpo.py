@@ -85,3 +85,22 @@ def test_the_evaluation_returns_are_each_tasks_mean_trajectory_return_after_each
     again = evaluation.returns(model, params, batch, [0], [], seeded_generator(2, 1))
     torch.testing.assert_close(again[0], returns[0])  # step 0: the same trajectories of the unadapted policy
     assert (returns[0] < 0).all()  # every reward is a negative distance
+
+
+def test_a_figure_over_steps_names_one_run_per_series_that_measures_the_metric_at_each_step(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from suite.protocol.manifest import ManifestError, figure_points, load_manifest
+    repo = Path(__file__).resolve().parents[1]
+    manifest = load_manifest(repo / "benchmarks.yaml")
+    (figure,) = manifest.claim("maml-rl-navigation").body("paper")["figures"]
+    assert figure_points(figure) == {"MAML": [("maml", s, f"return@{s}") for s in (0, 1, 2, 3)]}
+    for series, steps, expected in (({"MAML": "mmal"}, [0, 1], "with steps, a series is one run of this claim"),
+                                    ({"MAML": "maml"}, [0, 7], "'return@7' is not measured by run 'maml'")):
+        raw = yaml.safe_load((repo / "benchmarks.yaml").read_text())
+        raw["claims"]["maml-rl-navigation"]["figures"][0].update(series=series, steps=steps)
+        (tmp_path / "b.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        with pytest.raises(ManifestError, match=expected):
+            load_manifest(tmp_path / "b.yaml")

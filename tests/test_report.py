@@ -289,10 +289,10 @@ def test_the_figures_are_those_the_reported_runs_draw_and_an_outdated_one_is_rem
 def test_a_figure_series_breaks_its_line_at_a_run_with_no_result(manifest):
     from suite.rendering.figures import series_points
 
-    points = {"g1": 1, "g4": 4, "g3": 3, "g2": 2}  # the manifest need not list them in x order
+    points = [("g1", 1, "acc"), ("g4", 4, "acc"), ("g3", 3, "acc"), ("g2", 2, "acc")]  # not in x order
     records = [{"run": run, "seed": 0, "metrics": {"acc": {"mean": mean, "ci95": 0.01, "n": 10}}}
                for run, mean in [("g1", 0.28), ("g4", 0.95)]]
-    xs, ys, errs = series_points(points, records, "acc")
+    xs, ys, errs = series_points(points, records)
     assert xs == [1, 2, 3, 4] and errs == [0.01, 0.0, 0.0, 0.01]
     assert ys[0] == 0.28 and ys[3] == 0.95 and all(math.isnan(y) for y in ys[1:3])
 

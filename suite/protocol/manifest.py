@@ -113,9 +113,13 @@ SENSITIVITY_SCHEMA = {
 
 FIGURE_SCHEMA = {
     "title": Field("str"),
-    "metric": Field("str", doc="the metric plotted, e.g. accuracy@5"),
+    "metric": Field("str", doc="the metric plotted, e.g. accuracy@5; with `steps`, its name alone, e.g. return"),
     "x_label": Field("str"),
-    "series": Field(check_mapping, doc="curve label -> {run: x value}, as the paper's figure lays it out"),
+    "series": Field(check_mapping, doc="curve label -> {run: x value}, as the paper's figure lays it out; with "
+                                       "`steps`, curve label -> run"),
+    "steps": Field("step_list", required=False,
+                   doc="plot each series' run's metric after each of these fine-tuning steps against the step (the "
+                       "MAML paper's Figures 3 and 4: the metric against gradient steps)"),
 }
 OVERRIDABLE = ("task", "model", "seeds", "runs", "evaluation", "execution", "sensitivity")
 
@@ -483,15 +487,30 @@ def parse_body(body: dict, where: str) -> dict:
     for i, fig in enumerate(out["figures"]):
         fw = _field(where, f"figures[{i}]")
         for label, points in fig["series"].items():
+            if "steps" in fig:
+                if points not in out["runs"]:
+                    raise ManifestError(f"{fw}.series.{label}: with steps, a series is one run of this claim, not "
+                                        f"{points!r}")
+                continue
             check_mapping(points, f"{fw}.series.{label}")
             for run, x in points.items():
                 if run not in out["runs"]:
                     raise ManifestError(f"{fw}.series.{label}: no run {run!r} in this claim")
                 if not isinstance(x, (int, float)) or isinstance(x, bool):
                     raise ManifestError(f"{fw}.series.{label}.{run}: expected a number (the x value), got {x!r}")
-            if fig["metric"] not in set.intersection(*(metric_names(out, r) for r in points)):
-                raise ManifestError(f"{fw}.metric: {fig['metric']!r} is not measured by every run of the figure")
+        for label, points in figure_points(fig).items():
+            for run, _, metric in points:
+                if metric not in metric_names(out, run):
+                    raise ManifestError(f"{fw}.metric: {metric!r} is not measured by run {run!r} of the figure")
     return out
+
+
+def figure_points(fig: dict) -> dict[str, list[tuple[str, float, str]]]:
+    """A figure's curves: label -> [(run, x, metric)]: its runs at their x values, or (with `steps`) its run's
+    metric after each step, at the step."""
+    if "steps" in fig:
+        return {label: [(run, s, f"{fig['metric']}@{s}") for s in fig["steps"]] for label, run in fig["series"].items()}
+    return {label: [(run, x, fig["metric"]) for run, x in points.items()] for label, points in fig["series"].items()}
 
 
 def parse_sensitivity(value, where: str, body: dict) -> dict:

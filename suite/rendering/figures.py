@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from suite.io import atomic_write  # noqa: E402
 from suite.protocol.components import algorithms  # noqa: E402
 from suite.protocol.fields import measures_resources  # noqa: E402
+from suite.protocol.manifest import figure_points  # noqa: E402
 from suite.results.store import measure  # noqa: E402
 
 LOSS_SCALE = {
@@ -95,11 +96,11 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     return _save(fig, path)
 
 
-def series_points(points: dict[str, float], records: list[dict], metric: str) -> tuple[list, list, list]:
-    """(x, mean, interval) of a figure series' runs in x order; a run with no result is NaN, so that the line
-    breaks there rather than bridging the gap."""
+def series_points(points: list[tuple[str, float, str]], records: list[dict]) -> tuple[list, list, list]:
+    """(x, mean, interval) of a figure series' (run, x, metric) points in x order (suite.protocol.manifest
+    .figure_points); a run with no result is NaN, so that the line breaks there rather than bridging the gap."""
     xs, ys, errs = [], [], []
-    for run, x in sorted(points.items(), key=lambda p: p[1]):
+    for run, x, metric in sorted(points, key=lambda p: p[1]):
         m = measure([r for r in records if r["run"] == run], metric)
         xs.append(x)
         ys.append(math.nan if m is None else m.mean)
@@ -112,9 +113,9 @@ def series_figure(claim_id: str, profile: str, spec: dict, records: list[dict], 
     95% interval over test tasks (one seed) or the std over seeds."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     drawn, ticks = False, set()
-    for label, points in spec["series"].items():
-        xs, ys, errs = series_points(points, records, spec["metric"])
-        ticks.update(points.values())
+    for label, points in figure_points(spec).items():
+        xs, ys, errs = series_points(points, records)
+        ticks.update(x for _, x, _ in points)
         if any(y == y for y in ys):
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label)
             drawn = True
@@ -124,7 +125,7 @@ def series_figure(claim_id: str, profile: str, spec: dict, records: list[dict], 
     if len(ticks) <= 12:  # the settings the runs use, not matplotlib's round numbers between them
         ax.set_xticks(sorted(ticks), [f"{t:g}" for t in sorted(ticks)])
     ax.set_xlabel(spec["x_label"])
-    ax.set_ylabel(spec["metric"])
+    ax.set_ylabel(spec["metric"] + (" after the steps" if "steps" in spec else ""))
     ax.set_title(f"{claim_id}: {spec['title']} ({profile} profile)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

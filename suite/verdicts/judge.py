@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from suite.protocol import PAPER, Claim, Manifest
-from suite.protocol.manifest import expand_metrics
+from suite.protocol.manifest import expand_metrics, figure_points
 from suite.results.store import (Measured, current_progress, current_records, current_variant_records, measure,
                                  relation_runs_and_metrics)
 
@@ -157,7 +157,8 @@ def compared_values(claim: Claim, by_run: dict[str, list[dict]]) -> pd.DataFrame
     e = body["expectations"]
     published = {(p["run"], p["metric"]) for p in e.get("published", [])}
     shown = [relation_runs_and_metrics(r) for r in e.get("relations", [])]
-    shown += [([run for points in f["series"].values() for run in points], [f["metric"]]) for f in body["figures"]]
+    shown += [([run], [metric]) for f in body["figures"] for points in figure_points(f).values()
+              for run, _, metric in points]
     runs, metrics = {}, {}
     for run_list, metric_list in shown:
         for run in run_list:
