@@ -96,7 +96,7 @@ def test_a_figure_over_steps_names_one_run_per_series_that_measures_the_metric_a
     repo = Path(__file__).resolve().parents[1]
     manifest = load_manifest(repo / "benchmarks.yaml")
     (figure,) = manifest.claim("maml-rl-navigation").body("paper")["figures"]
-    assert figure_points(figure) == {"MAML": [("maml", s, f"return@{s}") for s in (0, 1, 2, 3)]}
+    assert figure_points(figure)["MAML"] == [("maml", s, f"return@{s}") for s in (0, 1, 2, 3)]
     for series, steps, expected in (({"MAML": "mmal"}, [0, 1], "with steps, a series is one run of this claim"),
                                     ({"MAML": "maml"}, [0, 7], "'return@7' is not measured by run 'maml'")):
         raw = yaml.safe_load((repo / "benchmarks.yaml").read_text())
@@ -104,3 +104,24 @@ def test_a_figure_over_steps_names_one_run_per_series_that_measures_the_metric_a
         (tmp_path / "b.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         with pytest.raises(ManifestError, match=expected):
             load_manifest(tmp_path / "b.yaml")
+
+
+def test_the_pretrained_policy_takes_adam_steps_on_the_mean_reinforce_loss_of_its_own_trajectories():
+    from suite.algorithms import pretrained_policy
+    model, family, params = setup()
+    hp = {**{k: HP[k] for k in pretrained_policy.ARGS if k in HP},
+          "meta_optimizer": {"name": "sgd", "lr": 0.1}}
+    learner = pretrained_policy.Learner(model, params, hp, "loop")
+    batch = family.sample(3, 4, 1, seeded_generator(3, 0), "train")
+    data = maml_trpo.rollout(model, [params] * 3, batch, 4, seeded_generator(3, 1))  # the same trajectories
+    theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    losses = []
+    for i in range(3):
+        obs, actions, rewards, mask = maml_trpo.split(data, i, 4)
+        advantages = maml_trpo.advantages(obs, rewards, mask, hp)
+        losses.append(pg.reinforce_loss(maml_trpo.log_prob(model, theta, obs, actions), advantages, mask))
+    expected = torch.stack(losses).mean()
+    grads = dict(zip(theta, torch.autograd.grad(expected, list(theta.values()))))
+    assert learner.step(batch, 0, seeded_generator(3, 1)) == pytest.approx(expected.item(), rel=1e-6)
+    for k, v in params.items():
+        torch.testing.assert_close(learner.params[k], v - 0.1 * grads[k])  # one SGD step of the meta optimiser
