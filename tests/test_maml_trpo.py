@@ -80,11 +80,16 @@ def test_the_evaluation_returns_are_each_tasks_mean_trajectory_return_after_each
     model, family, params = setup(horizon=20)
     batch = family.sample(3, 5, 5, seeded_generator(2, 0), "test")
     evaluation = maml_trpo.PolicyEvaluation(HP)
-    returns = evaluation.returns(model, params, batch, [0, 1, 2], [0.1, 0.05], seeded_generator(2, 1))
+    returns, examples = evaluation.returns(model, params, batch, [0, 1, 2], [0.1, 0.05], seeded_generator(2, 1),
+                                           examples=2)
     assert set(returns) == {0, 1, 2} and all(r.shape == (3,) for r in returns.values())
-    again = evaluation.returns(model, params, batch, [0], [], seeded_generator(2, 1))
+    again, _ = evaluation.returns(model, params, batch, [0], [], seeded_generator(2, 1))
     torch.testing.assert_close(again[0], returns[0])  # step 0: the same trajectories of the unadapted policy
     assert (returns[0] < 0).all()  # every reward is a negative distance
+    assert len(examples) == 2 and examples[1]["goal"] == batch.goals[1].tolist()
+    path = torch.tensor(examples[0]["paths"]["1"])
+    assert path[0].tolist() == [0.0, 0.0] and len(path) == 21  # from the origin, every position of its 20 steps
+    assert ((path[1:] - path[:-1]).abs() <= 0.1 + 1e-6).all()  # each move clipped to the action bound
 
 
 def test_a_figure_over_steps_names_one_run_per_series_that_measures_the_metric_at_each_step(tmp_path):

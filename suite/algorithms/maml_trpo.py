@@ -223,10 +223,25 @@ class PolicyEvaluation:
     def __init__(self, hp: dict):
         self.hp = hp
 
-    def returns(self, model, params: dict, batch, steps: list[int], lrs: list[float], generator) -> dict:
-        """{step: each task's mean undiscounted return of `batch.shots` trajectories of its policy after that many
-        steps}: lrs[s] is step s's size."""
+    def returns(self, model, params: dict, batch, steps: list[int], lrs: list[float], generator,
+                examples: int = 0) -> tuple[dict, list[dict]]:
+        """({step: each task's mean undiscounted return of `batch.shots` trajectories of its policy after that many
+        steps}, the first `examples` tasks' goal and first trajectory after each step, as the positions it visits
+        from the origin: MAML's Figure 5); lrs[s] is step s's size."""
         params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         adapted, rollouts = adapt(model, params, batch, lrs[:steps[-1]], self.hp, generator, create_graph=False)
         rollouts.append(rollout(model, adapted, batch, batch.shots, generator))  # the last step's policies
-        return {s: trajectory_returns(rollouts[s][2], rollouts[s][3], len(batch)) for s in steps}
+        returns = {s: trajectory_returns(rollouts[s][2], rollouts[s][3], len(batch)) for s in steps}
+        shown = []
+        for i in range(min(examples, len(batch))):
+            paths = {}
+            for s in steps:
+                obs, actions, _, mask = rollouts[s]
+                j = i * batch.shots  # the task's first trajectory
+                n = int(mask[:, j].sum())
+                moved = (batch.settings["action_scale"] * actions[n - 1, j]).clamp(-batch.settings["action_bound"],
+                                                                                  batch.settings["action_bound"])
+                visited = torch.cat([obs[:n, j], (obs[n - 1, j] + moved).unsqueeze(0)])
+                paths[str(s)] = visited.tolist()
+            shown.append({"goal": batch.goals[i].tolist(), "paths": paths})
+        return returns, shown

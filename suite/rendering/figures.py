@@ -137,7 +137,7 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
     the gradient, the prediction before fine-tuning and after the first and last recorded step counts; for a set of
     particles (PLATIPUS's samples, BMAML's particles) also each one's function after the last, as PLATIPUS's
     Figure 1 draws its samples."""
-    runs = [r for r in records if r.get("examples")]
+    runs = [r for r in records if r.get("examples") and "x" in r["examples"][0]]
     if not runs:
         return None
     n_examples = min(len(r["examples"]) for r in runs)
@@ -172,12 +172,39 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
     return _save(fig, path)
 
 
+def policy_examples(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
+    """Rows: example test goals; columns: runs. As the MAML paper's Figure 5: the goal and one trajectory of the
+    policy before adaptation and after each recorded number of policy-gradient steps, from the origin."""
+    runs = [r for r in records if r.get("examples") and "paths" in r["examples"][0]]
+    if not runs:
+        return None
+    n_examples = min(2, *(len(r["examples"]) for r in runs))
+    fig, axes = plt.subplots(n_examples, len(runs), figsize=(4.2 * len(runs), 3.8 * n_examples), squeeze=False)
+    for col, r in enumerate(runs):
+        for row in range(n_examples):
+            ex, ax = r["examples"][row], axes[row][col]
+            for step, visited in sorted(ex["paths"].items(), key=lambda p: int(p[0])):
+                xs, ys = zip(*visited)
+                label = "pre-update" if step == "0" else f"{step} grad step{'s' if step != '1' else ''}"
+                ax.plot(xs, ys, marker=".", markersize=3, linewidth=1, label=label)
+            ax.scatter([ex["goal"][0]], [ex["goal"][1]], marker="*", s=160, color="tab:red", zorder=3, label="goal")
+            ax.scatter([0], [0], marker="o", s=30, color="black", zorder=3)
+            ax.set_aspect("equal", adjustable="datalim")
+            seed = f" (seed {r['seed']})" if len({x["seed"] for x in runs}) > 1 else ""
+            ax.set_title(f"{r['run']}{seed}, test goal {row}", fontsize=9)
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{claim_id}: a trajectory before and after adaptation ({profile} profile)")
+    return _save(fig, path)
+
+
 def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=()) -> list[Path]:
     """The claim's figures from these records. A figure of the claim that they cannot draw any more (e.g. one
     drawn from smoke runs, now that the report shows the paper profile) is removed, not left to be mistaken."""
     curves, examples = folder / f"{claim_id}-learning-curves.png", folder / f"{claim_id}-examples.png"
     made = [learning_curves(claim_id, profile, records, curves),
-            regression_examples(claim_id, profile, records, examples)]
+            regression_examples(claim_id, profile, records, examples)
+            or policy_examples(claim_id, profile, records, examples)]
     made += [series_figure(claim_id, profile, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
              for i, spec in enumerate(specs)]
     made = [p for p in made if p is not None]

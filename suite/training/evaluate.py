@@ -243,12 +243,12 @@ def evaluate_returns(model, params, family, config, device, schedule) -> dict:
                               seeded_generator(config["seed"], 0, TASK_STREAM), "test")
     tasks = tasks.to(device)
     lrs = step_sizes(config)
-    returns = schedule.returns(model, params, tasks, config["steps"], lrs,
-                               seeded_generator(config["seed"], 0, BATCH_STREAM))
+    returns, examples = schedule.returns(model, params, tasks, config["steps"], lrs,
+                                         seeded_generator(config["seed"], 0, BATCH_STREAM), examples=EXAMPLES)
     episodes = {f"return@{s}": returns[s].double().cpu().tolist() for s in config["steps"]}
     return {"metrics": {name: summarise(values, config["interval"]) for name, values in episodes.items()},
             "episodes": episodes, "finetune_lr": lrs[0] if lrs else config["optimizer"]["lr"], "lr_search": None,
-            "examples": []}
+            "examples": examples}
 
 
 def step_sizes(config) -> list[float]:
