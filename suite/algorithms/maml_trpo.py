@@ -28,8 +28,8 @@ from suite.protocol.schema import Field
 torch = lazy("torch")
 
 # Bump when a change alters what it computes (then regenerate tests/goldens/).
-NUMERICS_VERSION = 1
-LOGGED_LOSS = "TRPO's surrogate loss of the adapted policies before the meta-update (−mean advantage-weighted ratio)"
+NUMERICS_VERSION = 2  # 2: the logged loss is minus the adapted policies' mean return (the surrogate is ~0)
+LOGGED_LOSS = "minus the mean return of the adapted policies' trajectories (the meta-update's data, before it)"
 LOG_STD = "log_std"
 
 ARGS = {
@@ -213,7 +213,7 @@ class Learner(BaseLearner):
         with torch.no_grad():
             for k, p in moved(step).items():
                 theta[k].copy_(p)
-        return loss.item()
+        return -trajectory_returns(post[2], post[3], len(tasks)).mean().item()
 
 
 class PolicyEvaluation:

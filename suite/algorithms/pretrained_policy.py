@@ -22,8 +22,8 @@ from suite.lazy import lazy
 torch = lazy("torch")
 
 # Bump when a change alters what it computes (then regenerate tests/goldens/).
-NUMERICS_VERSION = 1
-LOGGED_LOSS = "the mean REINFORCE loss of the unadapted policy's trajectories over the meta-batch"
+NUMERICS_VERSION = 2  # 2: the logged loss is minus the mean return (the normalised REINFORCE loss is ~0)
+LOGGED_LOSS = "minus the mean return of the policy's trajectories over the meta-batch (before its update)"
 
 ARGS = {
     **{k: maml_trpo.ARGS[k] for k in ("iterations", "meta_batch", "shots", "discount", "gae_lambda",
@@ -64,4 +64,4 @@ class Learner(BaseLearner):
         loss = torch.stack(losses).mean()
         grads = torch.autograd.grad(loss, list(self.params.values()))
         self.apply_gradients(dict(zip(self.params, grads)))
-        return loss.item()
+        return -maml_trpo.trajectory_returns(data[2], data[3], len(tasks)).mean().item()
