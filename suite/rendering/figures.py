@@ -176,6 +176,7 @@ def policy_examples(claim_id: str, profile: str, records: list[dict], path: Path
     """Rows: example test goals; columns: runs. As the MAML paper's Figure 5: the goal and one trajectory of the
     policy before adaptation and after each recorded number of policy-gradient steps, from the origin."""
     runs = [r for r in records if r.get("examples") and "paths" in r["examples"][0]]
+    runs = list({r["run"]: r for r in sorted(runs, key=lambda r: -r["seed"])}.values())  # each run's first seed
     if not runs:
         return None
     n_examples = min(2, *(len(r["examples"]) for r in runs))
