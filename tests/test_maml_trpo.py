@@ -131,3 +131,79 @@ def test_the_pretrained_policy_takes_adam_steps_on_the_mean_reinforce_loss_of_it
     assert learner.step(batch, 0, seeded_generator(3, 1)) == pytest.approx(-returns.mean().item(), rel=1e-6)
     for k, v in params.items():
         torch.testing.assert_close(learner.params[k], v - 0.1 * grads[k])  # one SGD step of the meta optimiser
+
+
+def context_setup(dtype=torch.float64):
+    from suite.algorithms import context_vector
+    hp = {**HP, "context_size": 2}
+    model = FunctionalModel({"kind": "mlp", "hidden": [8, 8], "activation": "tanh", "init": "glorot-uniform"},
+                            in_dim=2 + context_vector.extra_inputs(hp), out_dim=2, loss="return", loss_scale=1.0,
+                            loss_reduction="mean")
+    params = {k: v.to(dtype) for k, v in context_vector.initial_params(model, 0, hp, "cpu").items()}
+    return model, params, hp
+
+
+def test_the_context_vector_policy_reads_the_vector_beside_each_observation_and_its_steps_adapt_only_the_vector():
+    torch.set_default_dtype(torch.float64)
+    try:
+        model, params, hp = context_setup()
+        assert params["context"].tolist() == [0.0, 0.0] and params["0.weight"].shape == (8, 4)
+        obs = torch.randn(5, 3, 2, generator=torch.Generator().manual_seed(0))
+        context = {**params, "context": torch.tensor([0.3, -0.2])}
+        widened = torch.cat([obs, torch.tensor([0.3, -0.2]).expand(5, 3, 2)], -1)
+        torch.testing.assert_close(maml_trpo.mean_action(model, context, obs),
+                                   model.forward(maml_trpo.weights(params), widened))
+        family = navigation2d.Tasks([-0.5, 0.5], 0.1, 0.1, "negative-distance", 0.01, 12)
+        batch = family.sample(2, 4, 4, seeded_generator(0, 0), "train")
+        theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        (adapted, _), _ = maml_trpo.adapt(model, theta, batch, [0.5], hp, seeded_generator(0, 1), create_graph=True)
+        assert not torch.equal(adapted["context"], params["context"])
+        for k in params:  # the network and the log std stay the initialisation's, the same tensors
+            if k != "context":
+                assert adapted[k] is theta[k]
+
+        post = maml_trpo.rollout(model, [params] * 2, batch, 4, seeded_generator(0, 2))
+        rollouts = [maml_trpo.rollout(model, [params] * 2, batch, 4, seeded_generator(0, 3))]
+
+        def objective(theta):  # the meta-gradient reaches the network through the adapted vector (second order)
+            adapted = maml_trpo.adapt_on(model, [theta] * 2, rollouts, [0.5], 4, hp, create_graph=True)
+            total = 0
+            for i, p in enumerate(adapted):
+                obs, actions, rewards, mask = maml_trpo.split(post, i, 4)
+                total = total + (maml_trpo.log_prob(model, p, obs, actions) * rewards * mask).sum()
+            return total
+
+        grads = dict(zip(theta, torch.autograd.grad(objective(theta), list(theta.values()))))
+        for name in ("0.weight", "context", "log_std"):
+            for i in (0, 1):
+                shifted = []
+                for sign in (1, -1):
+                    p = {k: v.detach().clone() for k, v in params.items()}
+                    p[name].view(-1)[i] += sign * 1e-6
+                    shifted.append(objective({k: v.requires_grad_(True) for k, v in p.items()}))
+                numeric = (shifted[0] - shifted[1]) / 2e-6
+                torch.testing.assert_close(grads[name].reshape(-1)[i], numeric.detach(), rtol=1e-5, atol=1e-8,
+                                           msg=lambda m: f"{name}[{i}]: {m}")
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_a_random_policy_is_not_trained_and_a_run_may_give_it_its_own_network(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from suite.protocol.manifest import ManifestError, load_manifest
+    repo = Path(__file__).resolve().parents[1]
+    claim = load_manifest(repo / "benchmarks.yaml").claim("maml-rl-navigation")
+    (random,) = claim.run_configs("paper", seeds=[0], runs=["random"])
+    (maml,) = claim.run_configs("paper", seeds=[0], runs=["maml"])
+    assert random.model == {**maml.model, "activation": "tanh"}  # the run's model override, over the claim's
+    for change, expected in (({"iterations": 5}, r"runs\.random\.iterations: a random initialisation is not trained"),
+                             ({"model": {"kind": "conv4"}}, r"runs\.random\.model\.kind: a run cannot change"),
+                             ({"model": {"activation": "sigmoid"}}, r"runs\.random\.model\.activation")):
+        raw = yaml.safe_load((repo / "benchmarks.yaml").read_text())
+        raw["claims"]["maml-rl-navigation"]["runs"]["random"].update(change)
+        (tmp_path / "b.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        with pytest.raises(ManifestError, match=expected):
+            load_manifest(tmp_path / "b.yaml")

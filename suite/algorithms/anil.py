@@ -16,8 +16,8 @@ the query batch each with its own statistics, as the full forward pass does), at
 from __future__ import annotations
 
 import suite.algorithms.maml as maml
-from suite.algorithms.base import (check_evaluation, finetune_steps_limit, initial_params,  # noqa: F401
-                                   paths)  # (the protocol's usual answers)
+from suite.algorithms.base import (check_evaluation, extra_inputs, finetune_steps_limit,  # noqa: F401
+                                   initial_params, paths)  # (the protocol's usual answers)
 from suite.algorithms.inner import sgd_adapt
 from suite.algorithms.maml import ARGS, carries_inner_state, check, task_shape  # noqa: F401
 

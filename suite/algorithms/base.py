@@ -32,6 +32,11 @@ def check_evaluation(hp: dict, evaluation: dict, where: str):
                                 "this algorithm trains one network: remove it")
 
 
+def extra_inputs(hp: dict) -> int:
+    """The usual answer of Algorithm.extra_inputs: the model reads the task's inputs alone."""
+    return 0
+
+
 def initial_params(model, seed: int, hp: dict, device) -> dict:
     """The usual answer of Algorithm.initial_params: the model's parameters, initialised from the run's seed."""
     return model.init_params(seed, device=device)

@@ -23,7 +23,7 @@ import numpy as np
 
 from suite.algorithms import svgd
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
-from suite.algorithms.base import finetune_steps_limit  # noqa: F401 (the protocol's usual answer)
+from suite.algorithms.base import extra_inputs, finetune_steps_limit  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.maml import carries_inner_state, hessian_vector_products, second_order, task_shape  # noqa: F401
 from suite.lazy import lazy
 from suite.protocol.fields import OUTER_OPTIMIZER

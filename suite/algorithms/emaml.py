@@ -13,7 +13,7 @@ MSE is of — each particle's (the code's, emaml.py:143) or the ensemble mean's 
 from __future__ import annotations
 
 from suite.algorithms import bmaml
-from suite.algorithms.base import finetune_steps_limit  # noqa: F401 (the protocol's usual answer)
+from suite.algorithms.base import extra_inputs, finetune_steps_limit  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.bmaml import (ARGS as BMAML_ARGS, carries_inner_state, check_evaluation,  # noqa: F401
                                     hessian_vector_products, initial_particles, paths, second_order, task_shape)
 from suite.algorithms.inner import sgd_adapt

@@ -7,8 +7,8 @@ terms dropped, i.e. the query-loss gradient taken at the adapted parameters θ'_
 """
 from __future__ import annotations
 
-from suite.algorithms.base import (check_evaluation, finetune_steps_limit, initial_params,  # noqa: F401
-                                   paths)  # (the protocol's usual answers)
+from suite.algorithms.base import (check_evaluation, extra_inputs, finetune_steps_limit,  # noqa: F401
+                                   initial_params, paths)  # (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, mean_task_gradients
 from suite.algorithms.inner import grad_and_losses, sgd_adapt
 from suite.algorithms.maml import ARGS, carries_inner_state, check, task_shape  # noqa: F401

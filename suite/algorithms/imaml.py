@@ -28,8 +28,8 @@ pin down its steps or its line search.
 from __future__ import annotations
 
 import suite.algorithms.maml as maml
-from suite.algorithms.base import (check_evaluation, finetune_steps_limit, initial_params,  # noqa: F401
-                                   paths)  # (the protocol's usual answers)
+from suite.algorithms.base import (check_evaluation, extra_inputs, finetune_steps_limit,  # noqa: F401
+                                   initial_params, paths)  # (the protocol's usual answers)
 from suite.algorithms.base import mean_task_gradients
 from suite.algorithms.inner import _transformed, grad, grad_and_losses
 from suite.algorithms.maml import carries_inner_state, check, task_shape  # noqa: F401

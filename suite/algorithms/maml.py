@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from suite.algorithms.base import (check_evaluation, finetune_steps_limit, initial_params,  # noqa: F401
-                                   paths)  # (the protocol's usual answers)
+from suite.algorithms.base import (check_evaluation, extra_inputs, finetune_steps_limit,  # noqa: F401
+                                   initial_params, paths)  # (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
 from suite.algorithms.inner import sgd_adapt
 from suite.lazy import lazy

@@ -9,17 +9,19 @@ cbfinn/maml_rl): a Gaussian policy adapted by vanilla policy-gradient steps, met
         (conjugate gradient on Fisher-vector products of that KL, through θ'_i(θ), then a backtracking line search)
 
 L_surr is the importance-weighted surrogate −mean_t π_new(a_t|s_t)/π_old(a_t|s_t)·A'_t (rllab's TRPO). The policy
-is the model's MLP for the action's mean and a learned state-independent log std (rllab's GaussianMLPPolicy).
+is the model's MLP for the action's mean and a learned state-independent log std (rllab's GaussianMLPPolicy); a
+policy with a context vector (suite.algorithms.context_vector) appends it to every observation and adapts it alone.
 Tasks (suite.tasks.navigation2d.GoalBatch) are goals; trajectories are sampled from the iteration's generator.
 suite.algorithms.policy_gradient has the returns, baseline, advantages, CG and line search.
 """
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from suite.algorithms import policy_gradient as pg
 from suite.algorithms.base import Learner as BaseLearner
-from suite.algorithms.base import check_evaluation, finetune_steps_limit  # noqa: F401 (the protocol's usual answers)
+from suite.algorithms.base import check_evaluation, extra_inputs, finetune_steps_limit  # noqa: F401 (the usual answers)
 from suite.algorithms.maml import ARGS as MAML_ARGS
 from suite.algorithms.maml import hessian_vector_products, second_order, task_shape  # noqa: F401
 from suite.lazy import lazy
@@ -30,7 +32,7 @@ torch = lazy("torch")
 # Bump when a change alters what it computes (then regenerate tests/goldens/).
 NUMERICS_VERSION = 2  # 2: the logged loss is minus the adapted policies' mean return (the surrogate is ~0)
 LOGGED_LOSS = "minus the mean return of the adapted policies' trajectories (the meta-update's data, before it)"
-LOG_STD = "log_std"
+LOG_STD, CONTEXT = "log_std", "context"
 
 ARGS = {
     **{k: MAML_ARGS[k] for k in ("iterations", "meta_batch", "inner_steps")},
@@ -71,12 +73,27 @@ def initial_params(model, seed: int, hp: dict, device) -> dict:
 
 
 def weights(params: dict) -> dict:
-    return {k: v for k, v in params.items() if k != LOG_STD}
+    """The MLP's parameters: all but the log std and the context vector."""
+    return {k: v for k, v in params.items() if k not in (LOG_STD, CONTEXT)}
+
+
+def adapted_names(params: dict) -> list[str]:
+    """The parameters a policy-gradient step adapts: the context vector alone where the policy has one (cbfinn/maml_rl
+    sens_minimal_gauss_mlp_policy.py's mask_units: its inner update and its test-time parameters are the vector's),
+    else every one, the log std included (MAMLGaussianMLPPolicy's)."""
+    return [CONTEXT] if CONTEXT in params else list(params)
+
+
+def mean_action(model, params: dict, obs):
+    """The MLP's output on the observations, the policy's context vector appended to each where it has one."""
+    if CONTEXT in params:
+        obs = torch.cat([obs, params[CONTEXT].expand(*obs.shape[:-1], params[CONTEXT].shape[-1])], -1)
+    return model.forward(weights(params), obs)
 
 
 def distribution(model, params: dict, obs):
     """π(· | obs): a diagonal Gaussian, mean the MLP's output and std exp(log_std)."""
-    mean = model.forward(weights(params), obs)
+    mean = mean_action(model, params, obs)
     return torch.distributions.Normal(mean, params[LOG_STD].exp().expand_as(mean))
 
 
@@ -93,7 +110,7 @@ def rollout(model, per_task: list[dict], batch, trajectories: int, generator):
 
         def act(obs, t):
             grouped = obs.to(stacked[LOG_STD].dtype).view(len(per_task), trajectories, -1)
-            mean = torch.func.vmap(model.forward)(weights(stacked), grouped)
+            mean = torch.func.vmap(partial(mean_action, model))(stacked, grouped)
             noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
             return (mean + stacked[LOG_STD].exp().unsqueeze(1) * noise).flatten(0, 1)
 
@@ -122,13 +139,14 @@ def trajectory_returns(rewards, mask, n_tasks: int):
 
 
 def policy_gradient_step(model, params: dict, data, lr: float, hp: dict, create_graph: bool) -> dict:
-    """θ − lr ∇θ L_REINFORCE(θ; data) for one task's (obs, actions, rewards, mask); differentiable w.r.t. θ when
-    create_graph (the meta-gradient goes through it, second order)."""
+    """θ − lr ∇θ L_REINFORCE(θ; data) for one task's (obs, actions, rewards, mask), on the adapted parameters
+    (adapted_names); differentiable w.r.t. θ when create_graph (the meta-gradient goes through it, second order)."""
     obs, actions, rewards, mask = data
     adv = advantages(obs, rewards, mask, hp)
     loss = pg.reinforce_loss(log_prob(model, params, obs, actions), adv, mask)
-    grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
-    return {k: p - lr * g for (k, p), g in zip(params.items(), grads)}
+    names = adapted_names(params)
+    grads = dict(zip(names, torch.autograd.grad(loss, [params[k] for k in names], create_graph=create_graph)))
+    return {k: p - lr * grads[k] if k in grads else p for k, p in params.items()}
 
 
 def adapt(model, params: dict, batch, lrs: list[float], hp: dict, generator, create_graph: bool):

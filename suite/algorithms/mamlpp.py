@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from functools import partial
 
 from suite.algorithms import maml
-from suite.algorithms.base import ALL_PATHS, check_evaluation  # noqa: F401 (the protocol's usual answer)
+from suite.algorithms.base import ALL_PATHS, check_evaluation, extra_inputs  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.maml import (carries_inner_state, hessian_vector_products, initial_params,  # noqa: F401
                                    second_order, task_shape)
 from suite.algorithms.inner import grad

@@ -22,7 +22,7 @@ from functools import partial
 
 from suite.algorithms import bmaml, emaml
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer, map_tasks
-from suite.algorithms.base import finetune_steps_limit  # noqa: F401 (the protocol's usual answer)
+from suite.algorithms.base import extra_inputs, finetune_steps_limit  # noqa: F401 (the protocol's usual answers)
 from suite.algorithms.bmaml import check_evaluation, paths  # noqa: F401 (a set of samples is evaluated as particles)
 from suite.algorithms.inner import grad, sgd_adapt
 from suite.algorithms.maml import ARGS as MAML_ARGS

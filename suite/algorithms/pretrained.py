@@ -6,8 +6,8 @@ jointly on data pooled from many tasks, then fine-tuned on each test task's supp
 """
 from __future__ import annotations
 
-from suite.algorithms.base import (check_evaluation, finetune_steps_limit, initial_params,  # noqa: F401
-                                   paths)  # (the protocol's usual answers)
+from suite.algorithms.base import (check_evaluation, extra_inputs, finetune_steps_limit,  # noqa: F401
+                                   initial_params, paths)  # (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
 from suite.lazy import lazy
 from suite.protocol.fields import OUTER_OPTIMIZER

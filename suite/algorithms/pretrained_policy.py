@@ -14,7 +14,7 @@ from __future__ import annotations
 from suite.algorithms import maml_trpo
 from suite.algorithms import policy_gradient as pg
 from suite.algorithms.base import Learner as BaseLearner, make_torch_optimizer
-from suite.algorithms.base import check_evaluation, finetune_steps_limit  # noqa: F401 (the protocol's usual answers)
+from suite.algorithms.base import check_evaluation, extra_inputs, finetune_steps_limit  # noqa: F401 (the usual answers)
 from suite.algorithms.maml_trpo import carries_inner_state, initial_params, paths  # noqa: F401 (a policy's)
 from suite.algorithms.maml import ARGS as MAML_ARGS
 from suite.lazy import lazy

@@ -19,8 +19,8 @@ replacement from the task's `shots` points, reshuffled when exhausted (supervise
 """
 from __future__ import annotations
 
-from suite.algorithms.base import (check_evaluation, finetune_steps_limit, initial_params,  # noqa: F401
-                                   paths)  # (the protocol's usual answers)
+from suite.algorithms.base import (check_evaluation, extra_inputs, finetune_steps_limit,  # noqa: F401
+                                   initial_params, paths)  # (the protocol's usual answers)
 from suite.algorithms.base import Learner as BaseLearner, map_tasks
 from suite.algorithms.inner import InnerOptimizer, inner_batches, optimizer_adapt
 from suite.lazy import lazy

@@ -121,6 +121,10 @@ class Algorithm(Protocol):
         """The most test-time fine-tuning steps its trained model can take (None: no limit): MAML++'s per-step
         batch-norm weights and learned rates exist for its inner_steps steps only."""
 
+    def extra_inputs(self, hp: dict) -> int:
+        """Inputs it appends to the task's before the model reads them (0 for most): the context vector of MAML's
+        App. C.2 baseline, a learned vector concatenated to every observation; the model is built that much wider."""
+
     def initial_params(self, model: Any, seed: int, hp: dict, device: Any) -> dict:
         """The parameters training starts from: the model's, initialised from the run's seed (Bayesian MAML: a set
         of particles, each initialised alone)."""

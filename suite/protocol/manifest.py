@@ -167,7 +167,7 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-RUN_OVERRIDES = ("task", "evaluation")
+RUN_OVERRIDES = ("task", "model", "evaluation")
 
 
 def hyperparameters(run: dict) -> dict:
@@ -261,10 +261,11 @@ class Claim:
                 for seed in (seeds if seeds is not None else body["seeds"])]
 
     def run_config(self, body: dict, profile: str, name: str, run: dict, seed: int) -> RunConfig:
-        """One run of a claim body: its task and evaluation overrides merged over the claim's."""
+        """One run of a claim body: its task, model and evaluation overrides merged over the claim's."""
         task = deep_merge(body["task"], run.get("task", {}))
+        model = deep_merge(body["model"], run.get("model", {}))
         evaluation = deep_merge(body["evaluation"], run.get("evaluation", {}))
-        return RunConfig(self.id, profile, name, seed, task, body["model"], run["algorithm"], hyperparameters(run),
+        return RunConfig(self.id, profile, name, seed, task, model, run["algorithm"], hyperparameters(run),
                          evaluation, body["execution"])
 
     def variant_configs(self, profile: str = PAPER, seeds=None, variants=None, runs=None) -> list[RunConfig]:
@@ -519,6 +520,7 @@ def parse_sensitivity(value, where: str, body: dict) -> dict:
 
     def resolved(run):  # what a run's configuration becomes, its overrides merged into the claim's
         return (run["algorithm"], hyperparameters(run), deep_merge(body["task"], run.get("task", {})),
+                deep_merge(body["model"], run.get("model", {})),
                 deep_merge(body["evaluation"], run.get("evaluation", {})))
 
     if not variants:
@@ -565,7 +567,10 @@ def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict
         algorithm = algorithms()[name_]
         schema = dict(algorithm_schema(name_),
                       evaluation=Field(check_mapping, required=False, doc="overrides of the claim's evaluation"),
-                      task=Field(check_mapping, required=False, doc="overrides of the claim's task (e.g. ways)"))
+                      task=Field(check_mapping, required=False, doc="overrides of the claim's task (e.g. ways)"),
+                      model=Field(check_mapping, required=False,
+                                  doc="overrides of the claim's model (a baseline's own network, e.g. MAML-RL's "
+                                      "random policy)"))
         parsed = validate(run, schema, rw)
         run_task = task
         if "task" in parsed:
@@ -573,14 +578,20 @@ def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict
                 raise ManifestError(f"{rw}.task.family: a run cannot change the claim's task family")
             run_task = validate(deep_merge(task, parsed["task"]), task_schema(task["family"]), f"{rw}.task")
             families()[task["family"]].check(run_task, f"{rw}.task")
+        run_model = model
+        if "model" in parsed:
+            if "kind" in parsed["model"]:
+                raise ManifestError(f"{rw}.model.kind: a run cannot change the claim's model kind")
+            run_model = validate(deep_merge(model, parsed["model"]), model_schema(model["kind"]), f"{rw}.model")
+            model_kinds()[model["kind"]].check(run_model, f"{rw}.model")
         hp = hyperparameters(parsed)
         algorithm.check(hp, run_task, families()[task["family"]], rw)
         run_evaluation = evaluation
         if "evaluation" in parsed:
             merged = deep_merge(evaluation, parsed["evaluation"])
             run_evaluation = validate(merged, evaluation_schema(merged), f"{rw}.evaluation")
-            check_evaluation(run_evaluation, f"{rw}.evaluation", model, model_kinds()[model["kind"]])
-        check_run_protocol(run_task, model, algorithm, hp, run_evaluation, rw)
+            check_evaluation(run_evaluation, f"{rw}.evaluation", run_model, model_kinds()[model["kind"]])
+        check_run_protocol(run_task, run_model, algorithm, hp, run_evaluation, rw)
         algorithm.check_evaluation(hp, run_evaluation, f"{rw}.evaluation")
         out[name] = parsed
     return out

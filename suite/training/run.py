@@ -28,9 +28,11 @@ from suite.training.resources import measure_training, resource_metrics
 
 
 def build_model(cfg: RunConfig) -> FunctionalModel:
-    """The run's model, its head and loss shaped by the task family."""
+    """The run's model, its head and loss shaped by the task family (its input widened by the algorithm's extra
+    inputs)."""
     family = families()[cfg.task["family"]]
-    return FunctionalModel(cfg.model, in_dim=family.INPUT_DIM, out_dim=family.output_dim(cfg.task),
+    in_dim = family.INPUT_DIM + algorithms()[cfg.algorithm].extra_inputs(cfg.hyperparameters)
+    return FunctionalModel(cfg.model, in_dim=in_dim, out_dim=family.output_dim(cfg.task),
                            loss=family.LOSS, loss_scale=family.loss_scale(cfg.task),
                            loss_reduction=family.loss_reduction(cfg.task))
 
