@@ -335,18 +335,23 @@ def numerics(ctx, check):
 
 
 GENERATED = tuple(name for name, family in families().items() if family.GENERATED)  # nothing to fetch
+WITH_OPTIONS = ("miniimagenet", "leo_embeddings")  # take --url, --sha256 and --generated
 
 
 @main.command()
-@click.argument("dataset", type=click.Choice(["omniglot", "miniimagenet", *GENERATED]))
+@click.argument("dataset", type=click.Choice(["omniglot", "miniimagenet", "leo_embeddings", *GENERATED]))
 @click.option("--from", "source", type=click.Path(path_type=Path),
               help="A folder holding the archives (or their extracted folders) instead of downloading them; for "
                    "miniimagenet, your copy: a folder or archive of learn2learn pickles, torchmeta hdf5, image "
-                   "folders, Ravi's images/ or an ImageNet training folder.")
-@click.option("--url", help="miniimagenet: download an archive of your copy from this URL (needs --sha256).")
-@click.option("--sha256", help="The sha256 the file at --url must have.")
+                   "folders, Ravi's images/ or an ImageNet training folder; for leo_embeddings, LEO's "
+                   "embeddings.zip or its extracted embeddings/ folder.")
+@click.option("--url", help="miniimagenet: download an archive of your copy from this URL (needs --sha256); "
+                            "leo_embeddings: download embeddings.zip from this URL instead of the official one.")
+@click.option("--sha256", help="The sha256 the downloaded file must have (leo_embeddings: also for the official URL, "
+                               "whose sha256 is otherwise only recorded).")
 @click.option("--generated", is_flag=True,
-              help="miniimagenet: write a small synthetic stand-in with the real class lists (no real data).")
+              help="miniimagenet, leo_embeddings: write a small synthetic stand-in with the real class lists (no "
+                   "real data).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 @_errors_are_clear
@@ -354,26 +359,30 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
     """Download a dataset (or take it from --from), verify its content and cache it in the data folder.
 
     With SUITE_FETCH_FROM=DIR set and no --from (nor --url, --generated), the dataset is taken from DIR/<dataset>
-    (a local mirror, as CI uses); with SUITE_FETCH_GENERATED=miniimagenet, Mini-ImageNet is the generated stand-in
-    (CI has no Mini-ImageNet images; results on it are reported as not a reproduction). The regression families
-    (sinusoid, bmaml_sinusoid, ambiguous_regression) draw their tasks on the fly, so `fetch sinusoid` only records
-    that in datasets/sinusoid/. Mini-ImageNet has no official download: give --from, --url with --sha256, or
-    --generated."""
+    (a local mirror, as CI uses); with SUITE_FETCH_GENERATED=miniimagenet,leo_embeddings (either or both), those
+    are the generated stand-ins (CI has neither Mini-ImageNet images nor LEO's embeddings; results on them are
+    reported as not a reproduction). The regression families (sinusoid, bmaml_sinusoid, ambiguous_regression) draw
+    their tasks on the fly, so `fetch sinusoid` only records that in datasets/sinusoid/. Mini-ImageNet has no
+    official download: give --from, --url with --sha256, or --generated. leo_embeddings downloads LEO's official
+    embeddings.zip (several GB; its sha256 was never published, so it is recorded, or checked with --sha256) unless
+    given --from or --url, and reads its center-crop embeddings of Mini-ImageNet and tieredImageNet."""
+    from suite.data.leo_embeddings import fetch_leo_embeddings
     from suite.data.miniimagenet import fetch_miniimagenet
     from suite.data.omniglot import fetch_omniglot
     from suite.io import atomic_write_json
 
     given = [flag for flag, value in (("--from", source), ("--url", url), ("--generated", generated)) if value]
-    if dataset != "miniimagenet" and (url or sha256 or generated):
-        raise click.ClickException(f"--url, --sha256 and --generated are for miniimagenet, not {dataset}")
-    if sha256 and not url:
+    if dataset not in WITH_OPTIONS and (url or sha256 or generated):
+        raise click.ClickException(f"--url, --sha256 and --generated are for miniimagenet, not {dataset} "
+                                   "(leo_embeddings takes them too)")
+    if sha256 and not url and dataset != "leo_embeddings":
         raise click.ClickException("--sha256 goes with --url")
-    if not given and dataset in os.environ.get("SUITE_FETCH_GENERATED", "").split(","):
-        if dataset != "miniimagenet":
-            raise click.ClickException(f"SUITE_FETCH_GENERATED: only miniimagenet has a generated stand-in, not "
-                                       f"{dataset}")
+    if not given and not sha256 and dataset in os.environ.get("SUITE_FETCH_GENERATED", "").split(","):
+        if dataset not in WITH_OPTIONS:
+            raise click.ClickException(f"SUITE_FETCH_GENERATED: only {' and '.join(WITH_OPTIONS)} have a generated "
+                                       f"stand-in, not {dataset}")
         generated = True
-    elif not given and os.environ.get("SUITE_FETCH_FROM"):
+    elif not given and not sha256 and os.environ.get("SUITE_FETCH_FROM"):
         source = Path(os.environ["SUITE_FETCH_FROM"]) / dataset
     root = ctx.obj["data"]
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
@@ -384,6 +393,8 @@ def fetch(ctx, dataset, source, url, sha256, generated, no_progress):
         log(f"{dataset}: generated on the fly, nothing to fetch")
     elif dataset == "miniimagenet":
         fetch_miniimagenet(root, source, url, sha256, generated=generated, progress=not no_progress, log=log)
+    elif dataset == "leo_embeddings":
+        fetch_leo_embeddings(root, source, url, sha256, generated=generated, progress=not no_progress, log=log)
     else:
         fetch_omniglot(root, source, progress=not no_progress, log=log)
 

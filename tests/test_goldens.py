@@ -39,10 +39,11 @@ FAMILY = {c: body["task"]["family"] for c, body in yaml.safe_load((REPO / "bench
 @pytest.fixture(scope="session")
 def golden_data(tmp_path_factory, request):
     """A data folder with whatever the claims need: the real Omniglot (when shared/ has it) and the generated
-    Mini-ImageNet stand-in."""
+    Mini-ImageNet and LEO-embedding stand-ins."""
     data = tmp_path_factory.mktemp("golden-data") / "datasets"
-    result = CliRunner().invoke(main, ["--data", str(data), "fetch", "miniimagenet", "--generated", "--no-progress"])
-    assert result.exit_code == 0, result.output
+    for dataset in ("miniimagenet", "leo_embeddings"):
+        result = CliRunner().invoke(main, ["--data", str(data), "fetch", dataset, "--generated", "--no-progress"])
+        assert result.exit_code == 0, result.output
     if any(f == "omniglot" for f in FAMILY.values()):
         try:
             omniglot = request.getfixturevalue("omniglot_data")

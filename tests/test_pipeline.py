@@ -50,7 +50,7 @@ def clone(tmp_path_factory):
 @pytest.fixture(scope="module")
 def env(clone):
     """The stages run the clone's own code (PYTHONPATH), so that editing it there is what a user's edit is."""
-    return {**os.environ, "SUITE_FETCH_FROM": str(SHARED_OMNIGLOT.parent), "SUITE_FETCH_GENERATED": "miniimagenet",
+    return {**os.environ, "SUITE_FETCH_FROM": str(SHARED_OMNIGLOT.parent), "SUITE_FETCH_GENERATED": "miniimagenet,leo_embeddings",
             "SUITE_DEVICE": "cpu", "PYTHONPATH": str(clone)}
 
 

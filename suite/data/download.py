@@ -22,25 +22,28 @@ def looks_like_html(head: bytes) -> bool:
 
 
 def download(urls: list[str], dest: Path, md5: str | None = None, progress: bool = True, *,
-             sha256: str | None = None) -> Path:
+             sha256: str | None = None, unchecked: bool = False) -> Path:
     """Fetch `dest` from the first mirror in `urls` that gives a file with this md5 (or, given instead, this sha256);
-    raise DataError naming every mirror's error when none does."""
+    raise DataError naming every mirror's error when none does. `unchecked`: no checksum is known (a release that
+    never published one), so any file but a web page is taken (the caller records its digest)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not urls:
         raise DataError(f"could not download {dest.name}: no mirror given")
+    if unchecked == bool(md5 or sha256):
+        raise ValueError("download: give md5 or sha256, or unchecked=True, not both or neither")
     errors = []
     for url in urls:
         try:
-            _download_one(url, dest, ("sha256", sha256) if sha256 else ("md5", md5), progress)
+            _download_one(url, dest, None if unchecked else ("sha256", sha256) if sha256 else ("md5", md5), progress)
             return dest
         except (DataError, OSError, ValueError, http.client.HTTPException) as e:
             errors.append(f"{url}: {e}")
     raise DataError(f"could not download {dest.name} from any of {len(urls)} mirror(s): " + "; ".join(errors))
 
 
-def _download_one(url: str, dest: Path, expected: tuple[str, str], progress: bool):
-    algorithm, value = expected
+def _download_one(url: str, dest: Path, expected: tuple[str, str] | None, progress: bool):
+    algorithm, value = expected or ("sha256", None)
 
     def write(f):
         digest, size, head = hashlib.new(algorithm), 0, b""
@@ -55,9 +58,10 @@ def _download_one(url: str, dest: Path, expected: tuple[str, str], progress: boo
                     head = head if len(head) >= 512 else (head + chunk)[:512]
                     size += len(chunk)
                     bar.update(len(chunk))
-        if digest.hexdigest() != value.lower():
+        if value is None or digest.hexdigest() != value.lower():
             if looks_like_html(head):
                 raise DataError("looks like an HTML page, not a zip archive — a quota or login page?")
-            raise DataError(f"{algorithm} {digest.hexdigest()} ({size:,} bytes), expected {value}")
+            if value is not None:
+                raise DataError(f"{algorithm} {digest.hexdigest()} ({size:,} bytes), expected {value}")
 
     atomic_write(dest, write)

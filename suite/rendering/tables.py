@@ -116,8 +116,10 @@ def protocol_line(claim: Claim, profile: str) -> str:
     body = claim.body(profile)
     t, m, e = body["task"], body["model"], body["evaluation"]
     task = ", ".join(f"{k} {v}" for k, v in t.items() if k not in ("family", "split_sha256"))
-    model = ("MLP " + "-".join(map(str, m["hidden"]))) if m["kind"] == "mlp" else \
-        f"Conv{m['layers']} ({m['filters']} filters, {m['downsample']}, head {m['head']})"
+    model = {"mlp": lambda: "MLP " + "-".join(map(str, m["hidden"])),
+             "linear": lambda: f"linear classifier ({'with' if m['bias'] else 'no'} bias)",
+             "conv": lambda: f"Conv{m['layers']} ({m['filters']} filters, {m['downsample']}, head {m['head']})"
+             }[m["kind"]]()
     if measures_resources(e):
         evaluation = (f"no test tasks: each run measures its {e['measure']} ({e['memory']} memory of the first "
                       "meta-iteration, seconds of the others)")
@@ -129,7 +131,7 @@ def protocol_line(claim: Claim, profile: str) -> str:
     if "frozen_layers" in e:
         evaluation += f", frozen conv blocks {e['frozen_layers']}"
     runs = body["runs"]
-    keys = dict.fromkeys(k for r in runs.values() for k in r if k not in ("algorithm", "task", "evaluation"))
+    keys = dict.fromkeys(k for r in runs.values() for k in r if k not in ("algorithm", "task", "model", "evaluation"))
     shared = {k: runs[next(iter(runs))].get(k) for k in keys
               if len(runs) > 1 and all(k in r and r[k] == runs[next(iter(runs))][k] for r in runs.values())}
     per_run = [f"{name}: {r['algorithm']} "
@@ -137,7 +139,7 @@ def protocol_line(claim: Claim, profile: str) -> str:
                for name, r in runs.items()]
     common = ("; all runs: " + ", ".join(f"{k} {_value(v)}" for k, v in shared.items())) if shared else ""
     return (f"Task {t['family']} ({task}); model {model}; evaluation: {evaluation}{common}; runs — "
-            + "; ".join(per_run) + ". Per-run task and evaluation overrides: `suite show " + claim.id + "`.")
+            + "; ".join(per_run) + ". Per-run task, model and evaluation overrides: `suite show " + claim.id + "`.")
 
 
 def compute_spent(reports: list[ClaimReport]) -> str:
