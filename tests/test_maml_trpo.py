@@ -207,3 +207,28 @@ def test_a_random_policy_is_not_trained_and_a_run_may_give_it_its_own_network(tm
         (tmp_path / "b.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         with pytest.raises(ManifestError, match=expected):
             load_manifest(tmp_path / "b.yaml")
+
+
+def test_the_codes_finite_difference_fisher_products_approach_the_exact_ones_only_for_a_small_step(monkeypatch):
+    torch.set_default_dtype(torch.float64)
+    try:
+        model, family, params = setup(torch.float64, activation="tanh")
+        batch = family.sample(2, 4, 4, seeded_generator(4, 0), "train")
+        v = torch.randn(sum(p.numel() for p in params.values()), generator=torch.Generator().manual_seed(1))
+        products = {}
+        direction = pg.trpo_direction
+
+        def captured(gradient, fisher_vector_product, *args):
+            products[key] = fisher_vector_product(v)
+            return direction(gradient, fisher_vector_product, *args)
+
+        monkeypatch.setattr(pg, "trpo_direction", captured)
+        for key, extra in (("exact", {}), ("small", {"finite_difference_hvp": {"base_eps": 1e-5}}),
+                           ("code", {"finite_difference_hvp": {"base_eps": 1.0}})):
+            learner = maml_trpo.Learner(model, params, {**HP, "meta_batch": 2, **extra}, "loop")
+            learner.step(batch, 0, seeded_generator(4, 1))  # the same trajectories for each
+        torch.testing.assert_close(products["small"], products["exact"], rtol=1e-4, atol=1e-8)
+        cosine = products["code"] @ products["exact"] / (products["code"].norm() * products["exact"].norm())
+        assert not torch.allclose(products["code"], products["exact"], rtol=1e-2) and cosine > 0
+    finally:
+        torch.set_default_dtype(torch.float32)

@@ -50,8 +50,8 @@ def clone(tmp_path_factory):
 @pytest.fixture(scope="module")
 def env(clone):
     """The stages run the clone's own code (PYTHONPATH), so that editing it there is what a user's edit is."""
-    return {**os.environ, "SUITE_FETCH_FROM": str(SHARED_OMNIGLOT.parent), "SUITE_FETCH_GENERATED": "miniimagenet,leo_embeddings",
-            "SUITE_DEVICE": "cpu", "PYTHONPATH": str(clone)}
+    return {**os.environ, "SUITE_FETCH_FROM": str(SHARED_OMNIGLOT.parent),
+            "SUITE_FETCH_GENERATED": "miniimagenet,leo_embeddings", "SUITE_DEVICE": "cpu", "PYTHONPATH": str(clone)}
 
 
 def test_dvc_repro_builds_every_claim_and_the_report_then_reruns_only_what_changed(clone, env):

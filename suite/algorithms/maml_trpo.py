@@ -49,6 +49,13 @@ ARGS = {
     "cg_damping": Field("float", doc="λ added to the Fisher-vector products (F + λI)"),
     "backtrack_ratio": Field("positive_float", doc="the line search's factor on the step per backtrack"),
     "max_backtracks": Field("positive_int", doc="the line search's backtracks at most"),
+    "finite_difference_hvp": Field({
+        "base_eps": Field("positive_float", doc="ε·‖θ‖: the step is base_eps / ‖θ‖ along the vector"),
+    }, required=False, doc="TRPO's Fisher-vector products as rllab's FiniteDifferenceHvp computes them, the "
+                           "symmetric difference (∇KL(θ + εv) − ∇KL(θ − εv)) / 2ε of the KL's gradient, the adapted "
+                           "policies rebuilt at each point (cbfinn/maml_rl's ConjugateGradientOptimizer default; "
+                           "its FiniteDifferenceHvp(num_slices) passes 1 as base_eps); without it, exact products "
+                           "(the KL's double backward)"),
 }
 
 
@@ -209,18 +216,30 @@ class Learner(BaseLearner):
         leaves = [theta[k] for k in names]
         loss, kl = surrogate_and_kl(adapted)
         gradient = flat(torch.autograd.grad(loss, leaves, retain_graph=True))
-        kl_gradient = flat(torch.autograd.grad(kl, leaves, create_graph=True))  # 0 here; its Jacobian is F
-
-        def fisher_vector_product(v):
-            return flat(torch.autograd.grad(kl_gradient @ v, leaves, retain_graph=True)).detach()
-
-        full_step = pg.trpo_direction(gradient, fisher_vector_product, hp["max_kl"], hp["cg_iterations"],
-                                      hp["cg_damping"])
         shapes = [theta[k].shape for k in names]
 
         def moved(step) -> dict:
             parts = torch.split(step, [math.prod(s) for s in shapes])
             return {k: (theta[k] + d.view(s)).detach().requires_grad_(True) for k, d, s in zip(names, parts, shapes)}
+
+        if "finite_difference_hvp" in hp:  # rllab's FiniteDifferenceHvp (symmetric), as maml_rl's TRPO calls it
+            eps = hp["finite_difference_hvp"]["base_eps"] / (flat(leaves).detach().norm() + 1e-8)
+
+            def kl_gradient_at(step):
+                p = moved(step)
+                per_task = adapt_on(model, [p] * len(tasks), rollouts, lrs, tasks.shots, hp, True)
+                return flat(torch.autograd.grad(surrogate_and_kl(per_task)[1], list(p.values())))
+
+            def fisher_vector_product(v):
+                return ((kl_gradient_at(eps * v) - kl_gradient_at(-eps * v)) / (2 * eps)).detach()
+        else:
+            kl_gradient = flat(torch.autograd.grad(kl, leaves, create_graph=True))  # 0 here; its Jacobian is F
+
+            def fisher_vector_product(v):
+                return flat(torch.autograd.grad(kl_gradient @ v, leaves, retain_graph=True)).detach()
+
+        full_step = pg.trpo_direction(gradient, fisher_vector_product, hp["max_kl"], hp["cg_iterations"],
+                                      hp["cg_damping"])
 
         def trial(step):
             per_task = adapt_on(model, [moved(step)] * len(tasks), rollouts, lrs, tasks.shots, hp, False)

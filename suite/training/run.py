@@ -15,7 +15,7 @@ from suite.io import atomic_write_bytes, atomic_write_json
 from suite.models.functional import FunctionalModel
 from suite.protocol import RunConfig
 from suite.protocol.components import algorithms, families
-from suite.protocol.fields import RESOURCES, measures_resources
+from suite.protocol.fields import RESOURCES, measures_resources, selects_by_validation
 from suite.training.checkpoints import load_checkpoint, save_checkpoint, training_lock
 from suite.training.evaluate import evaluate
 from suite.training.identity import numerics
@@ -38,9 +38,22 @@ def build_model(cfg: RunConfig) -> FunctionalModel:
 
 
 def build(cfg: RunConfig, data_dir: Path):
-    """The run's tasks (their data under `data_dir`) and model."""
+    """The run's tasks (their data under `data_dir`) and model; a task of each shape the run draws is drawn once
+    first, so that data too small for the protocol (a generated stand-in's images per class) fails here, before
+    training, with the run named."""
     family = families()[cfg.task["family"]]
     tasks = family.Tasks(**{k: v for k, v in cfg.task.items() if k != "family"}, data_dir=data_dir)
+    _, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
+    uses = [("train", shots, queries)]
+    if not measures_resources(cfg.evaluation):
+        e = cfg.evaluation
+        uses += [("test", e["shots"], e["queries"])] + ([("val", e["shots"], e["queries"])]
+                                                         if selects_by_validation(e) else [])
+    for split, k, q in uses:
+        try:
+            tasks.sample(1, k, q, torch.Generator().manual_seed(0), split)
+        except ValueError as error:
+            raise RunError(f"{describe(cfg)}: its {split} tasks cannot be drawn from this data: {error}") from None
     return tasks, build_model(cfg)
 
 
