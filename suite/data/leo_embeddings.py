@@ -25,9 +25,11 @@ Mini-ImageNet class has; tieredImageNet's classes have varying counts, recorded 
 `--generated` writes a small stand-in in exactly this format (Python 2 pickles: str as Python 2 byte strings, numpy
 under its Python 2 module names) and converts it through the same reader: both datasets, center crop, the real
 number of classes per split (Mini-ImageNet's the classes of Ravi's split, tieredImageNet's made-up wnids n9xxxxxxx),
-GENERATED_PER_CLASS images per class, in shuffled key order. Each class has a random mean, each image it plus
-unit Gaussian noise through a ReLU (non-negative, like the real features): classes can be told apart, not trivially
-(nearest-prototype accuracy about 50% 5-way 1-shot and 80% 5-shot, near LEO's 61% and 78%). Fixed seed.
+GENERATED_PER_CLASS images per class, in shuffled key order. Each class has a random mean in a subspace of
+GENERATED_RANK dimensions that all classes of a dataset share (one network's features have such structure, which a
+method can learn from the training classes), each image it plus unit Gaussian noise through a ReLU (non-negative,
+like the real features): classes can be told apart, not trivially (nearest-prototype accuracy about 50% 5-way
+1-shot and 80% 5-shot, near LEO's 61% and 78%). Fixed seed.
 
 Cache, <root>/leo_embeddings/: <dataset>/{train,val,test}.npy, float32 [n, 640], the classes one after another in
 sorted order and each class's images in the pickle's key order (np.load(..., mmap_mode='r') maps them), and
@@ -68,6 +70,7 @@ CACHE_VERSION = 1  # bump when the conversion changes, so that old caches are re
 GENERATED_PER_CLASS = 20  # 5-way 5-shot episodes with 15 queries take 5 + 15 images per class
 GENERATED_SEED = 0
 GENERATED_SPREAD = 0.25  # std of the class means against unit noise: prototypes score ~50% 5-way 1-shot, ~80% 5-shot
+GENERATED_RANK = 16  # the class means' shared subspace (below LEO's 64 latent units)
 FORMAT = "leo-pickles"
 NOT_FETCHED = ("LEO's embeddings are not fetched: run `suite fetch leo_embeddings` (downloads embeddings.zip), "
                "`suite fetch leo_embeddings --from PATH` (your copy: the zip or its extracted embeddings/ folder) or "
@@ -535,10 +538,13 @@ def write_standin(folder: Path, per_class: int = GENERATED_PER_CLASS, seed: int 
     rng = np.random.default_rng(seed)
     top = Path(folder) / "embeddings"
     classes = classes or standin_classes()
+    # one network's features share structure: every class mean of a dataset lies in one GENERATED_RANK-dimensional
+    # subspace (each dimension's spread still GENERATED_SPREAD), which its training classes reveal
+    basis = {ds: rng.normal(0.0, GENERATED_RANK ** -0.5, (GENERATED_RANK, DIM)) for ds in DATASETS}
     for ds in DATASETS:
         for split in SPLITS:
             names = classes[ds][split]
-            means = rng.normal(0.0, GENERATED_SPREAD, (len(names), 1, DIM))
+            means = GENERATED_SPREAD * (rng.normal(0.0, 1.0, (len(names), 1, GENERATED_RANK)) @ basis[ds])
             embeddings = np.maximum(means + rng.normal(0.0, 1.0, (len(names), per_class, DIM)), 0)
             embeddings = embeddings.reshape(-1, DIM).astype(np.float32)
             labels = np.repeat(np.arange(len(names), dtype=np.int64), per_class)
