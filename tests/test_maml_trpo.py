@@ -232,3 +232,16 @@ def test_the_codes_finite_difference_fisher_products_approach_the_exact_ones_onl
         assert not torch.allclose(products["code"], products["exact"], rtol=1e-2) and cosine > 0
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+def test_a_line_search_trial_with_nan_parameters_is_rejected_not_an_error():
+    model, family, params = setup()
+    obs = torch.zeros(3, 2)
+    broken = {**params, "0.weight": torch.full_like(params["0.weight"], float("nan"))}
+    assert torch.isnan(maml_trpo.log_prob(model, broken, obs, torch.zeros(3, 2))).all()  # no ValueError
+
+    def trial(step):  # NaN everywhere but at the current parameters
+        return (torch.tensor(0.0), torch.tensor(0.0)) if not step.any() else (torch.tensor(float("nan")),) * 2
+
+    step, k = pg.line_search(trial, torch.ones(4), 0.01)
+    assert k is None and not step.any()  # rllab keeps the old parameters

@@ -99,9 +99,10 @@ def mean_action(model, params: dict, obs):
 
 
 def distribution(model, params: dict, obs):
-    """π(· | obs): a diagonal Gaussian, mean the MLP's output and std exp(log_std)."""
+    """π(· | obs): a diagonal Gaussian, mean the MLP's output and std exp(log_std). Not validated: a line-search
+    trial far along a bad direction may give NaN parameters, whose NaN loss the search rejects (as rllab's does)."""
     mean = mean_action(model, params, obs)
-    return torch.distributions.Normal(mean, params[LOG_STD].exp().expand_as(mean))
+    return torch.distributions.Normal(mean, params[LOG_STD].exp().expand_as(mean), validate_args=False)
 
 
 def log_prob(model, params: dict, obs, actions):
