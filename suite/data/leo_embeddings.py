@@ -53,7 +53,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 from tqdm import tqdm
 
-from suite.data import DataError, split_file
+from suite.data import DataError, cache_is_current, split_file
 from suite.data.download import CHUNK, download, looks_like_html
 from suite.io import atomic_write, atomic_write_json, file_sha256, remove_made_folders
 
@@ -117,15 +117,9 @@ def fetch_leo_embeddings(root: Path, source: Path | None = None, url: str | None
             meta = _read_meta(cache)
         except DataError as e:
             log(f"{e}; fetching again")
-    if meta is not None and meta["generated"] == generated:
-        log(f"LEO's embeddings{' (generated stand-in)' if generated else ''} are already fetched: {cache} (nothing "
-            "to do)")
+    if cache_is_current(meta, generated, cache, f"LEO's embeddings{' (generated stand-in)' if generated else ''}",
+                        "LEO's real embeddings", log):
         return
-    if meta is not None and generated:
-        raise DataError(f"{cache} holds LEO's real embeddings; delete that folder to replace them by the generated "
-                        "stand-in")
-    if meta is not None:
-        log(f"{cache} holds the generated stand-in; replacing it by the real embeddings")
 
     made = [p for p in [root, *root.parents] if not p.exists()]
     root.mkdir(parents=True, exist_ok=True)

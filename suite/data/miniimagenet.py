@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from suite.data import DataError, split_file
+from suite.data import DataError, cache_is_current, split_file
 from suite.data.download import download, looks_like_html
 from suite.io import atomic_write_json, file_sha256, remove_made_folders
 
@@ -150,14 +150,9 @@ def fetch_miniimagenet(root: Path, source: Path | None = None, url: str | None =
             meta = _read_meta(cache, split_file)
         except DataError as e:
             log(f"{e}; fetching again")
-    if meta is not None and meta["generated"] == generated:
-        log(f"Mini-ImageNet ({meta['format']}) is already fetched and verified: {cache} (nothing to do)")
+    if meta is not None and cache_is_current(meta, generated, cache, f"Mini-ImageNet ({meta['format']})",
+                                             f"real Mini-ImageNet ({meta['format']})", log):
         return cache
-    if meta is not None and generated:
-        raise DataError(f"{cache} holds real Mini-ImageNet ({meta['format']}); delete that folder to replace it by "
-                        "the generated stand-in")
-    if meta is not None:
-        log(f"{cache} holds the generated stand-in; replacing it by the real data")
 
     made = [p for p in [root, *root.parents] if not p.exists()]
     root.mkdir(parents=True, exist_ok=True)

@@ -572,18 +572,8 @@ def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict
                                   doc="overrides of the claim's model (a baseline's own network, e.g. MAML-RL's "
                                       "random policy)"))
         parsed = validate(run, schema, rw)
-        run_task = task
-        if "task" in parsed:
-            if "family" in parsed["task"]:
-                raise ManifestError(f"{rw}.task.family: a run cannot change the claim's task family")
-            run_task = validate(deep_merge(task, parsed["task"]), task_schema(task["family"]), f"{rw}.task")
-            families()[task["family"]].check(run_task, f"{rw}.task")
-        run_model = model
-        if "model" in parsed:
-            if "kind" in parsed["model"]:
-                raise ManifestError(f"{rw}.model.kind: a run cannot change the claim's model kind")
-            run_model = validate(deep_merge(model, parsed["model"]), model_schema(model["kind"]), f"{rw}.model")
-            model_kinds()[model["kind"]].check(run_model, f"{rw}.model")
+        run_task = overridden(task, parsed, "task", "family", families(), task_schema, rw)
+        run_model = overridden(model, parsed, "model", "kind", model_kinds(), model_schema, rw)
         hp = hyperparameters(parsed)
         algorithm.check(hp, run_task, families()[task["family"]], rw)
         run_evaluation = evaluation
@@ -595,6 +585,18 @@ def parse_runs(runs: dict, where: str, evaluation: dict, task: dict, model: dict
         algorithm.check_evaluation(hp, run_evaluation, f"{rw}.evaluation")
         out[name] = parsed
     return out
+
+
+def overridden(base: dict, run: dict, field: str, key: str, components: dict, schema, where: str) -> dict:
+    """The claim's `task` or `model` with the run's overrides of it merged in, validated and checked as the claim's
+    is; its component (`key`: family, kind) is the claim's."""
+    if field not in run:
+        return base
+    if key in run[field]:
+        raise ManifestError(f"{where}.{field}.{key}: a run cannot change the claim's {field} {key}")
+    merged = validate(deep_merge(base, run[field]), schema(base[key]), f"{where}.{field}")
+    components[base[key]].check(merged, f"{where}.{field}")
+    return merged
 
 
 def check_run_protocol(task: dict, model: dict, algorithm, hp: dict, evaluation: dict, where: str):
