@@ -313,6 +313,33 @@ NUMERICS_HEADER = """\
 
 
 @main.command()
+@click.option("--claim", "claims", multiple=True, help="Only these claims (repeatable; default: all).")
+@click.pass_context
+@_errors_are_clear
+def park(ctx, claims):
+    """Copy each training in progress's latest checkpoint into checkpoints-in-progress/, which git tracks, so that
+    another machine's `suite run` resumes it (the runner deletes the copy when the run's results are written).
+    Run it before a machine goes, and commit the folder with the runs' progress.json."""
+    from suite.results.store import load_progress
+    from suite.training.parking import park as park_one
+
+    base = ctx.obj["results"].resolve().parent
+    progress = [p for p in load_progress(ctx.obj["results"], resumable_only=False)
+                if not claims or p["claim"] in claims]
+    if not progress:
+        click.echo("No training in progress (no progress.json under the results folder).")
+    for p in progress:
+        what = f"{p['claim']}/{p['profile']}/{p['run']} seed {p['seed']} ({p['iteration']:,} of {p['iterations']:,})"
+        if (dest := park_one(base, p)) is not None:
+            click.echo(f"{what}: parked, {dest.stat().st_size / 2**20:.1f} MiB in {dest.parent.relative_to(base)}")
+        elif p["_resumable"] == "parked":
+            click.echo(f"{what}: parked already (this machine has no newer checkpoint)")
+        else:
+            click.echo(f"{what}: no checkpoint here or parked; it restarts from iteration 0 (remove "
+                       f"{p['_path']})", err=True)
+
+
+@main.command()
 @click.option("--check", is_flag=True, help=f"Only check that {NUMERICS_FILE} is up to date (exit 1 if not).")
 @click.pass_context
 @_errors_are_clear

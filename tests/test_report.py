@@ -411,7 +411,7 @@ def progress_record(manifest, run, iteration, config_hash=None, segments=None):
     return {"claim": "maml-sinusoid", "profile": "paper", "run": run, "seed": 0,
             "config_hash": config_hash or cfg.hash, "numerics": numerics(cfg), "path": "grouped",
             "iteration": iteration, "iterations": cfg.hyperparameters["iterations"], "seconds": 3600.0 + 360.0,
-            "gpu_seconds": 360.0, "checkpoint": "checkpoints/x",
+            "gpu_seconds": 360.0, "checkpoint": "checkpoints/x", "_resumable": "parked",
             "segments": segments or [{"device": "cpu", "device_name": "x86_64", "from_iteration": 0},
                                      {"device": "cuda", "device_name": "NVIDIA H200", "from_iteration": 1000,
                                       "iterations": 1000, "seconds": 360.0}]}
@@ -430,7 +430,7 @@ def test_paper_trainings_in_progress_are_reported_with_how_far_and_what_is_left(
     row = next(line for line in text.splitlines() if line.startswith("| maml "))
     left = 0.36 * (70000 - 2000) / 3600  # the last segment's pace: 1000 iterations in 360 s
     assert "2,000 of 70,000" in row and "CPU 1.00 h, GPU 0.10 h (NVIDIA H200; x86_64)" in row
-    assert "0.36 (cuda)" in row and f"{left:.1f} h" in row
+    assert "0.36 (cuda)" in row and f"{left:.1f} h" in row and "parked (in git)" in row
 
     finished = paper_like(manifest)  # once a run has its paper result, its progress is not reported
     rep = build_reports(manifest, finished, ["maml-sinusoid"], progress)[0]

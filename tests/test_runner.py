@@ -406,6 +406,68 @@ def test_a_run_stopped_at_its_time_limit_checkpoints_there_and_resumes_to_the_un
     assert resumed["metrics"] == straight["metrics"] and resumed["episodes"] == straight["episodes"]
 
 
+def test_a_parked_training_resumes_on_another_machine_and_its_copy_goes_when_it_lands(tmp_path, monkeypatch):
+    """suite park carries a training in progress through git (checkpoints-in-progress/); a clone without
+    checkpoints/ resumes it to the uninterrupted numbers, and the parked copy is removed with the result."""
+    import types
+
+    from suite.results.store import load_progress
+    from suite.training import loop
+    manifest = write_manifest(tmp_path, maml={"iterations": 1000})
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--device", "cpu",
+            "--no-progress", "--no-sensitivity"]
+    assert suite(manifest, tmp_path / "straight" / "results", *args).exit_code == 0
+    clock = iter(range(10**6))  # stops at iteration 700
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: next(clock), perf_counter=time.perf_counter))
+    monkeypatch.setenv(loop.STOP_AT, "700")
+    first = tmp_path / "first"
+    assert suite(manifest, first / "results", *args).exit_code == 0
+    monkeypatch.delenv(loop.STOP_AT)
+
+    out = suite(manifest, first / "results", "park")
+    assert out.exit_code == 0 and "maml-sinusoid/smoke/maml seed 0 (700 of 1,000): parked" in out.output, out.output
+    parked, = (first / "checkpoints-in-progress" / "maml-sinusoid" / "smoke" / "maml" / "seed0").glob("*/latest.pt")
+    local, = (first / "checkpoints" / "maml-sinusoid" / "smoke" / "maml" / "seed0").glob("*/latest.pt")
+    assert parked.read_bytes() == local.read_bytes()
+
+    second = tmp_path / "second"  # a fresh clone: what git carries (results/ and the parked copy), no checkpoints/
+    shutil.copytree(first / "results", second / "results")
+    shutil.copytree(first / "checkpoints-in-progress", second / "checkpoints-in-progress")
+    assert [p["_resumable"] for p in load_progress(second / "results")] == ["parked"]
+    assert "paper in progress" not in suite(manifest, second / "results", "list").output  # a smoke training
+    assert suite(manifest, second / "results", *args).exit_code == 0
+    resumed = json.loads(result_file(second / "results").read_text())
+    straight = json.loads(result_file(tmp_path / "straight" / "results").read_text())
+    assert resumed["training"]["resumed_at"] == [700]
+    assert resumed["metrics"] == straight["metrics"] and resumed["training"]["curve"] == straight["training"]["curve"]
+    assert not (second / "checkpoints-in-progress").exists()  # landed: the copy and its empty folders are gone
+    assert not list(second.glob("results/*/*/*/seed0/progress.json"))
+
+
+def test_progress_whose_checkpoint_is_nowhere_is_not_progress(tmp_path):
+    from suite.results.store import load_progress
+    from suite.training.parking import CHECKPOINTS, LATEST, PARKED
+
+    folder = "maml-sinusoid/paper/maml/seed0/0123456789abcdef"
+    record = {"claim": "maml-sinusoid", "profile": "paper", "run": "maml", "seed": 0, "iteration": 2000,
+              "iterations": 70000, "checkpoint": f"{CHECKPOINTS}/{folder}"}
+    progress = tmp_path / "results" / "maml-sinusoid" / "paper" / "maml" / "seed0" / "progress.json"
+    progress.parent.mkdir(parents=True)
+    progress.write_text(json.dumps(record))
+    assert load_progress(tmp_path / "results") == []  # its checkpoint went with another machine
+    assert [p["_resumable"] for p in load_progress(tmp_path / "results", resumable_only=False)] == [None]
+    out = suite(write_manifest(tmp_path), tmp_path / "results", "park")
+    assert "maml-sinusoid/paper/maml seed 0 (2,000 of 70,000): no checkpoint here or parked" in out.output
+    (tmp_path / PARKED / folder).mkdir(parents=True)
+    (tmp_path / PARKED / folder / LATEST).write_bytes(b"parked")
+    assert [p["_resumable"] for p in load_progress(tmp_path / "results")] == ["parked"]
+    (tmp_path / CHECKPOINTS / folder).mkdir(parents=True)
+    (tmp_path / CHECKPOINTS / folder / LATEST).write_bytes(b"newer")
+    assert [p["_resumable"] for p in load_progress(tmp_path / "results")] == ["here"]
+    assert "parked, 0.0 MiB" in suite(write_manifest(tmp_path), tmp_path / "results", "park").output
+    assert (tmp_path / PARKED / folder / LATEST).read_bytes() == b"newer"
+
+
 def test_time_limit_stops_every_training_and_still_reports(tmp_path, monkeypatch):
     import types
 

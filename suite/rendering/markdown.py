@@ -97,11 +97,13 @@ def progress_section(rep: ClaimReport) -> list[str]:
                      "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
                      "trained on": ", ".join(f"{k} {v:.2f} h" for k, v in hours.items() if v > 0) +
                      (f" ({'; '.join(names)})" if names else ""),
-                     "pace, s/it": f"{pace:.3g} ({on})", "left at that pace": f"{left:.1f} h"})
+                     "pace, s/it": f"{pace:.3g} ({on})", "left at that pace": f"{left:.1f} h",
+                     "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(p.get("_resumable"),
+                                                                                          "—")})
     text = rep.progress_text()
-    return [f"**{text[0].upper()}{text[1:]}**: these trainings have checkpoints (not in git) and resume with "
-            f"`suite run --claim {rep.claim.id} --profile paper`.", "", pd.DataFrame(rows).to_markdown(index=False),
-            ""]
+    return [f"**{text[0].upper()}{text[1:]}**: these trainings resume with `suite run --claim {rep.claim.id} "
+            "--profile paper`, from this machine's checkpoints/ or, on any clone, from the copy `suite park` "
+            "left in checkpoints-in-progress/.", "", pd.DataFrame(rows).to_markdown(index=False), ""]
 
 
 def printed_section(claim) -> list[str]:

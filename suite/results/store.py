@@ -11,6 +11,7 @@ from suite.io import atomic_write_json
 from suite.protocol import PAPER, Claim
 from suite.protocol.manifest import expand_metrics
 from suite.training.identity import is_current
+from suite.training.parking import where_resumable
 
 
 class ResultsError(ValueError):
@@ -35,15 +36,20 @@ def load_results(root: Path) -> list[dict]:
     return out
 
 
-def load_progress(root: Path) -> list[dict]:
-    """Every training in progress under results/ (its run's progress.json, suite.training.run._write_progress)."""
+def load_progress(root: Path, resumable_only: bool = True) -> list[dict]:
+    """Every training in progress under results/ (its run's progress.json, suite.training.run._write_progress)
+    whose checkpoint is here or parked (suite.training.parking): one whose checkpoint went with another machine
+    restarts from its first iteration, so its progress is not progress. `_resumable`: here, parked or None."""
     out = []
+    base = root.resolve().parent
     for path in sorted(root.glob("*/*/*/seed*/progress.json")):
         try:
             record = json.loads(path.read_text())
         except ValueError as e:
             raise ResultsError(f"{path}: not valid JSON ({e}); rerun its claim or remove the file") from None
-        out.append({**record, "_path": str(path)})
+        record = {**record, "_path": str(path), "_resumable": where_resumable(base, record)}
+        if record["_resumable"] or not resumable_only:
+            out.append(record)
     return out
 
 

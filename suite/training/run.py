@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from suite.algorithms.base import Learner
 from suite.io import atomic_write_bytes, atomic_write_json
@@ -22,6 +23,7 @@ from suite.training.identity import numerics
 from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_overwriting, checkpoint_dir, curve_file,
                                    existing_result, run_dir)
 from suite.training.loop import train_with_checkpoints
+from suite.training.parking import discard_parked, has_started, unpark
 from suite.training.paths import PATHS, choose_path
 from suite.training.provenance import device_name, versions
 from suite.training.resources import measure_training, resource_metrics
@@ -67,9 +69,9 @@ def make_learner(cfg: RunConfig, model, params: dict, path: str) -> Learner:
 
 
 def resumed_path(root: Path, cfg: RunConfig, data: dict | None) -> str:
-    """The path of this run's training in progress, if it has one (its latest.pt), else auto: a run asked for
-    `auto` resumes on the path it began with, rather than starting afresh on the other."""
-    started = [p for p in PATHS if (checkpoint_dir(root, cfg, data, p) / "latest.pt").is_file()]
+    """The path of this run's training in progress, if it has one (its latest.pt, here or parked), else auto: a run
+    asked for `auto` resumes on the path it began with, rather than starting afresh on the other."""
+    started = [p for p in PATHS if has_started(checkpoint_dir(root, cfg, data, p))]
     return started[0] if started else "auto"
 
 
@@ -271,6 +273,8 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
         if cfg.variant:
             ckpts.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(ckpts / VARIANT_MARK, f"{cfg.variant}\n".encode())
+        if unpark(ckpts):  # carried from another machine (suite park): resume where it stopped
+            tqdm.write(f"{describe(cfg)}: resuming from its parked checkpoint", file=sys.stderr)
         train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, path, code, progress,
                                        on_checkpoint=lambda *state: _write_progress(cfg, out, ckpts, path, *state))
         trained = load_checkpoint(ckpts / "final.pt", device)
@@ -291,6 +295,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
         _write_curve(root, cfg, train["curve"])
     atomic_write_json(out / "results.json", record)
     (out / PROGRESS).unlink(missing_ok=True)
+    discard_parked(ckpts)  # landed with the result: the parked copy goes in the same commit
     if cfg.variant:
         return record
     for other in ckpts.parent.iterdir():  # this run's other trainings: earlier configurations, numerics, paths
