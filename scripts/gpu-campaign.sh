@@ -4,11 +4,13 @@
 # one GPU, each from its checkpoint if it has one, until BUDGET_S seconds after the start; every training then
 # checkpoints and stops (suite run --time-limit), and the checkpoints, partial results and logs are packed into $OUT
 # (one tar per claim; at most 8 files come back). Unpack them in a checkout and the same `suite run` resumes there,
-# on CPU or GPU: each checkpoint's segments record the device and commit that trained it.
+# on CPU or GPU: each checkpoint's segments record the device and commit that trained it. Then `suite park` and
+# commit checkpoints-in-progress/ with the progress.json files, or the next machine starts them again.
 #
 # Before the call, here: `scripts/gpu-campaign.sh prepare [CHECKPOINTS-FOLDER...]` fills the git-ignored .gpu/ with
 # what the GPU machine lacks: the Omniglot data, a shallow .git (the commit, for provenance), and the paper runs'
-# checkpoints in progress from the folders named (a background campaign's, say).
+# checkpoints in progress from the folders named (a background campaign's, say); parked ones (checkpoints-in-progress/,
+# in git) travel with the working tree and the runner resumes from them.
 # The call (device tool): carry [".gpu"]; command: OUT=$OUT BUDGET_S=470 bash scripts/gpu-campaign.sh (timeout_s 560;
 # the machine's start costs a minute or two of the 15). A second call on the still-warm machine continues from the
 # checkpoints left there: CHECKS=0 skips the checks; nothing needs carrying again.

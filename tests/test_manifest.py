@@ -233,3 +233,15 @@ def test_unknown_claim_and_profile_are_clear_cli_errors():
     assert result.exit_code == 1 and "no claim 'maml-sinusiod' (claims: maml-sinusoid" in result.output
     result = runner.invoke(main, ["--manifest", str(MANIFEST), "show", "maml-sinusoid", "--profile", "tiny"])
     assert result.exit_code == 1 and "has no profile 'tiny'" in result.output
+
+
+def test_reported_metrics_are_measured_by_every_run_and_shown_without_a_verdict(raw, tmp_path):
+    from suite.verdicts.judge import compared_values
+    claim(raw)["expectations"]["reported"] = ["mse@{3..4}"]
+    body = load(raw, tmp_path).claim("maml-sinusoid").body(PAPER)
+    assert body["expectations"]["reported"] == ["mse@{3..4}"]
+    table = compared_values(load(raw, tmp_path).claim("maml-sinusoid"), {})
+    for run in body["runs"]:  # every run, each metric, beside what the relations compare
+        assert {"mse@3", "mse@4"} <= set(table[table["run"] == run]["metric"])
+    claim(raw)["expectations"]["reported"] = ["coverage90@1"]
+    assert "expectations.reported: 'coverage90@1' is not measured by run 'maml''s evaluation" in error_of(raw, tmp_path)

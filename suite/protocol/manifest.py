@@ -480,6 +480,9 @@ def parse_body(body: dict, where: str) -> dict:
                          doc="the other numbers of the paper's table, shown beside the claim's, not run"),
         "relations": Field(lambda v, w: _list_of_mappings(v, w, RELATION_SCHEMA), required=False),
         "divergence": Field(DIVERGENCE_SCHEMA, doc="when a test task's fine-tuning counts as diverged"),
+        "reported": Field("str_list", required=False,
+                          doc="metrics the report shows for every run with no verdict, beside those the relations "
+                              "compare (e.g. calibration), written as a relation's metrics ('mse@{1..10}')"),
     }, _field(where, "expectations"))
     out["sensitivity"] = parse_sensitivity(body.get("sensitivity"), _field(where, "sensitivity"), out)
     out["notes"] = validate({"notes": body.get("notes")}, {"notes": Field("str_list", required=False)},
@@ -681,6 +684,11 @@ def check_expectations(body: dict):
                                 "(say how far off still counts as reproduced, and why)")
         if tol is not None and ("relative" in tol) == ("absolute" in tol):
             raise ManifestError(f"{where}.tolerance: give exactly one of 'relative' or 'absolute'")
+    for m in expand_metrics(body["expectations"].get("reported", [])):
+        for run in runs:
+            if m not in metric_names(body, run):
+                raise ManifestError(f"expectations.reported: {m!r} is not measured by run {run!r}'s evaluation "
+                                    f"(measured: {', '.join(sorted(metric_names(body, run)))})")
     for i, r in enumerate(body["expectations"].get("relations", [])):
         where = f"expectations.relations[{i}]"
         pairwise = r["kind"] in ("less", "greater", "at_most", "at_least")

@@ -58,8 +58,9 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                 table.insert(len(table.columns) - 1, "model", [selections.get(run, "—") for run in n["run"]])
             lines += [table.to_markdown(index=False), ""]
         if len(rep.compared):
-            what = "The other measured values the relations compare and the figures draw:" if len(rep.numbers) else \
-                "Measured, the values the relations compare and the figures draw:"
+            drawn = "the relations compare, the figures draw and the claim reports" if \
+                rep.claim.body(PAPER)["expectations"].get("reported") else "the relations compare and the figures draw"
+            what = f"The other measured values {drawn}:" if len(rep.numbers) else f"Measured, the values {drawn}:"
             lines += [what, "", compared_table(rep).to_markdown(), ""]
         if len(rep.relations):
             lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]

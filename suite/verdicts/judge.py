@@ -150,15 +150,16 @@ class ClaimReport:
 
 
 def compared_values(claim: Claim, by_run: dict[str, list[dict]]) -> pd.DataFrame:
-    """The measured values the relations compare or the figures draw and no published number shows, one row per
-    run and metric in the manifest's run order: without them a claim judged on relations alone would print verdicts
-    but no numbers."""
+    """The measured values the relations compare, the figures draw or the expectations report (every run's) and no
+    published number shows, one row per run and metric in the manifest's run order: without them a claim judged on
+    relations alone would print verdicts but no numbers."""
     body = claim.body(PAPER)
     e = body["expectations"]
     published = {(p["run"], p["metric"]) for p in e.get("published", [])}
     shown = [relation_runs_and_metrics(r) for r in e.get("relations", [])]
     shown += [([run], [metric]) for f in body["figures"] for points in figure_points(f).values()
               for run, _, metric in points]
+    shown += [(list(body["runs"]), expand_metrics(e.get("reported", [])))]
     runs, metrics = {}, {}
     for run_list, metric_list in shown:
         for run in run_list:
