@@ -168,7 +168,8 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
             ax.set_title(f"{r['run']}{seed}, test task {row}", fontsize=9)
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{claim_id}: {len(runs[0]['examples'][0]['support_x'])}-shot fine-tuning ({profile} profile)")
+    shots = {len(r["examples"][0]["support_x"]) for r in runs}
+    fig.suptitle(f"{claim_id}: {f'{shots.pop()}-shot ' if len(shots) == 1 else ''}fine-tuning ({profile} profile)")
     return _save(fig, path)
 
 
