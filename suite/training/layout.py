@@ -34,6 +34,7 @@ def curve_file(root: Path, cfg: RunConfig) -> Path:
     return root / "plots" / cfg.claim / cfg.profile / f"{name}-seed{cfg.seed}.csv"
 
 
+CHECKPOINTS = "checkpoints"  # beside the results folder: checkpoint_dir
 VARIANT_MARK = "variant"  # in a checkpoint folder a variant trained: the run's cleanup keeps it
 
 
@@ -41,8 +42,13 @@ def checkpoint_dir(root: Path, cfg: RunConfig, data: dict | None, path: str) -> 
     """Beside the results folder (large binaries: cached by DVC, not kept in git). Named by the training identity
     (with the path that trains), so two trainings never share a folder and an unchanged one — whatever happened to
     the source files — is reused."""
-    return (root.resolve().parent / "checkpoints" / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
+    return (root.resolve().parent / CHECKPOINTS / cfg.claim / cfg.profile / cfg.run / f"seed{cfg.seed}"
             / training_identity(cfg, data, path))
+
+
+def checkpoint_base(ckpts: Path) -> Path:
+    """The folder that holds checkpoints/ (beside results/) of a checkpoint_dir."""
+    return ckpts.parents[5]
 
 
 def _read(path: Path) -> dict | None:

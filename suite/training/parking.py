@@ -16,14 +16,15 @@ import shutil
 from pathlib import Path
 
 from suite.io import atomic_write_bytes
+from suite.training.layout import CHECKPOINTS, checkpoint_base
 
-CHECKPOINTS, PARKED = "checkpoints", "checkpoints-in-progress"
+PARKED = "checkpoints-in-progress"
 LATEST = "latest.pt"
 
 
 def parked_dir(ckpts: Path) -> Path:
-    """The parked twin of a checkpoint folder (suite.training.layout.checkpoint_dir: <base>/checkpoints/<5 parts>)."""
-    base = ckpts.parents[5]
+    """The parked twin of a checkpoint folder (suite.training.layout.checkpoint_dir)."""
+    base = checkpoint_base(ckpts)
     return base / PARKED / ckpts.relative_to(base / CHECKPOINTS)
 
 
@@ -46,7 +47,7 @@ def discard_parked(ckpts: Path):
     """After the run's results are written: its parked copy, and the folders it leaves empty."""
     folder = parked_dir(ckpts)
     shutil.rmtree(folder, ignore_errors=True)
-    base = ckpts.parents[5]
+    base = checkpoint_base(ckpts)
     for parent in folder.parents:
         if parent == base:
             break

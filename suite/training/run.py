@@ -20,8 +20,8 @@ from suite.protocol.fields import RESOURCES, measures_resources, selects_by_vali
 from suite.training.checkpoints import load_checkpoint, save_checkpoint, training_lock
 from suite.training.evaluate import evaluate
 from suite.training.identity import numerics
-from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_overwriting, checkpoint_dir, curve_file,
-                                   existing_result, run_dir)
+from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_overwriting, checkpoint_base,
+                                   checkpoint_dir, curve_file, existing_result, run_dir)
 from suite.training.loop import train_with_checkpoints
 from suite.training.parking import discard_parked, has_started, unpark
 from suite.training.paths import PATHS, choose_path
@@ -158,7 +158,7 @@ def _write_progress(cfg, out: Path, ckpts: Path, path: str, iteration: int, seco
         "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "config_hash": cfg.hash,
         "numerics": numerics(cfg), "path": path, "iteration": iteration,
         "iterations": cfg.hyperparameters["iterations"], "seconds": round(seconds, 2),
-        "gpu_seconds": round(gpu_seconds, 2), "checkpoint": f"checkpoints/{ckpts.relative_to(ckpts.parents[4])}",
+        "gpu_seconds": round(gpu_seconds, 2), "checkpoint": ckpts.relative_to(checkpoint_base(ckpts)).as_posix(),
         "segments": [{k: s.get(k) for k in ("device", "device_name", "git_commit", "git_dirty", "started",
                                             "from_iteration", "iterations", "seconds")} for s in segments],
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
