@@ -145,10 +145,10 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
 def _report_untrained(missing: dict, variants: list):
     """One line per variant left unmeasured for want of a trained model."""
     retrains = {(c.claim, c.variant): c.retrains for c in variants}
-    for (claim, variant), seeds in missing.items():
+    for (claim, variant), lacking in missing.items():
         why = "it retrains" if retrains[claim, variant] else "its run's trained model is not here (checkpoints/)"
-        click.echo(f"{claim}: sensitivity variant {variant!r} not measured for seed(s) "
-                   f"{', '.join(map(str, seeds))}: {why}; `suite sensitivity --claim {claim} --variant {variant} "
+        click.echo(f"{claim}: sensitivity variant {variant!r} not measured for {', '.join(lacking)}: {why}; "
+                   f"`suite sensitivity --claim {claim} --variant {variant} "
                    "--train` trains it", err=True)
 
 

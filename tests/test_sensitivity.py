@@ -108,7 +108,7 @@ def test_an_evaluation_only_variant_reuses_the_checkpoint_and_a_retraining_one_w
     assert variant["metrics"]["mse@0"] == base["metrics"]["mse@0"]  # the same model, before fine-tuning
     assert variant["metrics"]["mse@1"] != base["metrics"]["mse@1"]
     assert not (seed / "variants" / "code-inner-lr").exists()
-    assert "variant 'code-inner-lr' not measured for seed(s) 0: it retrains" in out.output
+    assert "variant 'code-inner-lr' not measured for maml seed 0: it retrains" in out.output
     # evaluating again never trains: the checkpoint is read, whatever happens to the results
     import suite.training.run as run_module
 
@@ -121,7 +121,7 @@ def test_an_evaluation_only_variant_reuses_the_checkpoint_and_a_retraining_one_w
     assert out.exit_code == 0, out.output
     assert (seed / "variants" / "test-k10" / "results.json").is_file()
     assert (results / "maml-sinusoid" / "smoke" / "pretrained" / "seed0").exists() is False
-    assert "'test-k10' not measured for seed(s) 0: its run's trained model is not here" in out.output  # pretrained
+    assert "'test-k10' not measured for pretrained seed 0: its run's trained model is not here" in out.output
     monkeypatch.undo()
     # asked to, the retraining variant trains its own model beside the run's, and the run keeps both
     out = suite(results, "sensitivity", "--claim", "maml-sinusoid", "--profile", "smoke", "--variant",
