@@ -435,3 +435,25 @@ def test_paper_trainings_in_progress_are_reported_with_how_far_and_what_is_left(
     finished = paper_like(manifest)  # once a run has its paper result, its progress is not reported
     rep = build_reports(manifest, finished, ["maml-sinusoid"], progress)[0]
     assert rep.in_progress == [] and rep.progress_text() is None
+
+
+def test_regression_examples_put_at_most_four_runs_side_by_side(monkeypatch, tmp_path):
+    import suite.rendering.figures as figures
+
+    saved = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.setdefault("fig", fig) and path)
+
+    def rec(run):
+        example = {"x": [0.0, 1.0], "y": [0.0, 1.0], "support_x": [0.5], "support_y": [0.5],
+                   "predictions": {"0": [0.0, 0.0], "1": [0.1, 0.9]}}
+        return {"run": run, "seed": 0, "examples": [example, example]}
+
+    runs = [f"r{i}" for i in range(6)]
+    figures.regression_examples("c", "paper", [rec(r) for r in runs], tmp_path / "c.png")
+    fig = saved["fig"]
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert len(fig.axes) == 4 * 4 and len(shown) == 6 * 2  # two bands of two example rows; two empty columns
+    grid = [[ax.get_title() for ax in fig.axes[row * 4:(row + 1) * 4]] for row in range(4)]
+    assert grid[0] == [f"r{i}, test task 0" for i in range(4)] and grid[1][3] == "r3, test task 1"
+    assert grid[2][:2] == ["r4, test task 0", "r5, test task 0"] and grid[3][1] == "r5, test task 1"
+    assert [ax.axison for ax in fig.axes[8:]] == [True, True, False, False] * 2

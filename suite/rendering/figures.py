@@ -132,6 +132,9 @@ def series_figure(claim_id: str, profile: str, spec: dict, records: list[dict], 
     return _save(fig, path)
 
 
+EXAMPLE_COLUMNS = 4
+
+
 def regression_examples(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
     """Rows: example test tasks; columns: runs. As the MAML paper's Figure 2: ground truth, the K points used for
     the gradient, the prediction before fine-tuning and after the first and last recorded step counts; for a set of
@@ -142,10 +145,17 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
         return None
     n_examples = min(len(r["examples"]) for r in runs)
     n_examples = min(n_examples, 2)
-    fig, axes = plt.subplots(n_examples, len(runs), figsize=(4.2 * len(runs), 3.2 * n_examples), squeeze=False)
-    for col, r in enumerate(runs):
+    # at most EXAMPLE_COLUMNS runs side by side; more runs continue in a band of rows below (bmaml-sinusoid's eight)
+    columns, bands = min(len(runs), EXAMPLE_COLUMNS), -(-len(runs) // EXAMPLE_COLUMNS)
+    fig, axes = plt.subplots(n_examples * bands, columns, figsize=(4.2 * columns, 3.2 * n_examples * bands),
+                             squeeze=False)
+    for i in range(len(runs), bands * columns):  # the last band's empty panels
         for row in range(n_examples):
-            ex, ax = r["examples"][row], axes[row][col]
+            axes[(bands - 1) * n_examples + row][i % columns].set_axis_off()
+    for i, r in enumerate(runs):
+        band, col = divmod(i, EXAMPLE_COLUMNS)
+        for row in range(n_examples):
+            ex, ax = r["examples"][row], axes[band * n_examples + row][col]
             steps = sorted(ex["predictions"], key=int)
             shown = [s for s in (steps[0], steps[1] if len(steps) > 1 else None, steps[-1]) if s is not None]
             ax.plot(ex["x"], ex["y"], color="tab:red", linewidth=2, label="ground truth")
