@@ -136,10 +136,10 @@ EXAMPLE_COLUMNS = 4
 
 
 def regression_examples(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
-    """Rows: example test tasks; columns: runs. As the MAML paper's Figure 2: ground truth, the K points used for
-    the gradient, the prediction before fine-tuning and after the first and last recorded step counts; for a set of
-    particles (PLATIPUS's samples, BMAML's particles) also each one's function after the last, as PLATIPUS's
-    Figure 1 draws its samples."""
+    """Rows: example test tasks; columns: runs (at most EXAMPLE_COLUMNS; more continue in a band of rows below). As
+    the MAML paper's Figure 2: ground truth, the K points used for the gradient, the prediction before fine-tuning
+    and after the first and last recorded step counts; for a set of particles (PLATIPUS's samples, BMAML's
+    particles) also each one's function after the last, as PLATIPUS's Figure 1 draws its samples."""
     runs = [r for r in records if r.get("examples") and "x" in r["examples"][0]]
     if not runs:
         return None
@@ -149,13 +149,17 @@ def regression_examples(claim_id: str, profile: str, records: list[dict], path: 
     columns, bands = min(len(runs), EXAMPLE_COLUMNS), -(-len(runs) // EXAMPLE_COLUMNS)
     fig, axes = plt.subplots(n_examples * bands, columns, figsize=(4.2 * columns, 3.2 * n_examples * bands),
                              squeeze=False)
+
+    def panel(i: int, row: int):  # run i's example `row`
+        band, col = divmod(i, columns)
+        return axes[band * n_examples + row][col]
+
     for i in range(len(runs), bands * columns):  # the last band's empty panels
         for row in range(n_examples):
-            axes[(bands - 1) * n_examples + row][i % columns].set_axis_off()
+            panel(i, row).set_axis_off()
     for i, r in enumerate(runs):
-        band, col = divmod(i, EXAMPLE_COLUMNS)
         for row in range(n_examples):
-            ex, ax = r["examples"][row], axes[band * n_examples + row][col]
+            ex, ax = r["examples"][row], panel(i, row)
             steps = sorted(ex["predictions"], key=int)
             shown = [s for s in (steps[0], steps[1] if len(steps) > 1 else None, steps[-1]) if s is not None]
             ax.plot(ex["x"], ex["y"], color="tab:red", linewidth=2, label="ground truth")
