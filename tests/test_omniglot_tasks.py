@@ -143,6 +143,26 @@ def test_the_omniglot_smoke_claims_run_end_to_end_on_real_images(omniglot_data, 
                         .read_text())["metrics"]
     assert {f"accuracy@3/frozen-{s}" for s in ("none", "1", "1-2", "1-2-3", "1-2-3-4")} <= set(frozen)
     assert frozen["accuracy@0/frozen-none"] == frozen["accuracy@0/frozen-1-2-3-4"]  # before fine-tuning: one model
+    # omniglot-maml's code-test-split-2017 variant tests the same trained model on the validation characters
+    seed = tmp_path / "r" / "omniglot-maml" / "smoke" / "n5-k1" / "seed0"
+    base = json.loads((seed / "results.json").read_text())
+    variant = json.loads((seed / "variants" / "code-test-split-2017" / "results.json").read_text())
+    assert variant["config"]["evaluation"]["test_split"] == "val" and "test_split" not in base["config"]["evaluation"]
+    assert variant["training"]["training_hash"] == base["training"]["training_hash"]
+    assert variant["episodes"]["loss@0"] != base["episodes"]["loss@0"]  # other tasks, the same model
+
+
+def test_a_test_split_the_data_lacks_is_one_clear_error(omniglot_data, tmp_path):
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["omniglot-reptile"]["evaluation"]["test_split"] = "val"  # Reptile's split has no validation class
+    manifest = tmp_path / "bench.yaml"
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = CliRunner().invoke(main, ["--manifest", str(manifest), "--data", str(omniglot_data), "--results",
+                                    str(tmp_path / "r"), "run", "--claim", "omniglot-reptile", "--profile", "smoke",
+                                    "--run", "n5-k1", "--device", "cpu", "--no-progress"])
+    assert out.exit_code != 0
+    assert "omniglot-reptile" in out.output and "its val tasks cannot be drawn from this data" in out.output
+    assert not (tmp_path / "r" / "omniglot-reptile").exists()
 
 
 def test_maml_learns_on_real_omniglot(omniglot_data, tmp_path):

@@ -259,6 +259,29 @@ def test_seeds_that_disagree_with_their_mean_are_counted_and_explained(manifest)
     assert "seeds within" in to_markdown([rep])
 
 
+def test_a_number_off_the_paper_is_explained_by_its_side_and_by_what_the_variants_measure(manifest):
+    claim = manifest.claim("maml-sinusoid")
+    cfg = claim.variant_configs("paper", variants=["test-k10"], runs=["maml"])[0]
+    maml = {1: 0.67, 5: 0.38, 10: 0.35}
+    variant = dict(record(manifest, "maml", "paper", lambda s: maml.get(s, 0.5), config_hash=cfg.hash),
+                   variant="test-k10", retrains=False, _path="v")
+    rows = paper_like(manifest, maml_scale=1.5) + [variant]  # every MAML mse half as high again as published
+    rep = build_reports(manifest, rows, ["maml-sinusoid"])[0]
+    said = [line for line in rep.explanation if line.startswith("MAML, 1 step (maml mse@1)")]
+    assert said == ["MAML, 1 step (maml mse@1): measured above the published value, by more than allowed; of the "
+                    "protocol variants, test-k10 measures it within the allowed difference."]
+    low = build_reports(manifest, paper_like(manifest, maml_scale=0.5), ["maml-sinusoid"])[0]
+    assert "MAML, 1 step (maml mse@1): measured below the published value, by more than allowed." in low.explanation
+    assert not any(line.startswith("pretrain on all tasks") for line in low.explanation)  # reproduced: no sentence
+
+
+def test_the_report_shows_each_claims_notes(manifest):
+    rep = build_reports(manifest, paper_like(manifest), ["maml-sinusoid"])[0]
+    text = to_markdown([rep])
+    assert "Notes (the manifest's):" in text
+    assert all(f"- {note}" in text for note in manifest.claim("maml-sinusoid").body()["notes"])
+
+
 def test_seeds_the_claim_does_not_list_are_reported_but_not_judged(manifest):
     extra = record(manifest, "maml", "paper", lambda s: 99.0, seed=0)
     extra["seed"] = 7

@@ -163,6 +163,10 @@ EVALUATION = {
                             "stream (a task family lists the codes it follows in CODE_TEST_TASKS; e.g. sinusoid's "
                             "'cbfinn-maml'); without it, test task i comes from the suite's stream seeded by "
                             "(seed, i)"),
+    "test_split": Field("str", required=False, choices=("test", "val"),
+                        doc="the split whose classes the test tasks draw; without it, 'test'. 'val' tests on the "
+                            "validation classes, as cbfinn/maml's --test_set=True did until its commit 617ba8a "
+                            "(2017-10-19: 'omniglot test and validation splits were swapped')"),
     "proximal_lam": Field("positive_float", required=False,
                           doc="fine-tune on the loss plus λ/2‖φ − θ‖², θ the trained parameters (iMAML's inner "
                               "problem, whose caption gives λ = 2.0; its released test command uses --lam 0.0, i.e. "

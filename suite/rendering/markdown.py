@@ -66,6 +66,8 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [rep.relations[["relation", "margin", "verdict", "failed comparisons"]].to_markdown(index=False), ""]
         if rep.profile:
             lines += [f"Protocol ({rep.profile}): {protocol_line(c, rep.profile)}", ""]
+        if body["notes"]:  # the protocol's choices where paper and code differ, and what the sources say
+            lines += ["Notes (the manifest's):", ""] + [f"- {note}" for note in body["notes"]] + [""]
         lines += divergence_section(rep) + sensitivity_section(rep)
         if rep.provenance:
             lines += ["Provenance:", "", pd.DataFrame(rep.provenance).to_markdown(index=False), ""]

@@ -105,6 +105,11 @@ def finetune_curve(model, params, support_x, support_y, query_x, query_y, batche
 TASK_STREAM, BATCH_STREAM = 1, 2
 
 
+def test_split(config) -> str:
+    """The split the test tasks come from (suite.protocol.fields.EVALUATION's test_split)."""
+    return config.get("test_split", "test")
+
+
 def fixed_tasks(family, config, n_tasks: int, seed: int, split: str):
     """ids -> the TaskBatch of those fixed tasks of `split`: task i drawn from a generator seeded by (seed, i)
     alone; or, when the evaluation says `test_tasks`, the first n_tasks test tasks drawn at once as that paper's
@@ -217,8 +222,8 @@ def evaluate(model, params, family, config, device, path: str, chunk: int, progr
                                          initial_state=initial_state)
             search.append({"lr": candidate, "score": _search_score(episodes, config)})
         lr = min(search, key=lambda r: r["score"])["lr"]
-    episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], "test", config, device,
-                                 path, chunk, lr=lr, progress=progress, initial_state=initial_state,
+    episodes = evaluate_on_tasks(model, params, family, config["tasks"], config["seed"], test_split(config), config,
+                                 device, path, chunk, lr=lr, progress=progress, initial_state=initial_state,
                                  schedule=schedule, members=members)
     return {
         "metrics": {name: summarise(values, config["interval"]) for name, values in episodes.items()},

@@ -18,7 +18,7 @@ from suite.protocol import RunConfig
 from suite.protocol.components import algorithms, families
 from suite.protocol.fields import RESOURCES, measures_resources, selects_by_validation
 from suite.training.checkpoints import load_checkpoint, save_checkpoint, training_lock
-from suite.training.evaluate import evaluate
+from suite.training.evaluate import evaluate, test_split
 from suite.training.identity import numerics
 from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_overwriting, checkpoint_base,
                                    checkpoint_dir, curve_file, existing_result, run_dir)
@@ -49,13 +49,15 @@ def build(cfg: RunConfig, data_dir: Path):
     uses = [("train", shots, queries)]
     if not measures_resources(cfg.evaluation):
         e = cfg.evaluation
-        uses += [("test", e["shots"], e["queries"])] + ([("val", e["shots"], e["queries"])]
+        uses += [(test_split(e), e["shots"], e["queries"])] + ([("val", e["shots"], e["queries"])]
                                                          if selects_by_validation(e) else [])
     for split, k, q in uses:
         try:
             tasks.sample(1, k, q, torch.Generator().manual_seed(0), split)
         except ValueError as error:
             raise RunError(f"{describe(cfg)}: its {split} tasks cannot be drawn from this data: {error}") from None
+        except KeyError:
+            raise RunError(f"{describe(cfg)}: its task family's data has no {split} split") from None
     return tasks, build_model(cfg)
 
 

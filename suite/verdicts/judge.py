@@ -357,15 +357,43 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
 
 # ---- the explanation ----
 
+def _side(difference: float) -> str:
+    return "above" if difference > 0 else "below"
+
+
+def under_variants(variant_numbers: pd.DataFrame, run: str, metric: str) -> str:
+    """Where the protocol variants that measured one published number put it, e.g. "bn-non-transductive and
+    test-queries-15 measure it below the published value, by more than allowed" ("" when none measured it)."""
+    if variant_numbers is None or not len(variant_numbers):
+        return ""
+    mine = variant_numbers[(variant_numbers["run"] == run) & (variant_numbers["metric"] == metric)
+                           & (variant_numbers["verdict"] != NOT_RUN)]
+    groups: dict[str, list[str]] = {}
+    for _, v in mine.iterrows():
+        where = "within the allowed difference" if v["verdict"] == REPRODUCED else \
+            f"{_side(v['difference'])} the published value, by more than allowed"
+        groups.setdefault(where, []).append(v["variant"])
+    def listed(names):
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return "; ".join(f"{listed(names)} measure{'s' if len(names) == 1 else ''} it {where}"
+                     for where, names in groups.items())
+
+
 def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataFrame, variants: pd.DataFrame,
-            verdict: str, seeds_missing: dict[str, list[int]]) -> list[str]:
-    """Sentences saying why the verdict is what it is, from the tables alone."""
+            verdict: str, seeds_missing: dict[str, list[int]],
+            variant_numbers: pd.DataFrame | None = None) -> list[str]:
+    """Sentences saying why the verdict is what it is, from the tables alone (`variant_numbers`: the sensitivity
+    variants' measured published numbers, see sensitivity)."""
     out = [f"Run {run}: seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} of the claim's not measured; "
            "the verdict judges the others." for run, seeds in seeds_missing.items()]
     by_number = {(d["run"], d["metric"]): d for _, d in divergence.iterrows()} if len(divergence) else {}
     for _, n in numbers.iterrows() if len(numbers) else ():
         what = f"{n['row']}, {n['column']} ({n['run']} {n['metric']})"
         d = by_number.get((n["run"], n["metric"]))
+        if n["verdict"] == NOT_REPRODUCED and d is None:  # no diverged task to blame: which side, and the variants
+            variants_say = under_variants(variant_numbers, n["run"], n["metric"])
+            out.append(f"{what}: measured {_side(n['difference'])} the published value, by more than allowed"
+                       + (f"; of the protocol variants, {variants_say}." if variants_say else "."))
         if n["verdict"] == NOT_REPRODUCED and d is not None:
             out.append(f"{what}: {d['diverged']} test tasks diverged; over the others the mean is "
                        f"{_short(d['mean, non-diverged tasks'])} and the median {_short(d['median, all tasks'])}, "
@@ -435,7 +463,7 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = ()) -
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance,
                        chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame(),
                        divergence_counts(chosen + current_variants, bound), divergence, variants, variant_numbers,
-                       explain(numbers, relations, divergence, variants, verdict, seeds_missing),
+                       explain(numbers, relations, divergence, variants, verdict, seeds_missing, variant_numbers),
                        current_progress(claim, list(progress), runs_of, PAPER),
                        sum(c.hyperparameters["iterations"] for c in claim.run_configs(PAPER)))
 
