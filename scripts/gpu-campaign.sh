@@ -82,7 +82,8 @@ watch=$!
 wait $(jobs -p | grep -v "^$watch$")
 kill $watch 2>/dev/null
 
-# 3. Pack: what each training reached, then one tar per claim's checkpoints, and the paper results and logs.
+# 3. Pack: what each training reached, then one tar per claim's checkpoints, and the paper results (with the
+#    trained models of finished runs) and logs.
 python3 - 2>&1 <<'PY' | tee "$out/logs/progress.txt"
 import glob, torch
 for f in sorted(glob.glob("checkpoints/*/paper/*/*/*/*.pt")):
@@ -97,6 +98,7 @@ done
 tar cf "$out/results-and-logs.tar" -C "$out" logs
 for claim in $claims; do
   [ -d "results/$claim/paper" ] && tar rf "$out/results-and-logs.tar" "results/$claim/paper"
+  [ -d "trained-models/$claim" ] && tar rf "$out/results-and-logs.tar" "trained-models/$claim"  # finished: kept
 done
 rm -rf "$out/logs"
 echo "done in $(( $(date +%s) - began )) s"; ls -la "$out"

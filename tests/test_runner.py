@@ -501,3 +501,33 @@ def test_auto_resumes_a_training_on_the_path_it_began_with(tmp_path):
     begun.mkdir(parents=True)
     torch.save({}, begun / "latest.pt")
     assert resumed_path(root, cfg, None) == "loop"
+
+
+def test_a_finished_paper_training_is_kept_and_a_clone_measures_a_later_variant_on_it(tmp_path):
+    """The runner keeps a paper run's final.pt in trained-models/ (tracked by git) when it writes the result; a
+    clone with results/ and trained-models/ but no checkpoints/ evaluates an evaluation-only variant on that model
+    without training."""
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["maml-sinusoid"]["runs"]["maml"]["iterations"] = 20  # a paper run in a second
+    manifest = tmp_path / "bench.yaml"
+    manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    first, second = tmp_path / "first", tmp_path / "second"
+    out = suite(manifest, first / "results", "run", "--claim", "maml-sinusoid", "--profile", "paper", "--run",
+                "maml", "--seed", "0", "--device", "cpu", "--no-progress", "--no-sensitivity")
+    assert out.exit_code == 0, out.output
+    base = json.loads(result_file(first / "results", profile="paper").read_text())
+    kept, = (first / "trained-models" / "maml-sinusoid" / "paper" / "maml" / "seed0").glob("*/final.pt")
+    local, = (first / "checkpoints" / "maml-sinusoid" / "paper" / "maml" / "seed0").glob("*/final.pt")
+    assert kept.read_bytes() == local.read_bytes() and kept.parent.name == local.parent.name
+
+    shutil.copytree(first / "results", second / "results")  # what git carries: no checkpoints/
+    shutil.copytree(first / "trained-models", second / "trained-models")
+    out = suite(manifest, second / "results", "sensitivity", "--claim", "maml-sinusoid", "--variant",
+                "test-lr-code", "--seed", "0", "--device", "cpu", "--no-progress")
+    assert out.exit_code == 0, out.output
+    variant = json.loads((result_file(second / "results", profile="paper").parent / "variants" / "test-lr-code" /
+                          "results.json").read_text())
+    assert variant["training"]["training_hash"] == base["training"]["training_hash"]
+    assert variant["provenance"]["train_seconds"] == 0.0
+    assert variant["metrics"]["mse@0"] == base["metrics"]["mse@0"]  # the kept model, before fine-tuning
+    assert [p.read_bytes() for p in (second / "trained-models").rglob("*.pt")] == [kept.read_bytes()]  # nothing new

@@ -1,4 +1,5 @@
-"""Parked checkpoints: a training in progress carried to another machine through git.
+"""Parked checkpoints and kept models: a training in progress, or a finished one, carried to another machine through
+git.
 
 A paper training can outlive the machine it runs on (a lent GPU for ten minutes, a session that ends). Its
 checkpoints live in checkpoints/, which git ignores: large, and rewritten every few minutes. `suite park` copies
@@ -7,8 +8,14 @@ checkpoints-in-progress/, which git tracks; committed, it travels with the repos
 resumes a training whose latest.pt is not in checkpoints/ from its parked copy, and deletes the copy once the run's
 results.json is written, so the commit that lands the result also removes the binary.
 
+A finished paper training is kept the same way: when its results.json is written, the runner copies its final.pt
+to trained-models/ (git tracks it; a Conv4 is about 0.5 MiB, with Reptile's carried Adam moments 1.3 MiB), and
+restores it into checkpoints/ where that has none. An evaluation-only sensitivity variant declared after the run
+landed is then measured on the run's own trained model on any clone, instead of retraining it.
+
     checkpoints/<claim>/<profile>/<run>/seed<N>/<training identity>/latest.pt              this machine's
     checkpoints-in-progress/<claim>/<profile>/<run>/seed<N>/<training identity>/latest.pt  parked, in git
+    trained-models/<claim>/paper/<run>/seed<N>/<training identity>/final.pt                kept, in git
 """
 from __future__ import annotations
 
@@ -19,13 +26,45 @@ from suite.io import atomic_write_bytes
 from suite.training.layout import CHECKPOINTS, checkpoint_base
 
 PARKED = "checkpoints-in-progress"
-LATEST = "latest.pt"
+KEPT = "trained-models"
+LATEST, FINAL = "latest.pt", "final.pt"
+
+
+def _twin(ckpts: Path, folder: str) -> Path:
+    base = checkpoint_base(ckpts)
+    return base / folder / ckpts.relative_to(base / CHECKPOINTS)
 
 
 def parked_dir(ckpts: Path) -> Path:
     """The parked twin of a checkpoint folder (suite.training.layout.checkpoint_dir)."""
-    base = checkpoint_base(ckpts)
-    return base / PARKED / ckpts.relative_to(base / CHECKPOINTS)
+    return _twin(ckpts, PARKED)
+
+
+def kept_dir(ckpts: Path) -> Path:
+    """The kept twin of a checkpoint folder, for its final.pt."""
+    return _twin(ckpts, KEPT)
+
+
+def has_finished(ckpts: Path) -> bool:
+    """A training finished in this folder, here or kept."""
+    return (ckpts / FINAL).is_file() or (kept_dir(ckpts) / FINAL).is_file()
+
+
+def keep_trained(ckpts: Path) -> Path:
+    """After a paper run's results are written: its final.pt to its kept twin; the copy's path."""
+    dest = kept_dir(ckpts) / FINAL
+    atomic_write_bytes(dest, (ckpts / FINAL).read_bytes())
+    return dest
+
+
+def restore_trained(ckpts: Path) -> bool:
+    """Before a run is trained or evaluated: copy the kept final.pt into a checkpoint folder that has none (the
+    training finished, on another machine). True when it did."""
+    source = kept_dir(ckpts) / FINAL
+    if (ckpts / FINAL).exists() or not source.is_file():
+        return False
+    atomic_write_bytes(ckpts / FINAL, source.read_bytes())
+    return True
 
 
 def has_started(ckpts: Path) -> bool:
@@ -37,7 +76,7 @@ def unpark(ckpts: Path) -> bool:
     """Before training: copy the parked latest.pt into a checkpoint folder that has neither latest.pt nor final.pt
     (this machine's own checkpoint, when there is one, is the newer). True when it did."""
     source = parked_dir(ckpts) / LATEST
-    if (ckpts / LATEST).exists() or (ckpts / "final.pt").exists() or not source.is_file():
+    if (ckpts / LATEST).exists() or (ckpts / FINAL).exists() or not source.is_file():
         return False
     atomic_write_bytes(ckpts / LATEST, source.read_bytes())
     return True

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from suite.algorithms.base import Learner
 from suite.io import atomic_write_bytes, atomic_write_json
 from suite.models.functional import FunctionalModel
-from suite.protocol import RunConfig
+from suite.protocol import PAPER, RunConfig
 from suite.protocol.components import algorithms, families
 from suite.protocol.fields import RESOURCES, measures_resources, selects_by_validation
 from suite.training.checkpoints import load_checkpoint, save_checkpoint, training_lock
@@ -23,7 +23,8 @@ from suite.training.identity import numerics
 from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_overwriting, checkpoint_base,
                                    checkpoint_dir, curve_file, existing_result, run_dir)
 from suite.training.loop import train_with_checkpoints
-from suite.training.parking import discard_parked, has_started, unpark
+from suite.training.parking import (discard_parked, has_finished, has_started, keep_trained, kept_dir,
+                                    restore_trained, unpark)
 from suite.training.paths import PATHS, choose_path
 from suite.training.provenance import device_name, versions
 from suite.training.resources import measure_training, resource_metrics
@@ -84,7 +85,7 @@ class NotTrained(RunError):
 def trained_path(root: Path, cfg: RunConfig, data: dict | None) -> str:
     """A path on which this training has finished (its final.pt), else the one it is under way on, else auto: a
     variant is evaluated on its run's trained model whichever path trained it."""
-    done = [p for p in PATHS if (checkpoint_dir(root, cfg, data, p) / "final.pt").is_file()]
+    done = [p for p in PATHS if has_finished(checkpoint_dir(root, cfg, data, p))]
     return done[0] if done else resumed_path(root, cfg, data)
 
 
@@ -124,6 +125,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
                              f"--claim {cfg.claim} --variant {cfg.variant} --train` measures it")
         return _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path)
     ckpts = checkpoint_dir(root, cfg, data, path)
+    restore_trained(ckpts)  # a paper training finished on another machine (kept in git)
     if cfg.variant and (ckpts / "final.pt").is_file():  # evaluation alone: it reads the finished training only
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
                                          data, ckpts, path)
@@ -298,9 +300,12 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     atomic_write_json(out / "results.json", record)
     (out / PROGRESS).unlink(missing_ok=True)
     discard_parked(ckpts)  # landed with the result: the parked copy goes in the same commit
+    if cfg.profile == PAPER and (not cfg.variant or cfg.retrains):
+        keep_trained(ckpts)  # and the trained model, for variants measured later on any clone
     if cfg.variant:
         return record
     for other in ckpts.parent.iterdir():  # this run's other trainings: earlier configurations, numerics, paths
         if other != ckpts and other.is_dir() and not (other / VARIANT_MARK).exists():
             shutil.rmtree(other, ignore_errors=True)
+            shutil.rmtree(kept_dir(other), ignore_errors=True)
     return record
