@@ -72,6 +72,10 @@ def _manifest(ctx):
 @click.option("--time-limit", envvar="SUITE_TIME_LIMIT", type=click.FloatRange(min=0, min_open=True),
               help="Minutes: then every training checkpoints at its next iteration and stops, and the command "
                    "reports what finished (the same command resumes the rest); or set SUITE_TIME_LIMIT.")
+@click.option("--prefetch", envvar="SUITE_PREFETCH", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Worker processes that draw each training's next meta-batches ahead of its step (the same "
+                   "tasks: iteration i's come from its own seed); worth it on a GPU, which otherwise waits for the "
+                   "CPU to draw them; 0 draws them in the training's process (or set SUITE_PREFETCH).")
 @click.option("--executor", envvar="SUITE_EXECUTOR", default="inline", show_default=True,
               type=click.Choice(EXECUTORS),
               help="Where the runs train: inline (here, --jobs at a time), or as one submitit job array: slurm, "
@@ -92,13 +96,14 @@ def _manifest(ctx):
 @click.pass_context
 @_errors_are_clear
 def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, path, no_sensitivity, no_progress,
-        time_limit, executor, **slurm_options):
+        time_limit, prefetch, executor, **slurm_options):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
     from suite.results.store import load_progress, load_results, write_metrics
     from suite.training.layout import existing_result
     from suite.training.loop import STOP_AT
     from suite.training.parallel import train_and_evaluate_all
+    from suite.training.prefetch import PREFETCH
     from suite.training.provenance import git_state, resolve_device
     from suite.training.sensitivity import run_variants
     from suite.verdicts.judge import build_reports
@@ -114,6 +119,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
     if time_limit:
         os.environ[STOP_AT] = str(time.time() + 60 * time_limit)  # read by the trainings here and in workers
+    os.environ[PREFETCH] = str(prefetch)  # the same
     for cfg in configs:
         what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
         done = not overwrite and existing_result(root, cfg) is not None

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -531,3 +532,32 @@ def test_a_finished_paper_training_is_kept_and_a_clone_measures_a_later_variant_
     assert variant["provenance"]["train_seconds"] == 0.0
     assert variant["metrics"]["mse@0"] == base["metrics"]["mse@0"]  # the kept model, before fine-tuning
     assert [p.read_bytes() for p in (second / "trained-models").rglob("*.pt")] == [kept.read_bytes()]  # nothing new
+
+
+def test_meta_batches_drawn_ahead_by_workers_are_those_drawn_in_place(tmp_path, monkeypatch):
+    """suite run --prefetch: worker processes draw iteration i's tasks from its own seed and hand back the generator
+    after the draw, so the step sees the same tasks and the same stream as without them; and a run's numbers too."""
+    from suite.protocol.manifest import load_manifest
+    from suite.training.prefetch import PREFETCH, meta_batches
+    from suite.training.run import build
+
+    monkeypatch.setenv(PREFETCH, "0")  # `suite run --prefetch` sets it for its workers: gone after this test
+
+    cfg = load_manifest(REPO / "benchmarks.yaml").claim("maml-sinusoid").run_configs("smoke", runs=["maml"])[0]
+    family, _ = build(cfg, tmp_path)
+    here = list(meta_batches(family, (4, 5, 5), 0, 3, 9, workers=0))
+    ahead = list(meta_batches(family, (4, 5, 5), 0, 3, 9, workers=2))
+    assert [it for it, _, _ in ahead] == list(range(3, 9))
+    for (_, tasks, generator), (_, other, other_generator) in zip(here, ahead):
+        assert all(torch.equal(a, b) for a, b in zip(tasks.tensors(), other.tensors()))
+        assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=other_generator))
+    assert not torch.equal(here[0][1].support_x, here[1][1].support_x)  # each iteration its own tasks
+
+    manifest = write_manifest(tmp_path, maml={"iterations": 40})
+    args = ["run", "--claim", "maml-sinusoid", "--profile", "smoke", "--run", "maml", "--device", "cpu",
+            "--no-progress", "--no-sensitivity"]
+    assert suite(manifest, tmp_path / "here" / "results", *args).exit_code == 0
+    out = suite(manifest, tmp_path / "ahead" / "results", *args, "--prefetch", "2")
+    assert out.exit_code == 0, out.output
+    here, ahead = (json.loads(result_file(tmp_path / p / "results").read_text()) for p in ("here", "ahead"))
+    assert ahead["metrics"] == here["metrics"] and ahead["training"]["curve"] == here["training"]["curve"]

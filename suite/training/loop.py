@@ -5,7 +5,8 @@ iterations and after the last, keeps the k best as candidates/<iteration>.pt bes
 in final.pt: the scores are in the checkpointed curve, so a resumed run keeps the same candidates.
 
 The tasks of iteration i come from a generator seeded by (seed, i) alone, so a resumed run repeats exactly the
-computation of an uninterrupted one. (Its numerics version is suite.training.identity.TRAINING_LOOP_VERSION.)
+computation of an uninterrupted one, and worker processes can draw them ahead of the step (suite.training.prefetch).
+(Its numerics version is suite.training.identity.TRAINING_LOOP_VERSION.)
 
 A time limit (`suite run --time-limit`, which sets STOP_AT for this process and its workers) stops a training at the
 first iteration boundary past it: it checkpoints there and raises TimeLimitReached, and the same command resumes it.
@@ -22,10 +23,10 @@ from tqdm import tqdm
 
 from suite.protocol.components import algorithms
 from suite.protocol.fields import KEPT, selects_by_validation
-from suite.tasks.base import seeded_generator
 from suite.training.checkpoints import load_checkpoint, save_checkpoint
 from suite.training.evaluate import curve_point, validation_point
 from suite.training.layout import RunError
+from suite.training.prefetch import meta_batches, prefetch_workers
 from suite.training.provenance import device_name, versions
 
 STOP_AT = "SUITE_STOP_AT"  # environment variable: the time (seconds since the epoch) at which trainings stop
@@ -124,7 +125,8 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
 
     bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
                disable=progress is None, mininterval=1.0, dynamic_ncols=True, **(progress or {}))
-    for it in range(start, iterations):
+    batches = meta_batches(family, (n_tasks, shots, queries), cfg.seed, start, iterations, prefetch_workers())
+    for it, tasks, generator in batches:
         if time.time() >= stop_at:
             if it > start:
                 save_latest(it)
@@ -132,9 +134,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
             raise TimeLimitReached(f"{cfg.claim}/{cfg.run} seed {cfg.seed}: stopped at the time limit after "
                                    f"iteration {it:,} of {iterations:,} (checkpoint {ckpt_path}); the same command "
                                    "resumes it")
-        generator = seeded_generator(cfg.seed, it)
-        tasks = family.sample(n_tasks, shots, queries, generator, split="train").to(device)
-        window.append(learner.step(tasks, it, generator))
+        window.append(learner.step(tasks.to(device), it, generator))
         done = it + 1
         if curve_point_due(cfg, done):
             name, value = learning_curve_point(cfg, model, learner, family, device, path, done)
