@@ -15,7 +15,9 @@
 # the machine's start costs a minute or two of the 15). A second call on the still-warm machine continues from the
 # checkpoints left there: CHECKS=0 skips the checks; nothing needs carrying again. PREFETCH=N gives each training N
 # processes that draw its meta-batches ahead (suite run --prefetch; the same numbers): worth it when few trainings
-# share the GPU, as the 16 here already keep the 16 cores busy launching kernels.
+# share the GPU, as the 16 here already keep the 16 cores busy launching kernels. CUDA_GRAPH=1 captures each MAML,
+# first-order MAML and ANIL step as a CUDA graph (suite run --cuda-graph): use it once gpu-check.md's captured-step
+# table shows the captured trainings' parameters close to the eager ones'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = prepare ]; then
@@ -71,7 +73,8 @@ minutes=$(python3 -c "print(max(0.5, ($budget - ($(date +%s) - $began)) / 60))")
 campaign() {  # claim, jobs, runs...
   local claim=$1 jobs=$2; shift 2
   python3 -m suite.cli run --claim "$claim" --profile paper --device "$device" --jobs "$jobs" --time-limit "$minutes" \
-    --prefetch "${PREFETCH:-0}" --no-sensitivity --no-progress $(printf -- '--run %s ' "$@") \
+    --prefetch "${PREFETCH:-0}" $([ "${CUDA_GRAPH:-0}" = 1 ] && echo --cuda-graph) --no-sensitivity --no-progress \
+    $(printf -- '--run %s ' "$@") \
     > "$out/logs/$claim.log" 2>&1 &
 }
 campaign omniglot-maml 4 n5-k1 n5-k5 n20-k1 n20-k5

@@ -561,3 +561,38 @@ def test_meta_batches_drawn_ahead_by_workers_are_those_drawn_in_place(tmp_path, 
     assert out.exit_code == 0, out.output
     here, ahead = (json.loads(result_file(tmp_path / p / "results").read_text()) for p in ("here", "ahead"))
     assert ahead["metrics"] == here["metrics"] and ahead["training"]["curve"] == here["training"]["curve"]
+
+
+def test_a_captured_step_is_the_eager_update_on_static_buffers(tmp_path):
+    """suite.training.graphs.CapturedStep (suite run --cuda-graph) on a CPU, where it runs the learner's update on
+    the static buffers each meta-batch is copied into: the eager step's numbers exactly (scripts/gpu_check.py
+    compares the captured graph with the eager step on a GPU)."""
+    from suite.protocol.manifest import load_manifest
+    from suite.training.graphs import CapturedStep, make_capturable
+    from suite.training.prefetch import draw
+    from suite.training.run import build, initial_params, make_learner
+
+    cfg = load_manifest(REPO / "benchmarks.yaml").claim("maml-sinusoid").run_configs("smoke", runs=["maml"])[0]
+    family, model = build(cfg, tmp_path)
+    params = initial_params(cfg, model, torch.device("cpu"))
+    eager, captured = (make_learner(cfg, model, params, "grouped") for _ in range(2))
+    step = CapturedStep(captured, torch.device("cpu")).step
+    for it in range(5):
+        tasks, generator = draw(family, (4, 5, 5), 0, it)
+        assert step(tasks, it, generator) == eager.step(tasks, it, generator)
+    assert all(torch.equal(eager.params[k], captured.params[k]) for k in params)
+    assert not torch.equal(captured.params["0.weight"], params["0.weight"])  # it did train
+    with pytest.raises(ValueError, match="meta-batches of one shape"):
+        step(draw(family, (3, 5, 5), 0, 5)[0], 5, None)
+    with pytest.raises(ValueError, match="cannot be captured"):
+        CapturedStep(type("Reptile", (), {"capturable": False})(), torch.device("cpu"))
+    make_capturable(eager.optimizer, torch.device("cpu"))  # on a GPU: Adam's step counts go to the device
+    assert all(g["capturable"] for g in eager.optimizer.param_groups)
+    assert all(s["step"].dtype == torch.float32 for s in eager.optimizer.state.values())
+
+
+def test_cuda_graph_asks_for_a_gpu(tmp_path):
+    out = suite(write_manifest(tmp_path), tmp_path / "results", "run", "--claim", "maml-sinusoid", "--profile",
+                "smoke", "--device", "cpu", "--cuda-graph")
+    assert out.exit_code == 2 and "--cuda-graph captures the step on a GPU; the device here is cpu" in out.output
+    assert not (tmp_path / "results").exists()

@@ -105,6 +105,8 @@ class Learner:
     (MAML++: suite.algorithms.mamlpp.Schedule), None where the evaluation's optimiser does."""
 
     schedule = None
+    capturable = False  # whether `update(tasks)` is the whole step, free of host synchronisation (a CUDA graph can
+    # capture it: suite.training.graphs)
 
     def __init__(self, model, params: dict, hp: dict, path: str):
         self.model, self.hp, self.path = model, hp, path  # path: how a meta-batch is computed (map_tasks)

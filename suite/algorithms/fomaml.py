@@ -42,12 +42,18 @@ def meta_gradient(model, params, tasks, steps, lr, path: str):
 
 
 class Learner(BaseLearner):
+    capturable = True
+
     def __init__(self, model, params, hp, path):
         super().__init__(model, params, hp, path)
         self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
 
-    def step(self, tasks, iteration, generator):
+    def update(self, tasks):
+        """One meta-iteration, its logged loss as a tensor (as maml.Learner.update)."""
         grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
                                     self.path)
         self.apply_gradients(grads)
-        return loss.item()
+        return loss
+
+    def step(self, tasks, iteration, generator):
+        return self.update(tasks).item()

@@ -179,7 +179,9 @@ def meta_gradient(model, params, tasks, hp: dict, path: str):
 
 
 class Learner(maml.Learner):  # MAML's outer Adam on θ; only the meta-gradient differs
-    def step(self, tasks, iteration, generator):
+    capturable = False  # its conjugate-gradient loop has not been checked under a CUDA graph
+
+    def update(self, tasks):
         grads, loss = meta_gradient(self.model, self.params, tasks, self.hp, self.path)
         self.apply_gradients(grads)
-        return loss.item()
+        return loss

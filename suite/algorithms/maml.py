@@ -81,14 +81,21 @@ def meta_gradient(model, params, tasks, steps, lr, path: str, task_loss=query_lo
 
 
 class Learner(BaseLearner):
+    capturable = True
+
     def __init__(self, model, params, hp, path):
         super().__init__(model, params, hp, path)
         self.optimizer = make_torch_optimizer(self.params, hp["meta_optimizer"])
 
     task_loss = staticmethod(query_loss_after_adaptation)  # one task's query loss after its inner steps
 
-    def step(self, tasks, iteration, generator):
+    def update(self, tasks):
+        """One meta-iteration, its logged loss as a tensor: no host synchronisation, so a CUDA graph can capture it
+        (suite.training.graphs)."""
         grads, loss = meta_gradient(self.model, self.params, tasks, self.hp["inner_steps"], self.hp["inner_lr"],
                                     self.path, self.task_loss)
         self.apply_gradients(grads)
-        return loss.item()
+        return loss
+
+    def step(self, tasks, iteration, generator):
+        return self.update(tasks).item()

@@ -198,6 +198,8 @@ def observing_batch_norm(module, enabled: bool):
 
 
 class Learner(maml.Learner):
+    capturable = False  # its step changes with the iteration (annealing, the multi-step loss), not `update` alone
+
     def __init__(self, model, params, hp, path):
         self.schedule = Schedule(model, hp)
         steps = hp["inner_steps"]

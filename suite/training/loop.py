@@ -25,6 +25,7 @@ from suite.protocol.components import algorithms
 from suite.protocol.fields import KEPT, selects_by_validation
 from suite.training.checkpoints import load_checkpoint, save_checkpoint
 from suite.training.evaluate import curve_point, validation_point
+from suite.training.graphs import CapturedStep, cuda_graph_requested
 from suite.training.layout import RunError
 from suite.training.prefetch import meta_batches, prefetch_workers
 from suite.training.provenance import device_name, versions
@@ -102,6 +103,12 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
         start, curve, elapsed, gpu_seconds = ckpt["iteration"], ckpt["curve"], ckpt["elapsed"], ckpt["gpu_seconds"]
         resumed_at, segments = ckpt["resumed_at"] + [start], ckpt["segments"]
         restored_window = ckpt.get("window", [])  # losses since the last logged point (a stop between two)
+    step = learner.step
+    if cuda_graph_requested() and learner.capturable:
+        step, segment["cuda_graph"] = CapturedStep(learner, device).step, True
+    elif cuda_graph_requested():
+        tqdm.write(f"{cfg.claim}/{cfg.run} seed {cfg.seed}: {cfg.algorithm}'s step is not captured (its learner is "
+                   "not capturable); it runs eagerly")
     segments = segments + [{**segment, "from_iteration": start}]
     if start and on_checkpoint:
         on_checkpoint(start, elapsed, gpu_seconds, segments[:-1])
@@ -134,7 +141,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
             raise TimeLimitReached(f"{cfg.claim}/{cfg.run} seed {cfg.seed}: stopped at the time limit after "
                                    f"iteration {it:,} of {iterations:,} (checkpoint {ckpt_path}); the same command "
                                    "resumes it")
-        window.append(learner.step(tasks.to(device), it, generator))
+        window.append(step(tasks.to(device), it, generator))
         done = it + 1
         if curve_point_due(cfg, done):
             name, value = learning_curve_point(cfg, model, learner, family, device, path, done)
