@@ -373,10 +373,12 @@ def under_variants(variant_numbers: pd.DataFrame, run: str, metric: str) -> str:
         where = "within the allowed difference" if v["verdict"] == REPRODUCED else \
             f"{_side(v['difference'])} the published value, by more than allowed"
         groups.setdefault(where, []).append(v["variant"])
-    def listed(names):
-        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return "; ".join(f"{listed(names)} measure{'s' if len(names) == 1 else ''} it {where}"
+    return "; ".join(f"{_listed(names)} measure{'s' if len(names) == 1 else ''} it {where}"
                      for where, names in groups.items())
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataFrame, variants: pd.DataFrame,
