@@ -49,6 +49,17 @@ def _manifest(ctx):
     return load_manifest(ctx.obj["manifest"])
 
 
+def _reports(manifest, root: Path, claim_ids=None, records=None):
+    """The claims' reports from what the results folder holds: results (`records` when already read), the
+    trainings in progress and the recorded costs."""
+    from suite.results.costs import load_costs
+    from suite.results.store import load_progress, load_results
+    from suite.verdicts.judge import build_reports
+
+    return build_reports(manifest, load_results(root) if records is None else records, claim_ids,
+                         load_progress(root), load_costs(root))
+
+
 @main.command()
 @click.option("--claim", "claims", multiple=True, help="Claim id (repeatable).")
 @click.option("--all", "all_claims", is_flag=True, help="Every claim of the manifest (the whole table).")
@@ -103,7 +114,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
         time_limit, prefetch, cuda_graph, executor, **slurm_options):
     """Train and evaluate every run of a claim, resuming from checkpoints, then print its verdict."""
     from suite.rendering.markdown import to_markdown
-    from suite.results.store import load_progress, load_results, write_metrics
+    from suite.results.store import load_results, write_metrics
     from suite.training.layout import existing_result
     from suite.training.loop import STOP_AT
     from suite.training.parallel import train_and_evaluate_all
@@ -111,7 +122,6 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     from suite.training.prefetch import PREFETCH
     from suite.training.provenance import git_state, resolve_device
     from suite.training.sensitivity import run_variants
-    from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
     if bool(claims) == all_claims:
@@ -152,7 +162,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     records = load_results(root)
     for claim in claims:
         write_metrics(root, manifest.claim(claim), profile, records)
-    click.echo(to_markdown(build_reports(manifest, records, list(claims), load_progress(root))))
+    click.echo(to_markdown(_reports(manifest, root, list(claims), records)))
 
 
 def _report_untrained(missing: dict, variants: list):
@@ -189,10 +199,8 @@ def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, pa
     """Measure a claim's protocol variants (its manifest's `sensitivity`): each evaluated on the trained models,
     retraining only where it changes training (with --train), then print the claim's report."""
     from suite.rendering.markdown import to_markdown
-    from suite.results.store import load_progress, load_results
     from suite.training.provenance import git_state, resolve_device
     from suite.training.sensitivity import run_variants
-    from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
     configs = manifest.claim(claim_id).variant_configs(profile, seeds=list(seeds) or None,
@@ -201,7 +209,7 @@ def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, pa
     code = git_state(Path(__file__).resolve().parents[1])
     _report_untrained(run_variants(configs, root, resolve_device(device), code, ctx.obj["data"], overwrite,
                                    not no_progress, jobs, path, train), configs)
-    click.echo(to_markdown(build_reports(manifest, load_results(root), [claim_id], load_progress(root))))
+    click.echo(to_markdown(_reports(manifest, root, [claim_id])))
 
 
 @main.command()
@@ -221,12 +229,9 @@ def report(ctx, claims, fmt, output, figures):
     from suite.rendering.latex import to_latex
     from suite.rendering.markdown import to_markdown
     from suite.rendering.tables import to_csv
-    from suite.results.store import load_progress, load_results
-    from suite.verdicts.judge import build_reports
 
     manifest = _manifest(ctx)
-    reports = build_reports(manifest, load_results(ctx.obj["results"]), list(claims) or None,
-                            load_progress(ctx.obj["results"]))
+    reports = _reports(manifest, ctx.obj["results"], list(claims) or None)
     links = {}
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
@@ -250,11 +255,8 @@ def list_claims(ctx):
     """The claims in the manifest, with their status."""
     import pandas as pd
 
-    from suite.results.store import load_progress, load_results
-    from suite.verdicts.judge import build_reports
-
     manifest = _manifest(ctx)
-    reports = build_reports(manifest, load_results(ctx.obj["results"]), progress=load_progress(ctx.obj["results"]))
+    reports = _reports(manifest, ctx.obj["results"])
     rows = [{"claim": r.claim.id, "paper": f"arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}",
              "where": r.claim.body()["where"], "runs": ", ".join(r.claim.body()["runs"]),
              "status": r.verdict + (f"; {r.progress_text()}" if r.progress_text() else "")}
@@ -302,18 +304,32 @@ def bench(ctx, claim, iterations, warmup, device):
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="Untimed iterations first.")
 @click.option("--device", envvar="SUITE_DEVICE", default="auto", show_default=True)
 @click.option("--profile", default=PAPER, show_default=True, help="The profile whose runs are costed.")
+@click.option("--record", is_flag=True,
+              help="Also write each claim's measured costs to results/costs/ (replacing that claim's earlier record "
+                   "for this kind of device), where the report reads what its unfinished paper runs still cost.")
 @click.pass_context
 @_errors_are_clear
-def plan(ctx, claims, iterations, warmup, device, profile):
+def plan(ctx, claims, iterations, warmup, device, profile, record):
     """What each claim's runs cost here (a job's time on a cluster node like this one): each run timed for a few
     iterations on its own path, times the profile's iterations, plus its learning-curve points, validations and
     evaluation."""
-    from suite.training.plan import plan as make_plan
-    from suite.training.provenance import resolve_device
+    import torch
 
-    manifest = _manifest(ctx)
-    click.echo(make_plan(manifest, list(claims) or list(manifest.claims), resolve_device(device), ctx.obj["data"],
-                         iterations, warmup, log=lambda msg: click.echo(msg, err=True), profile=profile))
+    from suite.results.costs import write_costs
+    from suite.training.plan import measure_plan, plan_text
+    from suite.training.provenance import device_name, git_state, resolve_device
+
+    manifest, where = _manifest(ctx), resolve_device(device)
+    rows = measure_plan(manifest, list(claims) or list(manifest.claims), where, ctx.obj["data"], iterations, warmup,
+                        log=lambda msg: click.echo(msg, err=True), profile=profile)
+    click.echo(plan_text(rows, where, iterations, warmup, profile))
+    if record:
+        machine = {"device": where.type, "device_name": device_name(where), "threads": torch.get_num_threads(),
+                   "cpus": os.cpu_count()}
+        code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
+        for path in write_costs(ctx.obj["results"], rows, profile, machine, code,
+                                {"iterations": iterations, "warmup": warmup}):
+            click.echo(f"recorded {path}", err=True)
 
 
 NUMERICS_FILE = "numerics.yaml"

@@ -67,7 +67,16 @@ def test_suite_plan_times_a_claims_paper_runs_on_their_own_paths(tmp_path):
 
     from suite.cli import main
 
-    out = CliRunner().invoke(main, ["plan", "--claim", "maml-sinusoid", "--iterations", "1", "--warmup", "0",
-                                    "--device", "cpu"])
+    results = tmp_path / "results"
+    out = CliRunner().invoke(main, ["--results", str(results), "plan", "--claim", "maml-sinusoid", "--iterations",
+                                    "1", "--warmup", "0", "--device", "cpu", "--record"])
     assert out.exit_code == 0, out.output
     assert "| maml-sinusoid | maml " in out.output and "| grouped " in out.output and "All: " in out.output
+
+    from suite.results.costs import load_costs  # --record: the measurement, with where and when it was made
+    (recorded,) = load_costs(results)
+    assert recorded["claim"] == "maml-sinusoid" and recorded["device"] == "cpu" and recorded["timing"]["iterations"] == 1
+    assert [r["run"] for r in recorded["runs"]] == ["maml", "pretrained"] and len(recorded["runs"][0]["config_hashes"]) == 3
+    report = CliRunner().invoke(main, ["--results", str(results), "report", "--claim", "maml-sinusoid"])
+    assert report.exit_code == 0, report.output
+    assert "**Paper profile not started**" in report.output and "(plan, cpu)" in report.output

@@ -480,3 +480,63 @@ def test_regression_examples_put_at_most_four_runs_side_by_side(monkeypatch, tmp
     assert grid[0] == [f"r{i}, test task 0" for i in range(4)] and grid[1][3] == "r3, test task 1"
     assert grid[2][:2] == ["r4, test task 0", "r5, test task 0"] and grid[3][1] == "r5, test task 1"
     assert [ax.axison for ax in fig.axes[8:]] == [True, True, False, False] * 2
+
+
+def cost_record(manifest, hashes=None, device="cpu"):
+    """A results/costs file as `suite plan --record` writes it, for maml-sinusoid's paper runs."""
+    claim = manifest.claim("maml-sinusoid")
+    runs = []
+    for name in claim.body("paper")["runs"]:
+        configs = claim.run_configs("paper", runs=[name])
+        runs.append({"run": name, "config_hashes": (hashes or {}).get(name, [c.hash for c in configs]),
+                     "path": "grouped", "s/it": 0.002, "curve point s": 0.0, "test task s": 0.01,
+                     "iterations": 70000, "training h": 0.5 * len(configs), "evaluation h": 0.25 * len(configs)})
+    return {"claim": "maml-sinusoid", "profile": "paper", "measured": "2026-12-01T19:00:00+00:00",
+            "device": device, "device_name": "x86_64", "threads": 2, "cpus": 2, "git_commit": "abcdef0123",
+            "git_dirty": False, "timing": {"iterations": 3, "warmup": 3}, "runs": runs}
+
+
+def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_they_cost(manifest):
+    smoke = paper_like(manifest, profile="smoke")
+    rep = build_reports(manifest, smoke, ["maml-sinusoid"], [], [])[0]
+    seeds = [0, 1, 2]  # the paper profile's
+    assert [(n["run"], n["seed"]) for n in rep.not_started] == [(r, s) for r in ("maml", "pretrained") for s in seeds]
+    assert "Paper profile not started" not in to_markdown([rep])  # nothing measured: no section
+
+    rep = build_reports(manifest, smoke, ["maml-sinusoid"], [], [cost_record(manifest)])[0]
+    text = to_markdown([rep])
+    assert "**Paper profile not started**" in text and "6 of its runs and seeds have not started" in text
+    assert "6 of them 4.5 h in all on cpu (x86_64, 2 threads, 2 cores; 2026-12-01, commit abcdef0)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| pretrained ") and " of 70,000 " in line)
+    assert "0 of 70,000" in row and "0.002 (plan, cpu)" in row and "0.5 h + 0.25 h evaluation" in row
+
+    progress = [progress_record(manifest, "maml", 2000)]  # maml under way: its own pace; pretrained from the plan
+    stale = cost_record(manifest, hashes={"pretrained": ["an-older-configuration"]}, device="cuda")
+    rep = build_reports(manifest, smoke, ["maml-sinusoid"], progress, [cost_record(manifest), stale])[0]
+    assert [(n["run"], n["seed"]) for n in rep.not_started] == [("maml", 1), ("maml", 2)] + [
+        ("pretrained", s) for s in seeds]
+    assert [e["device"] for e in rep.not_started[-1]["estimates"]] == ["cpu"]  # the stale cuda estimate is not
+    assert [e["device"] for e in rep.not_started[0]["estimates"]] == ["cpu", "cuda"]  # maml's is current on both
+    text = to_markdown([rep])
+    assert "**Paper in progress" in text and "5 of its runs and seeds have not started" in text
+    maml = [line for line in text.splitlines() if line.startswith("| maml ") and " of 70,000 " in line]
+    assert len(maml) == 3 and "2,000 of 70,000" in maml[0] and "0 of 70,000" in maml[1]
+    assert "0.5 h + 0.25 h evaluation (cpu); 0.5 h + 0.25 h evaluation (cuda)" in maml[1]
+
+    finished = paper_like(manifest)  # seed 0 of each run has its paper result
+    rep = build_reports(manifest, finished, ["maml-sinusoid"], [], [cost_record(manifest)])[0]
+    assert [(n["run"], n["seed"]) for n in rep.not_started] == [(r, s) for r in ("maml", "pretrained") for s in (1, 2)]
+
+
+def test_a_cost_record_that_cannot_be_read_is_named(tmp_path):
+    from suite.results.costs import load_costs
+    from suite.results.store import ResultsError
+
+    folder = tmp_path / "costs"
+    folder.mkdir()
+    (folder / "maml-sinusoid.paper.cpu.json").write_text("{")
+    with pytest.raises(ResultsError, match=r"maml-sinusoid\.paper\.cpu\.json: not valid JSON"):
+        load_costs(tmp_path)
+    (folder / "maml-sinusoid.paper.cpu.json").write_text(json.dumps({"claim": "maml-sinusoid", "runs": []}))
+    with pytest.raises(ResultsError, match=r"not a suite cost record \(no profile, device, device_name, measured\)"):
+        load_costs(tmp_path)

@@ -84,9 +84,11 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
 
 
 def progress_section(rep: ClaimReport) -> list[str]:
-    """The paper trainings under way: how far each is, on what it has trained, and what is left at its last pace
-    (its last segment's, or its mean pace where its segments did not record theirs)."""
-    if not rep.in_progress:
+    """The paper profile's unfinished runs: the trainings under way (how far each is, on what it has trained, and
+    what is left at its last pace: its last segment's, or its mean pace where its segments did not record theirs),
+    and, where `suite plan --record` measured what they cost, the runs not started."""
+    costed = [n for n in rep.not_started if n["estimates"]]
+    if not rep.in_progress and not costed:
         return []
     rows = []
     for p in rep.in_progress:
@@ -103,10 +105,39 @@ def progress_section(rep: ClaimReport) -> list[str]:
                      "pace, s/it": f"{pace:.3g} ({on})", "left at that pace": f"{left:.1f} h",
                      "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(p.get("_resumable"),
                                                                                           "—")})
-    text = rep.progress_text()
-    return [f"**{text[0].upper()}{text[1:]}**: these trainings resume with `suite run --claim {rep.claim.id} "
-            "--profile paper`, from this machine's checkpoints/ or, on any clone, from the copy `suite park` "
-            "left in checkpoints-in-progress/.", "", pd.DataFrame(rows).to_markdown(index=False), ""]
+    for n in rep.not_started:
+        estimates = n["estimates"]
+        rows.append({"run": n["run"], "seed": n["seed"], "path": "; ".join(e["path"] for e in estimates) or "—",
+                     "iterations": f"0 of {n['iterations']:,}", "trained on": "not started",
+                     "pace, s/it": "; ".join(f"{e['s/it']:.3g} (plan, {e['device']})" for e in estimates) or "—",
+                     "left at that pace": "; ".join(f"{e['training h']:.1f} h + {e['evaluation h']:.2g} h evaluation"
+                                                    + (f" ({e['device']})" if len(estimates) > 1 else "")
+                                                    for e in estimates) or "not measured",
+                     "checkpoint": "—"})
+    lines = []
+    if rep.in_progress:
+        text = rep.progress_text()
+        lines.append(f"**{text[0].upper()}{text[1:]}**: these trainings resume with `suite run --claim {rep.claim.id} "
+                     "--profile paper`, from this machine's checkpoints/ or, on any clone, from the copy `suite park` "
+                     "left in checkpoints-in-progress/.")
+    else:
+        lines.append(f"**Paper profile not started**: `suite run --claim {rep.claim.id} --profile paper` trains its "
+                     "runs.")
+    if rep.not_started:
+        machines = {(e["device"], e["device_name"], e["threads"], e["cpus"], e["measured"][:10], e["git_commit"])
+                    for n in costed for e in n["estimates"]}
+        spent = {}
+        for n in costed:
+            for e in n["estimates"]:
+                spent[e["device"]] = spent.get(e["device"], 0.0) + e["hours"]
+        lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started; what they cost is what "
+                      "`suite plan --record` measured (a few timed iterations on the run's own path, times the "
+                      "paper's iterations, curve points and test tasks): "
+                      + "; ".join(f"{sum(1 for n in costed if any(e['device'] == d for e in n['estimates']))} of "
+                                  f"them {spent[d]:.1f} h in all on {d} ({name}, {threads} threads, {cpus} cores; "
+                                  f"{day}, commit {(commit or 'unknown')[:7]})"
+                                  for d, name, threads, cpus, day, commit in sorted(machines, key=str)) + ".")
+    return lines + ["", pd.DataFrame(rows).to_markdown(index=False), ""]
 
 
 def printed_section(claim) -> list[str]:

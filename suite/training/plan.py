@@ -89,8 +89,11 @@ def run_cost(cfg, measured: dict) -> dict:
     return {"training h": train / 3600, "evaluation h": evaluation / 3600}
 
 
-def plan(manifest: Manifest, claim_ids: list[str], device: torch.device, data_dir: Path, iterations: int,
-         warmup: int, log=print, profile: str = PAPER) -> str:
+def measure_plan(manifest: Manifest, claim_ids: list[str], device: torch.device, data_dir: Path, iterations: int,
+                 warmup: int, log=print, profile: str = PAPER) -> list[dict]:
+    """One row per run of each claim: what it was timed at (seconds per training iteration, curve point and test
+    task, on its own path) and its hours, for all its seeds (`config_hashes`, one per seed, say which
+    configurations the row is of)."""
     rows = []
     for claim_id in claim_ids:
         claim = manifest.claim(claim_id)
@@ -101,8 +104,15 @@ def plan(manifest: Manifest, claim_ids: list[str], device: torch.device, data_di
             cost = run_cost(configs[0], measured)
             rows.append({"claim": claim_id, "run": name, "seeds": len(configs), "path": measured["path"],
                          "s/it": measured["step"], "iterations": configs[0].hyperparameters["iterations"],
-                         **{k: v * len(configs) for k, v in cost.items()}})
-    table = pd.DataFrame(rows)
+                         **{k: v * len(configs) for k, v in cost.items()},
+                         "curve point s": measured["curve point"], "test task s": measured["test task"],
+                         "config_hashes": [cfg.hash for cfg in configs]})
+    return rows
+
+
+def plan_text(rows: list[dict], device: torch.device, iterations: int, warmup: int, profile: str = PAPER) -> str:
+    """measure_plan's rows as `suite plan` prints them: per run, per claim, and in all."""
+    table = pd.DataFrame(rows)[["claim", "run", "seeds", "path", "s/it", "iterations", "training h", "evaluation h"]]
     table["total h"] = table["training h"] + table["evaluation h"]
     per_claim = table.groupby("claim", sort=False)[["training h", "evaluation h", "total h"]].sum()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

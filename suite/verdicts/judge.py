@@ -35,6 +35,7 @@ import pandas as pd
 
 from suite.protocol import PAPER, Claim, Manifest
 from suite.protocol.manifest import expand_metrics, figure_points
+from suite.results.costs import current_costs
 from suite.results.store import (Measured, current_progress, current_records, current_variant_records, measure,
                                  relation_runs_and_metrics)
 
@@ -134,6 +135,8 @@ class ClaimReport:
     explanation: list[str] = field(default_factory=list)  # why the verdict is what it is, in sentences
     in_progress: list[dict] = field(default_factory=list)  # paper trainings under way (results.store.load_progress)
     paper_iterations: int = 0  # what all the paper profile's runs and seeds train, in iterations
+    not_started: list[dict] = field(default_factory=list)  # paper runs and seeds with neither result nor progress,
+    # each with what `suite plan --record` measured it to cost (not_started_runs)
 
     def progress_text(self) -> str | None:
         """"paper in progress (k of n iterations)" while paper trainings are under way and not all have results."""
@@ -426,7 +429,19 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
     return out
 
 
-def claim_report(claim: Claim, records: list[dict], progress: list[dict] = ()) -> ClaimReport:
+def not_started_runs(claim: Claim, records: list[dict], in_progress: list[dict], costs: list[dict]) -> list[dict]:
+    """The paper profile's runs and seeds with no current result and no training under way, in the manifest's
+    order: {run, seed, iterations, estimates}, the estimates (suite.results.costs.current_costs) one per kind of
+    device whose recorded cost is of the run's current configuration, none where nothing was recorded."""
+    done = {(r["run"], r["seed"]) for r in current_records(claim, records, PAPER)}
+    done |= {(p["run"], p["seed"]) for p in in_progress}
+    estimates = current_costs(claim, costs, PAPER)
+    return [{"run": cfg.run, "seed": cfg.seed, "iterations": cfg.hyperparameters["iterations"],
+             "estimates": estimates.get((cfg.run, cfg.seed), [])}
+            for cfg in claim.run_configs(PAPER) if (cfg.run, cfg.seed) not in done]
+
+
+def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), costs: list[dict] = ()) -> ClaimReport:
     mine = [r for r in records if r["claim"] == claim.id]
     runs_of = [r for r in mine if not r.get("variant")]
     current = [r for p in claim.profiles for r in current_records(claim, runs_of, p)]
@@ -459,6 +474,7 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = ()) -
     listed = claim.body(profile)["seeds"] if profile else []
     seeds_missing = {run: missing for run, records in by_run.items()
                      if (missing := sorted(set(listed) - {r["seed"] for r in records}))}
+    in_progress = current_progress(claim, list(progress), runs_of, PAPER)
     provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
                    ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "eval_seconds", "gpu_hours")}}
                   for r in chosen]
@@ -466,13 +482,14 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = ()) -
                        chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame(),
                        divergence_counts(chosen + current_variants, bound), divergence, variants, variant_numbers,
                        explain(numbers, relations, divergence, variants, verdict, seeds_missing, variant_numbers),
-                       current_progress(claim, list(progress), runs_of, PAPER),
-                       sum(c.hyperparameters["iterations"] for c in claim.run_configs(PAPER)))
+                       in_progress, sum(c.hyperparameters["iterations"] for c in claim.run_configs(PAPER)),
+                       not_started_runs(claim, runs_of, in_progress, list(costs)))
 
 
-def build_reports(manifest: Manifest, records: list[dict], claim_ids=None,
-                  progress: list[dict] = ()) -> list[ClaimReport]:
+def build_reports(manifest: Manifest, records: list[dict], claim_ids=None, progress: list[dict] = (),
+                  costs: list[dict] = ()) -> list[ClaimReport]:
     """Each claim's report; `progress`, the trainings in progress (results.store.load_progress), for what the
-    paper profile has done so far."""
+    paper profile has done so far; `costs`, the recorded costs (results.costs.load_costs), for what its runs not
+    started would cost."""
     ids = claim_ids or list(manifest.claims)
-    return [claim_report(manifest.claim(c), records, progress) for c in ids]
+    return [claim_report(manifest.claim(c), records, progress, costs) for c in ids]
