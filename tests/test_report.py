@@ -506,7 +506,7 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     rep = build_reports(manifest, smoke, ["maml-sinusoid"], [], [cost_record(manifest)])[0]
     text = to_markdown([rep])
     assert "**Paper profile not started**" in text and "6 of its runs and seeds have not started" in text
-    assert "6 of them 4.5 h in all on cpu (x86_64, 2 threads, 2 cores; 2026-12-01, commit abcdef0)" in text
+    assert "4.5 h in all on cpu (x86_64, 2 threads, 2 cores; 2026-12-01, commit abcdef0)" in text
     row = next(line for line in text.splitlines() if line.startswith("| pretrained ") and " of 70,000 " in line)
     assert "0 of 70,000" in row and "0.002 (plan, cpu)" in row and "0.5 h + 0.25 h evaluation" in row
 
@@ -519,6 +519,7 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     assert [e["device"] for e in rep.not_started[0]["estimates"]] == ["cpu", "cuda"]  # maml's is current on both
     text = to_markdown([rep])
     assert "**Paper in progress" in text and "5 of its runs and seeds have not started" in text
+    assert "3.8 h in all on cpu" in text and "1.5 h for 2 of them on cuda" in text  # pretrained's is stale on cuda
     maml = [line for line in text.splitlines() if line.startswith("| maml ") and " of 70,000 " in line]
     assert len(maml) == 3 and "2,000 of 70,000" in maml[0] and "0 of 70,000" in maml[1]
     assert "0.5 h + 0.25 h evaluation (cpu); 0.5 h + 0.25 h evaluation (cuda)" in maml[1]
@@ -526,6 +527,7 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     finished = paper_like(manifest)  # seed 0 of each run has its paper result
     rep = build_reports(manifest, finished, ["maml-sinusoid"], [], [cost_record(manifest)])[0]
     assert [(n["run"], n["seed"]) for n in rep.not_started] == [(r, s) for r in ("maml", "pretrained") for s in (1, 2)]
+    assert "**Paper runs left**" in to_markdown([rep])
 
 
 def test_a_cost_record_that_cannot_be_read_is_named(tmp_path):

@@ -120,23 +120,25 @@ def progress_section(rep: ClaimReport) -> list[str]:
         lines.append(f"**{text[0].upper()}{text[1:]}**: these trainings resume with `suite run --claim {rep.claim.id} "
                      "--profile paper`, from this machine's checkpoints/ or, on any clone, from the copy `suite park` "
                      "left in checkpoints-in-progress/.")
+    elif rep.profile == PAPER:  # some paper results, nothing under way
+        lines.append(f"**Paper runs left**: `suite run --claim {rep.claim.id} --profile paper` trains them.")
     else:
         lines.append(f"**Paper profile not started**: `suite run --claim {rep.claim.id} --profile paper` trains its "
                      "runs.")
-    if rep.not_started:
-        machines = {(e["device"], e["device_name"], e["threads"], e["cpus"], e["measured"][:10], e["git_commit"])
-                    for n in costed for e in n["estimates"]}
-        spent = {}
-        for n in costed:
-            for e in n["estimates"]:
-                spent[e["device"]] = spent.get(e["device"], 0.0) + e["hours"]
-        lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started; what they cost is what "
-                      "`suite plan --record` measured (a few timed iterations on the run's own path, times the "
-                      "paper's iterations, curve points and test tasks): "
-                      + "; ".join(f"{sum(1 for n in costed if any(e['device'] == d for e in n['estimates']))} of "
-                                  f"them {spent[d]:.1f} h in all on {d} ({name}, {threads} threads, {cpus} cores; "
-                                  f"{day}, commit {(commit or 'unknown')[:7]})"
-                                  for d, name, threads, cpus, day, commit in sorted(machines, key=str)) + ".")
+    if costed:
+        def spent(device: str) -> str:
+            mine = [e for n in costed for e in n["estimates"] if e["device"] == device]
+            e = mine[0]
+            return (f"{sum(m['hours'] for m in mine):.1f} h "
+                    + ("in all" if len(mine) == len(rep.not_started) else f"for {len(mine)} of them")
+                    + f" on {device} ({e['device_name']}, {e['threads']} threads, {e['cpus']} cores; "
+                    f"{e['measured'][:10]}, commit {(e['git_commit'] or 'unknown')[:7]})")
+
+        lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started; `suite plan --record` "
+                      "measured what they cost (a few timed iterations on the run's own path, times the paper's "
+                      "iterations, curve points and test tasks): "
+                      + "; ".join(spent(d) for d in dict.fromkeys(e["device"] for n in costed for e in n["estimates"]))
+                      + ".")
     return lines + ["", pd.DataFrame(rows).to_markdown(index=False), ""]
 
 
