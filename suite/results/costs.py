@@ -6,13 +6,12 @@ since is not current and is not shown.
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from suite.io import atomic_write_json
 from suite.protocol import Claim
-from suite.results.store import ResultsError
+from suite.results.store import ResultsError, read_json
 
 COSTS = "costs"  # the folder under results/
 RUN_KEYS = ("run", "config_hashes", "path", "s/it", "curve point s", "test task s", "iterations", "training h",
@@ -43,10 +42,7 @@ def load_costs(root: Path) -> list[dict]:
     """Every recorded cost file under results/costs/, checked."""
     out = []
     for path in sorted((root / COSTS).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError as e:
-            raise ResultsError(f"{path}: not valid JSON ({e}); run `suite plan --record` again or remove it") from None
+        record = read_json(path, "run `suite plan --record` again or remove it")
         missing = [k for k in ("claim", "profile", "device", "device_name", "measured", "runs")
                    if not isinstance(record, dict) or k not in record]
         if missing or not all(isinstance(r, dict) and set(RUN_KEYS) <= set(r) for r in record.get("runs", [])):

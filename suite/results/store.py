@@ -21,13 +21,18 @@ class ResultsError(ValueError):
 RECORD_KEYS = ("claim", "profile", "run", "seed", "config_hash", "metrics", "provenance", "training")
 
 
+def read_json(path: Path, remedy: str):
+    """The JSON in `path`, or one ResultsError naming the file and what to do (`remedy`)."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ResultsError(f"{path}: not valid JSON ({e}); {remedy}") from None
+
+
 def load_results(root: Path) -> list[dict]:
     out = []
     for path in sorted([*root.glob("*/*/*/seed*/results.json"), *root.glob("*/*/*/seed*/variants/*/results.json")]):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError as e:
-            raise ResultsError(f"{path}: not valid JSON ({e}); rerun its claim or remove the file") from None
+        record = read_json(path, "rerun its claim or remove the file")
         missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
         if missing:
             raise ResultsError(f"{path}: not a suite result (no {', '.join(missing)}); rerun its claim or remove it")
@@ -43,10 +48,7 @@ def load_progress(root: Path, resumable_only: bool = True) -> list[dict]:
     out = []
     base = root.resolve().parent
     for path in sorted(root.glob("*/*/*/seed*/progress.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError as e:
-            raise ResultsError(f"{path}: not valid JSON ({e}); rerun its claim or remove the file") from None
+        record = read_json(path, "rerun its claim or remove the file")
         record = {**record, "_path": str(path), "_resumable": where_resumable(base, record)}
         if record["_resumable"] or not resumable_only:
             out.append(record)
