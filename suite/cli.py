@@ -320,12 +320,13 @@ def plan(ctx, claims, iterations, warmup, device, profile, record):
     from suite.training.provenance import device_name, git_state, resolve_device
 
     manifest, where = _manifest(ctx), resolve_device(device)
+    load = os.getloadavg()[0]  # what else the machine was running when the timing began (a timing's provenance)
     rows = measure_plan(manifest, list(claims) or list(manifest.claims), where, ctx.obj["data"], iterations, warmup,
                         log=lambda msg: click.echo(msg, err=True), profile=profile)
     click.echo(plan_text(rows, where, iterations, warmup, profile))
     if record:
         machine = {"device": where.type, "device_name": device_name(where), "threads": torch.get_num_threads(),
-                   "cpus": os.cpu_count()}
+                   "cpus": os.cpu_count(), "load": round(load, 2)}
         code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
         for path in write_costs(ctx.obj["results"], rows, profile, machine, code,
                                 {"iterations": iterations, "warmup": warmup}):

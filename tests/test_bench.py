@@ -76,6 +76,7 @@ def test_suite_plan_times_a_claims_paper_runs_on_their_own_paths(tmp_path):
     from suite.results.costs import load_costs  # --record: the measurement, with where and when it was made
     (recorded,) = load_costs(results)
     assert recorded["claim"] == "maml-sinusoid" and recorded["device"] == "cpu" and recorded["timing"]["iterations"] == 1
+    assert recorded["load"] >= 0 and recorded["cpus"] >= 1
     assert [r["run"] for r in recorded["runs"]] == ["maml", "pretrained"] and len(recorded["runs"][0]["config_hashes"]) == 3
     report = CliRunner().invoke(main, ["--results", str(results), "report", "--claim", "maml-sinusoid"])
     assert report.exit_code == 0, report.output

@@ -511,7 +511,7 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     assert "0 of 70,000" in row and "0.002 (plan, cpu)" in row and "0.5 h + 0.25 h evaluation" in row
 
     progress = [progress_record(manifest, "maml", 2000)]  # maml under way: its own pace; pretrained from the plan
-    stale = cost_record(manifest, hashes={"pretrained": ["an-older-configuration"]}, device="cuda")
+    stale = dict(cost_record(manifest, hashes={"pretrained": ["an-older-configuration"]}, device="cuda"), load=1.96)
     rep = build_reports(manifest, smoke, ["maml-sinusoid"], progress, [cost_record(manifest), stale])[0]
     assert [(n["run"], n["seed"]) for n in rep.not_started] == [("maml", 1), ("maml", 2)] + [
         ("pretrained", s) for s in seeds]
@@ -519,6 +519,7 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     assert [e["device"] for e in rep.not_started[0]["estimates"]] == ["cpu", "cuda"]  # maml's is current on both
     text = to_markdown([rep])
     assert "**Paper in progress" in text and "5 of its runs and seeds have not started" in text
+    assert "on cuda (x86_64, 2 threads, 2 cores, load 2.0 when timed; " in text  # a busy machine's timing says so
     assert "3.8 h in all on cpu" in text and "1.5 h for 2 of them on cuda" in text  # pretrained's is stale on cuda
     maml = [line for line in text.splitlines() if line.startswith("| maml ") and " of 70,000 " in line]
     assert len(maml) == 3 and "2,000 of 70,000" in maml[0] and "0 of 70,000" in maml[1]

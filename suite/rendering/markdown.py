@@ -131,7 +131,8 @@ def progress_section(rep: ClaimReport) -> list[str]:
             e = mine[0]
             return (f"{sum(m['hours'] for m in mine):.1f} h "
                     + ("in all" if len(mine) == len(rep.not_started) else f"for {len(mine)} of them")
-                    + f" on {device} ({e['device_name']}, {e['threads']} threads, {e['cpus']} cores; "
+                    + f" on {device} ({e['device_name']}, {e['threads']} threads, {e['cpus']} cores"
+                    + (f", load {e['load']:.1f} when timed" if e.get("load") is not None else "") + "; "
                     f"{e['measured'][:10]}, commit {(e['git_commit'] or 'unknown')[:7]})")
 
         lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started; `suite plan --record` "

@@ -24,7 +24,7 @@ def costs_path(root: Path, claim: str, profile: str, device_type: str) -> Path:
 
 def write_costs(root: Path, rows: list[dict], profile: str, machine: dict, code: dict, timing: dict) -> list[Path]:
     """One file per claim timed: its runs' rows (suite.training.plan.measure_plan) with the machine (`device`,
-    `device_name`, `threads`, `cpus`), the code (`git_commit`, `git_dirty`) and the timing (`iterations`,
+    `device_name`, `threads`, `cpus`, and `load`, the 1-minute load average when the timing began), the code (`git_commit`, `git_dirty`) and the timing (`iterations`,
     `warmup`) they were measured with. A claim timed again on the same kind of device replaces its file: the
     newest measurement is the estimate."""
     written = []
@@ -55,7 +55,7 @@ def load_costs(root: Path) -> list[dict]:
 def current_costs(claim: Claim, costs: list[dict], profile: str) -> dict[tuple[str, int], list[dict]]:
     """{(run, seed): [estimate per device type]} for the runs and seeds of `profile` whose recorded configuration
     is the manifest's current one. An estimate is one seed's: {device, device_name, measured, threads, cpus,
-    git_commit, path, s/it, hours (training and evaluation), training h, evaluation h}."""
+    load, git_commit, path, s/it, hours (training and evaluation), training h, evaluation h}."""
     runs = claim.body(profile)["runs"]
     out: dict[tuple[str, int], list[dict]] = {}
     for record in costs:
@@ -70,7 +70,7 @@ def current_costs(claim: Claim, costs: list[dict], profile: str) -> dict[tuple[s
                 seeds = len(row["config_hashes"])  # the row's hours are for all of them
                 out.setdefault((cfg.run, cfg.seed), []).append({
                     "device": record["device"], "device_name": record["device_name"], "measured": record["measured"],
-                    "threads": record.get("threads"), "cpus": record.get("cpus"),
+                    "threads": record.get("threads"), "cpus": record.get("cpus"), "load": record.get("load"),
                     "git_commit": record.get("git_commit"), "path": row["path"], "s/it": row["s/it"],
                     "training h": row["training h"] / seeds, "evaluation h": row["evaluation h"] / seeds,
                     "hours": (row["training h"] + row["evaluation h"]) / seeds})
