@@ -504,6 +504,38 @@ def test_auto_resumes_a_training_on_the_path_it_began_with(tmp_path):
     assert resumed_path(root, cfg, None) == "loop"
 
 
+def test_trainings_under_way_go_first_so_a_restarted_campaign_finishes_what_it_began(tmp_path, monkeypatch):
+    from suite.protocol.manifest import load_manifest
+    from suite.training import parallel
+    from suite.training.identity import numerics
+    from suite.training.parking import LATEST, PARKED
+
+    configs = load_manifest(REPO / "benchmarks.yaml").claim("maml-sinusoid").run_configs("smoke")
+    names = [cfg.run for cfg in configs]
+    assert names == ["maml", "pretrained"]
+    root = tmp_path / "results"
+    pretrained = configs[1]
+    folder = "maml-sinusoid/smoke/pretrained/seed0/0123456789abcdef"
+    progress = root / "maml-sinusoid" / "smoke" / "pretrained" / "seed0" / "progress.json"
+    progress.parent.mkdir(parents=True)
+
+    def begun(config_hash):
+        progress.write_text(json.dumps({"config_hash": config_hash, "numerics": numerics(pretrained),
+                                        "checkpoint": f"checkpoints/{folder}"}))
+        return [cfg.run for cfg in parallel.under_way_first(configs, root)]
+
+    assert begun(pretrained.hash) == names  # its checkpoint is nowhere: nothing to go on with
+    (tmp_path / PARKED / folder).mkdir(parents=True)
+    (tmp_path / PARKED / folder / LATEST).write_bytes(b"parked")
+    assert begun("another configuration") == names
+    assert begun(pretrained.hash) == ["pretrained", "maml"]
+
+    order = []  # the runner trains in that order
+    monkeypatch.setattr(parallel, "train_and_evaluate", lambda cfg, *args: order.append(cfg.run))
+    parallel.train_and_evaluate_all(configs, root, torch.device("cpu"), {}, tmp_path / "datasets")
+    assert order == ["pretrained", "maml"]
+
+
 def test_a_finished_paper_training_is_kept_and_a_clone_measures_a_later_variant_on_it(tmp_path):
     """The runner keeps a paper run's final.pt in trained-models/ (tracked by git) when it writes the result; a
     clone with results/ and trained-models/ but no checkpoints/ evaluates an evaluation-only variant on that model

@@ -51,7 +51,8 @@ def checkpoint_base(ckpts: Path) -> Path:
     return ckpts.parents[5]
 
 
-def _read(path: Path) -> dict | None:
+def read_record(path: Path) -> dict | None:
+    """A JSON record of a run (config, results, progress), or None when it is missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -62,7 +63,7 @@ def check_not_overwriting(out: Path, cfg: RunConfig, overwrite: bool):
     """Refuse to replace the results of another configuration or other numerics versions, unless asked to."""
     stale = []
     for name in ("config.json", "results.json"):
-        record = _read(out / name)
+        record = read_record(out / name)
         if record is not None and not is_current(record, cfg):
             stale.append(f"{out / name} (config {record.get('config_hash')}, numerics "
                          f"{record.get('numerics') or 'of version 1'})")
@@ -77,5 +78,5 @@ def check_not_overwriting(out: Path, cfg: RunConfig, overwrite: bool):
 
 def existing_result(root: Path, cfg: RunConfig) -> dict | None:
     """The finished result of exactly this configuration and numerics, if there is one."""
-    record = _read(run_dir(root, cfg) / "results.json")
+    record = read_record(run_dir(root, cfg) / "results.json")
     return record if record is not None and is_current(record, cfg) else None

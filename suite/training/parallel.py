@@ -15,9 +15,23 @@ from tqdm import tqdm
 
 from suite.data import DataError
 from suite.protocol import ManifestError, RunConfig
-from suite.training.layout import RunError
+from suite.training.identity import is_current
+from suite.training.layout import PROGRESS, RunError, read_record, run_dir
 from suite.training.loop import TimeLimitReached
+from suite.training.parking import where_resumable
 from suite.training.run import describe, train_and_evaluate
+
+
+def under_way_first(configs: list[RunConfig], root: Path) -> list[RunConfig]:
+    """The configurations whose trainings are under way first, then the others, each group in the order given. Under
+    way: its progress.json is of this configuration and its checkpoint is here or parked. With fewer jobs than runs,
+    or a time limit, a restarted campaign so goes on with what it began before it starts anything new."""
+    def under_way(cfg: RunConfig) -> bool:
+        progress = read_record(run_dir(root, cfg) / PROGRESS)
+        return progress is not None and is_current(progress, cfg) and \
+            where_resumable(root.resolve().parent, progress) is not None
+
+    return sorted(configs, key=lambda cfg: not under_way(cfg))  # sorted is stable
 
 
 def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
@@ -26,7 +40,9 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
     processes, which split the CPU threads between them. Each run is the same computation either way (its
     tasks come from its own seeds). In parallel, a failed run does not stop the others; the failures are
     raised together at the end. A run stopped at the time limit (suite.training.loop.TimeLimitReached) is not a
-    failure: it is reported, and the others go on until they reach it too."""
+    failure: it is reported, and the others go on until they reach it too. Trainings under way go first
+    (under_way_first)."""
+    configs = under_way_first(configs, root)
     if jobs == 1 or len(configs) <= 1:
         for cfg in configs:
             try:
