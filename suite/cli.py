@@ -117,7 +117,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     from suite.results.store import load_results, write_metrics
     from suite.training.layout import existing_result
     from suite.training.loop import STOP_AT
-    from suite.training.parallel import train_and_evaluate_all
+    from suite.training.parallel import train_and_evaluate_all, under_way_first
     from suite.training.graphs import CUDA_GRAPH
     from suite.training.prefetch import PREFETCH
     from suite.training.provenance import git_state, resolve_device
@@ -133,6 +133,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     configs = [cfg for c in claims for cfg in
                manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     root = ctx.obj["results"]
+    configs = under_way_first(configs, root)  # listed in the order they train
     code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
     if time_limit:
         os.environ[STOP_AT] = str(time.time() + 60 * time_limit)  # read by the trainings here and in workers
