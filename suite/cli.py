@@ -117,7 +117,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     from suite.results.store import load_results, write_metrics
     from suite.training.layout import existing_result
     from suite.training.loop import STOP_AT
-    from suite.training.parallel import train_and_evaluate_all, under_way_first
+    from suite.training.parallel import train_and_evaluate_all, training_order
     from suite.training.graphs import CUDA_GRAPH
     from suite.training.prefetch import PREFETCH
     from suite.training.provenance import git_state, resolve_device
@@ -133,15 +133,19 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     configs = [cfg for c in claims for cfg in
                manifest.claim(c).run_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None)]
     root = ctx.obj["results"]
-    configs = under_way_first(configs, root)  # listed in the order they train
+    groups = training_order(configs, root)  # listed in the order they train
+    configs = [cfg for group in groups for cfg in group]
     code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
     if time_limit:
         os.environ[STOP_AT] = str(time.time() + 60 * time_limit)  # read by the trainings here and in workers
     os.environ[PREFETCH], os.environ[CUDA_GRAPH] = str(prefetch), str(int(cuda_graph))  # the same
-    for cfg in configs:
-        what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
-        done = not overwrite and existing_result(root, cfg) is not None
-        click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}", err=True)
+    for group in groups:
+        for cfg in group:
+            what = f"{cfg.claim} / {cfg.run} (seed {cfg.seed}, profile {cfg.profile}, config {cfg.hash})"
+            done = not overwrite and existing_result(root, cfg) is not None
+            twin = f", evaluated on {group[0].run}'s training (the same)" if cfg is not group[0] else ""
+            click.echo(f"{what}: already done; --overwrite retrains it" if done else f"{what} on {dev}{twin}",
+                       err=True)
     if executor == "inline":
         train_and_evaluate_all(configs, root, dev, code, ctx.obj["data"], overwrite=overwrite,
                                progress=not no_progress, jobs=jobs, path=path)

@@ -245,3 +245,21 @@ def test_reported_metrics_are_measured_by_every_run_and_shown_without_a_verdict(
         assert {"mse@3", "mse@4"} <= set(table[table["run"] == run]["metric"])
     claim(raw)["expectations"]["reported"] = ["coverage90@1"]
     assert "expectations.reported: 'coverage90@1' is not measured by run 'maml''s evaluation" in error_of(raw, tmp_path)
+
+
+def test_runs_that_train_alike_are_grouped_as_one_training_and_resource_measurements_are_not():
+    """Reptile trains its 1- and 5-shot Omniglot models alike (10 training shots), so each pair is one training, per
+    seed; runs that measure their own training's memory share nothing."""
+    from suite.protocol import shared_trainings
+
+    manifest = load_manifest(REPO / "benchmarks.yaml")
+    reptile = manifest.claim("omniglot-reptile")
+    assert reptile.trained_by() == {"n5-k5": "n5-k1", "n20-k5": "n20-k1", "fomaml-n5-k5": "fomaml-n5-k1",
+                                    "fomaml-n20-k5": "fomaml-n20-k1"}
+    groups = shared_trainings(reptile.run_configs("paper", seeds=[0, 1]))
+    assert [[(c.run, c.seed) for c in g] for g in groups][:3] == [
+        [("n5-k1", 0), ("n5-k5", 0)], [("n5-k1", 1), ("n5-k5", 1)], [("n20-k1", 0), ("n20-k5", 0)]]
+    assert manifest.claim("omniglot-maml").trained_by() == {}  # MAML trains with the test shots
+    memory = manifest.claim("imaml-memory")
+    assert len({c.training_key for c in memory.run_configs("smoke")}) < len(memory.run_configs("smoke"))
+    assert memory.trained_by("smoke") == {}

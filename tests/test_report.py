@@ -400,6 +400,23 @@ def test_a_flat_test_curve_gets_a_readable_axis_not_float_noise(monkeypatch, tmp
     assert high - low >= 0.1 and low < 0.6 < high
 
 
+def test_a_training_two_runs_share_is_one_curve_named_for_both_with_whole_iterations(monkeypatch, tmp_path):
+    import suite.rendering.figures as figures
+
+    curve = {"iteration": [1, 2, 3], "loss": [1.0, 0.9, 0.8]}
+    records = [{"run": "n5-k1", "seed": 0, "training": {"curve": curve}},
+               {"run": "n5-k5", "seed": 0, "training": {"curve": curve, "trained_by": "n5-k1"}},
+               {"run": "n20-k1", "seed": 0, "training": {"curve": {"iteration": [1, 2, 3], "loss": [3.0, 2.9, 2.8]}}}]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.learning_curves("omniglot-reptile", "smoke", records, tmp_path / "x.png")
+    ax, = drawn["fig"].axes
+    assert len(ax.get_lines()) == 2
+    assert [t.get_text() for t in drawn["fig"].legends[0].get_texts()] == ["n5-k1 = n5-k5", "n20-k1"]
+    drawn["fig"].canvas.draw()
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
 def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_profile_makes_it(manifest):
     claim = manifest.claim("maml-sinusoid")
     smoke = claim.variant_configs("smoke", variants=["test-k10"], runs=["maml"])[0]
@@ -543,3 +560,36 @@ def test_a_cost_record_that_cannot_be_read_is_named(tmp_path):
     (folder / "maml-sinusoid.paper.cpu.json").write_text(json.dumps({"claim": "maml-sinusoid", "runs": []}))
     with pytest.raises(ResultsError, match=r"not a suite cost record \(no profile, device, device_name, measured\)"):
         load_costs(tmp_path)
+
+
+def test_a_run_that_shares_an_earlier_runs_training_costs_its_evaluation_alone(manifest):
+    """omniglot-reptile's 5-shot runs are evaluated on their 1-shot twins' trainings: the report counts each training
+    once, in the iterations the paper profile trains and in the hours left, whatever the plan recorded."""
+    from suite.training.identity import numerics
+
+    claim = manifest.claim("omniglot-reptile")
+    runs = []
+    for name in claim.body("paper")["runs"]:
+        cfg, = claim.run_configs("paper", runs=[name])
+        runs.append({"run": name, "config_hashes": [cfg.hash], "path": "grouped", "s/it": 0.2, "curve point s": 0.0,
+                     "test task s": 0.1, "iterations": cfg.hyperparameters["iterations"], "training h": 5.0,
+                     "evaluation h": 0.25})
+    costs = {"claim": "omniglot-reptile", "profile": "paper", "measured": "2026-12-01T19:00:00+00:00", "device": "cpu",
+             "device_name": "x86_64", "threads": 2, "cpus": 2, "git_commit": "abcdef0123", "git_dirty": False,
+             "timing": {"iterations": 3, "warmup": 3}, "runs": runs}
+    cfg, = claim.run_configs("paper", runs=["n5-k1"])
+    progress = {"claim": "omniglot-reptile", "profile": "paper", "run": "n5-k1", "seed": 0, "config_hash": cfg.hash,
+                "numerics": numerics(cfg), "path": "grouped", "iteration": 50000, "iterations": 100000,
+                "seconds": 10000.0, "gpu_seconds": 0.0, "checkpoint": "checkpoints/x", "_resumable": "parked",
+                "segments": [{"device": "cpu", "device_name": "x86_64", "from_iteration": 0, "iterations": 50000,
+                              "seconds": 10000.0}]}
+    rep = build_reports(manifest, [], ["omniglot-reptile"], [progress], [costs])[0]
+    assert rep.progress_text() == "paper in progress (50,000 of 600,000 iterations)"  # four trainings, not eight
+    twins = {n["run"]: n["trained_by"] for n in rep.not_started}
+    assert twins == {"n5-k5": "n5-k1", "n20-k1": None, "n20-k5": "n20-k1", "fomaml-n5-k1": None,
+                     "fomaml-n5-k5": "fomaml-n5-k1", "fomaml-n20-k1": None, "fomaml-n20-k5": "fomaml-n20-k1"}
+    text = to_markdown([rep])
+    assert "7 of its runs and seeds have not started (4 of them share an earlier run's training" in text
+    assert "16.8 h in all on cpu" in text  # 3 trainings of 5 h and 7 evaluations of 0.25 h
+    row = next(line for line in text.splitlines() if line.startswith("| n20-k5 "))
+    assert "n20-k1's training (the same)" in row and "| 0.25 h evaluation " in row

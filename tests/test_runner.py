@@ -628,3 +628,71 @@ def test_cuda_graph_asks_for_a_gpu(tmp_path):
                 "smoke", "--device", "cpu", "--cuda-graph")
     assert out.exit_code == 2 and "--cuda-graph captures the step on a GPU; the device here is cpu" in out.output
     assert not (tmp_path / "results").exists()
+
+
+def twin_manifest(tmp_path) -> Path:
+    """maml-sinusoid with a paper run `maml-k10` that trains as `maml` does (20 iterations) and tests with 10 shots:
+    a twin, as Reptile's 1- and 5-shot runs are."""
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    runs = raw["claims"]["maml-sinusoid"]["runs"]
+    runs["maml"]["iterations"] = 20
+    runs["maml-k10"] = {**runs["maml"], "evaluation": {"shots": 10}}
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_runs_that_train_alike_train_once_and_the_twin_measures_what_it_would_alone(tmp_path):
+    """Two runs of one claim with the same training configuration (only their test shots differ) are trained once:
+    the twin is evaluated on the first's final.pt, says so, records no training time and keeps no copy of the model;
+    its numbers are those it gets trained on its own."""
+    from suite.protocol import load_manifest
+    from suite.training.parallel import training_order
+
+    manifest = twin_manifest(tmp_path)
+    configs = load_manifest(manifest).claim("maml-sinusoid").run_configs("paper", seeds=[0])
+    assert [[c.run for c in g] for g in training_order(configs, tmp_path / "results")] == [
+        ["maml", "maml-k10"], ["pretrained"]]
+    shared, alone = tmp_path / "shared" / "results", tmp_path / "alone" / "results"
+    args = ["--profile", "paper", "--seed", "0", "--device", "cpu", "--no-progress", "--no-sensitivity"]
+    out = suite(manifest, shared, "run", "--claim", "maml-sinusoid", "--run", "maml-k10", "--run", "maml", *args)
+    assert out.exit_code == 0, out.output
+    assert "maml-sinusoid / maml-k10 (seed 0" in out.output and "evaluated on maml's training (the same)" in out.output
+    assert out.output.index("/ maml (seed 0") < out.output.index("/ maml-k10 (seed 0")  # listed as they train
+    first = json.loads(result_file(shared, "maml", "paper").read_text())
+    twin = json.loads(result_file(shared, "maml-k10", "paper").read_text())
+    assert twin["training"]["trained_by"] == "maml" and "trained_by" not in first["training"]
+    assert twin["training"]["training_hash"] == first["training"]["training_hash"]
+    assert twin["training"]["curve"] == first["training"]["curve"]
+    assert twin["provenance"]["train_seconds"] == 0.0 and first["provenance"]["train_seconds"] > 0
+    kept = sorted(p.relative_to(shared.parent / "trained-models").parts[2] for p in
+                  (shared.parent / "trained-models").rglob("final.pt"))
+    assert kept == ["maml"]  # the twin's model is the first's, kept once
+
+    out = suite(manifest, alone, "run", "--claim", "maml-sinusoid", "--run", "maml-k10", *args)
+    assert out.exit_code == 0, out.output
+    own = json.loads(result_file(alone, "maml-k10", "paper").read_text())
+    assert "trained_by" not in own["training"] and own["provenance"]["train_seconds"] > 0
+    assert own["training"]["curve"] == twin["training"]["curve"]
+    assert own["metrics"] == twin["metrics"] and own["metrics"] != first["metrics"]
+
+
+def test_a_run_whose_twin_is_training_waits_for_it_with_a_clear_error_that_writes_nothing(tmp_path):
+    from suite.training.parking import LATEST, PARKED
+
+    manifest = twin_manifest(tmp_path)
+    root = tmp_path / "results"
+    args = ["--profile", "paper", "--seed", "0", "--device", "cpu", "--no-progress", "--no-sensitivity"]
+    out = suite(manifest, tmp_path / "probe" / "results", "run", "--claim", "maml-sinusoid", "--run", "maml", *args)
+    assert out.exit_code == 0, out.output
+    identity, = [p.parent.name for p in (tmp_path / "probe" / "checkpoints").glob("maml-sinusoid/paper/maml/seed0/*/"
+                                                                                   "final.pt")]
+    parked = tmp_path / PARKED / "maml-sinusoid" / "paper" / "maml" / "seed0" / identity / LATEST
+    parked.parent.mkdir(parents=True)
+    parked.write_bytes(b"maml's training, under way on another machine")
+    out = suite(manifest, root, "run", "--claim", "maml-sinusoid", "--run", "maml-k10", *args)
+    assert out.exit_code == 1
+    assert ("run 'maml-k10', seed 0: its training is that of run 'maml' (the same training configuration; the "
+            "evaluation differs), which is under way; `suite run --claim maml-sinusoid --profile paper --run maml "
+            "--run maml-k10` finishes it") in " ".join(out.output.split())
+    assert not (tmp_path / "checkpoints").exists() and not list(root.rglob("*.json"))

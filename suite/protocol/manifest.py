@@ -233,10 +233,28 @@ class RunConfig:
         """training_spec as a hash. Equal keys: one trained model serves both configurations."""
         return config_hash(self.training_spec)
 
+    @property
+    def shares_training(self) -> bool:
+        """Whether its trained model may serve another run of the same training_key. A run that measures resources
+        measures its own training, so it shares none."""
+        return not measures_resources(self.evaluation)
+
     def to_json(self) -> dict:
         return {"claim": self.claim, "profile": self.profile, "run": self.run,
                 **({"variant": self.variant} if self.variant else {}), **self.hashed,
                 "execution": self.execution, "config_hash": self.hash}
+
+
+def shared_trainings(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """The configurations grouped by the training they need, each group in the order given and the groups in the order
+    of their first: configurations of one claim, profile and seed with the same training_key train once, the first of
+    the group, and the others are evaluated on its model. Reptile's 1- and 5-shot runs are such twins: it trains
+    both with the same shots (10 in Table 3 of arXiv 1803.02999v3), and only the test tasks' shots differ."""
+    groups: dict = {}
+    for i, cfg in enumerate(configs):
+        key = (cfg.claim, cfg.profile, cfg.seed, cfg.training_key) if cfg.shares_training else i
+        groups.setdefault(key, []).append(cfg)
+    return list(groups.values())
 
 
 @dataclass
@@ -259,6 +277,12 @@ class Claim:
         return [self.run_config(body, profile, name, run, seed)
                 for name, run in body["runs"].items() if not runs or name in runs
                 for seed in (seeds if seeds is not None else body["seeds"])]
+
+    def trained_by(self, profile: str = PAPER) -> dict[str, str]:
+        """{run: the earlier run whose training it shares (shared_trainings)}, for the runs that train nothing of
+        their own; the same for every seed (the seed enters every training alike)."""
+        configs = self.run_configs(profile, seeds=self.body(profile)["seeds"][:1])
+        return {cfg.run: group[0].run for group in shared_trainings(configs) for cfg in group[1:]}
 
     def run_config(self, body: dict, profile: str, name: str, run: dict, seed: int) -> RunConfig:
         """One run of a claim body: its task, model and evaluation overrides merged over the claim's."""

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from suite.io import atomic_write  # noqa: E402
 from suite.protocol.components import algorithms  # noqa: E402
@@ -56,13 +57,19 @@ def run_styles(keys: list[str]) -> dict[str, dict]:
 
 
 def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
-    """The training loss of each run (a resource measurement's few timed iterations are not a learning curve)."""
-    rows = [r for r in records if r["training"]["curve"]["iteration"]
+    """The training loss of each training (a resource measurement's few timed iterations are not a learning curve;
+    a run evaluated on another run's training is named beside that run's curve, not drawn over it)."""
+    rows = [r for r in records if r["training"]["curve"]["iteration"] and not r["training"].get("trained_by")
             and not measures_resources(r.get("config", {}).get("evaluation"))]
     if not rows:
         return None
+    twins: dict[tuple[str, int], list[str]] = {}
+    for r in records:
+        if r["training"].get("trained_by"):
+            twins.setdefault((r["training"]["trained_by"], r["seed"]), []).append(r["run"])
     several_seeds = len({r["seed"] for r in rows}) > 1
-    label = {id(r): r["run"] + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
+    label = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"]), [])])
+             + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
     style = run_styles([label[id(r)] for r in rows])
     tested = [r for r in rows if r["training"]["curve"].get("test")]
     fig, axes = plt.subplots(1, 2 if tested else 1, figsize=(13 if tested else 7, 4), squeeze=False)
@@ -74,6 +81,7 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     if losses and max(losses) / min(losses) > 20:
         ax.set_yscale("log")
     ax.set_xlabel("meta-iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a few iterations (smoke) get no fractional ticks
     ax.set_ylabel("training loss")
     ax.set_title(f"{claim_id}: training loss ({profile} profile)")
     ax.grid(alpha=0.3)
@@ -84,6 +92,7 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
             window = max(1, len(test["value"]) // 50)
             ax.plot(test["iteration"], _smooth(test["value"], window), linewidth=1.2, **style[label[id(r)]])
         ax.set_xlabel("meta-iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"test {tested[0]['training']['curve']['test']['metric']}")
         values = [v for r in tested for v in r["training"]["curve"]["test"]["value"] if math.isfinite(v)]
         if values and max(values) - min(values) < 1e-3:  # a flat curve (float noise): a readable axis, not 1e-8 steps

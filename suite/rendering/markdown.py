@@ -106,11 +106,14 @@ def progress_section(rep: ClaimReport) -> list[str]:
                      "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(p.get("_resumable"),
                                                                                           "—")})
     for n in rep.not_started:
-        estimates = n["estimates"]
+        estimates, twin = n["estimates"], n.get("trained_by")
         rows.append({"run": n["run"], "seed": n["seed"], "path": "; ".join(e["path"] for e in estimates) or "—",
-                     "iterations": f"0 of {n['iterations']:,}", "trained on": "not started",
-                     "pace, s/it": "; ".join(f"{e['s/it']:.3g} (plan, {e['device']})" for e in estimates) or "—",
-                     "left at that pace": "; ".join(f"{e['training h']:.1f} h + {e['evaluation h']:.2g} h evaluation"
+                     "iterations": f"{twin}'s" if twin else f"0 of {n['iterations']:,}",
+                     "trained on": f"{twin}'s training (the same)" if twin else "not started",
+                     "pace, s/it": "—" if twin else
+                     "; ".join(f"{e['s/it']:.3g} (plan, {e['device']})" for e in estimates) or "—",
+                     "left at that pace": "; ".join(("" if twin else f"{e['training h']:.1f} h + ")
+                                                    + f"{e['evaluation h']:.2g} h evaluation"
                                                     + (f" ({e['device']})" if len(estimates) > 1 else "")
                                                     for e in estimates) or "not measured",
                      "checkpoint": "—"})
@@ -135,7 +138,10 @@ def progress_section(rep: ClaimReport) -> list[str]:
                     + (f", load {e['load']:.1f} when timed" if e.get("load") is not None else "") + "; "
                     f"{e['measured'][:10]}, commit {(e['git_commit'] or 'unknown')[:7]})")
 
-        lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started; `suite plan --record` "
+        shared = sum(1 for n in rep.not_started if n.get("trained_by"))
+        lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started"
+                      + (f" ({shared} of them share an earlier run's training, the same configuration, and cost "
+                         "their evaluation alone)" if shared else "") + "; `suite plan --record` "
                       "measured what they cost (a few timed iterations on the run's own path, times the paper's "
                       "iterations, curve points and test tasks): "
                       + "; ".join(spent(d) for d in dict.fromkeys(e["device"] for n in costed for e in n["estimates"]))

@@ -55,8 +55,9 @@ def load_costs(root: Path) -> list[dict]:
 def current_costs(claim: Claim, costs: list[dict], profile: str) -> dict[tuple[str, int], list[dict]]:
     """{(run, seed): [estimate per device type]} for the runs and seeds of `profile` whose recorded configuration
     is the manifest's current one. An estimate is one seed's: {device, device_name, measured, threads, cpus,
-    load, git_commit, path, s/it, hours (training and evaluation), training h, evaluation h}."""
-    runs = claim.body(profile)["runs"]
+    load, git_commit, path, s/it, hours (training and evaluation), training h, evaluation h, trained by}. A run
+    whose training is an earlier run's (Claim.trained_by) costs its evaluation alone, whatever was recorded."""
+    runs, twins = claim.body(profile)["runs"], claim.trained_by(profile)
     out: dict[tuple[str, int], list[dict]] = {}
     for record in costs:
         if record["claim"] != claim.id or record["profile"] != profile:
@@ -68,10 +69,11 @@ def current_costs(claim: Claim, costs: list[dict], profile: str) -> dict[tuple[s
                 if cfg.hash not in row["config_hashes"]:
                     continue
                 seeds = len(row["config_hashes"])  # the row's hours are for all of them
+                training = 0.0 if cfg.run in twins else row["training h"] / seeds
                 out.setdefault((cfg.run, cfg.seed), []).append({
                     "device": record["device"], "device_name": record["device_name"], "measured": record["measured"],
                     "threads": record.get("threads"), "cpus": record.get("cpus"), "load": record.get("load"),
                     "git_commit": record.get("git_commit"), "path": row["path"], "s/it": row["s/it"],
-                    "training h": row["training h"] / seeds, "evaluation h": row["evaluation h"] / seeds,
-                    "hours": (row["training h"] + row["evaluation h"]) / seeds})
+                    "training h": training, "evaluation h": row["evaluation h"] / seeds,
+                    "hours": training + row["evaluation h"] / seeds, "trained by": twins.get(cfg.run)})
     return out

@@ -1,6 +1,7 @@
 """Runs on a cluster: the runs of `suite run` as one submitit job array (Slurm; or submitit's local and debug
-executors, which take the same path on one machine), each job training one run with the resumable runner, and the
-submitting process waiting for them with their states.
+executors, which take the same path on one machine), each job training one run with the resumable runner (or one
+training and the runs that share it: suite.protocol.manifest.shared_trainings), and the submitting process waiting
+for them with their states.
 
 - A job is a submitit Checkpointable: when Slurm preempts it or its time runs out, submitit requeues it with the
   same arguments, and the runner resumes from the run's latest.pt. A job cancelled outright (`scancel`) leaves the
@@ -21,25 +22,26 @@ import subprocess
 import time
 from pathlib import Path
 
-from suite.protocol import RunConfig
+from suite.protocol import RunConfig, shared_trainings
 from suite.training.layout import RunError, existing_result
 
 EXECUTORS = ("inline", "local", "debug", "slurm")  # inline: this process (or --jobs workers), no submitit
 POLL_SECONDS = 5.0
 
 
-def describe(cfg: RunConfig) -> str:
-    from suite.training.run import describe  # torch is imported with it: not for `suite --help`
+def describe(group: list[RunConfig]) -> str:
+    from suite.training.parallel import describe_group  # torch is imported with it: not for `suite --help`
 
-    return describe(cfg)
+    return describe_group(group)
 
 
-def _train_one(cfg: RunConfig, root: str, device: str, code: dict, data_dir: str, overwrite: bool, path: str):
+def _train_one(group: list[RunConfig], root: str, device: str, code: dict, data_dir: str, overwrite: bool,
+               path: str):
+    from suite.training.parallel import train_and_evaluate_group
     from suite.training.provenance import resolve_device
-    from suite.training.run import train_and_evaluate
 
-    train_and_evaluate(cfg, Path(root), resolve_device(device), code, Path(data_dir), overwrite, None, path)
-    return describe(cfg)
+    train_and_evaluate_group(group, Path(root), resolve_device(device), code, Path(data_dir), overwrite, None, path)
+    return describe(group)
 
 
 def _job():
@@ -47,8 +49,8 @@ def _job():
     import submitit
 
     class TrainRun(submitit.helpers.Checkpointable):
-        """One run: requeued as it is (its arguments) when preempted or out of time; the runner resumes it from
-        its latest.pt."""
+        """One training and its runs: requeued as it is (its arguments) when preempted or out of time; the runner
+        resumes it from its latest.pt."""
 
         def __call__(self, *args):
             return _train_one(*args)
@@ -94,31 +96,33 @@ def _error_line(exception: BaseException) -> str:
     return lines[-1].strip() if lines else type(exception).__name__
 
 
-def _failure(cfg: RunConfig, job, why: str) -> str:
-    return f"{describe(cfg)}: job {job.job_id} {why} (log: {job.paths.stderr})"
+def _failure(group: list[RunConfig], job, why: str) -> str:
+    return f"{describe(group)}: job {job.job_id} {why} (log: {job.paths.stderr})"
 
 
 def submit_and_wait(configs: list[RunConfig], root: Path, device: str, code: dict, data_dir: Path, executor: str,
                     slurm: dict | None, overwrite: bool = False, path: str = "auto", progress: bool = True,
                     poll: float = POLL_SECONDS, log=print) -> list[str]:
-    """Submit the runs that have no result (all, with `overwrite`) as one job array, wait for them, and raise a
-    RunError naming every failed job once the others are done. Returns the job ids."""
+    """Submit the runs that have no result (all, with `overwrite`) as one job array, a job per training (runs that
+    share one are a job), wait for them, and raise a RunError naming every failed job once the others are done.
+    Returns the job ids."""
     from tqdm import tqdm
 
-    missing = [cfg for cfg in configs if overwrite or existing_result(root, cfg) is None]
+    missing = shared_trainings([cfg for cfg in configs if overwrite or existing_result(root, cfg) is None])
     if not missing:
         return []
     folder = root.resolve().parent / "jobs"
     array = executor_for(executor, folder, slurm or {})
     jobs = array.map_array(_job(), missing, *[[arg] * len(missing) for arg in (
         str(root.resolve()), device, code, str(Path(data_dir).resolve()), overwrite, path)])
-    log(f"submitted {len(jobs)} run(s) as {executor} job(s) {', '.join(j.job_id for j in jobs)}; logs in {folder}")
+    log(f"submitted {sum(map(len, missing))} run(s) as {executor} job(s) {', '.join(j.job_id for j in jobs)}; "
+        f"logs in {folder}")
     failed, finished, gone = {}, set(), {}
     bar = tqdm(total=len(jobs), desc="jobs", unit="job", disable=not progress, dynamic_ncols=True)
     while len(finished) < len(jobs):
         queue = _slurm_queue([j.job_id for j in jobs]) if executor == "slurm" else None
         running = pending = 0
-        for i, (cfg, job) in enumerate(zip(missing, jobs)):
+        for i, (group, job) in enumerate(zip(missing, jobs)):
             if i in finished:
                 continue
             if job.done():
@@ -126,7 +130,7 @@ def submit_and_wait(configs: list[RunConfig], root: Path, device: str, code: dic
                 bar.update(1)
                 exception = job.exception()
                 if exception is not None:
-                    failed[i] = _failure(cfg, job, f"failed: {_error_line(exception)}")
+                    failed[i] = _failure(group, job, f"failed: {_error_line(exception)}")
             elif queue is not None and job.job_id not in queue:
                 # gone from the queue without a result, twice in a row (a shared file system may show the result
                 # late): cancelled, or lost with its node
@@ -134,7 +138,7 @@ def submit_and_wait(configs: list[RunConfig], root: Path, device: str, code: dic
                 if gone[i] >= 2 and not job.done(force_check=True):
                     finished.add(i)
                     bar.update(1)
-                    failed[i] = _failure(cfg, job, "left the queue without a result (cancelled?); `suite run` "
+                    failed[i] = _failure(group, job, "left the queue without a result (cancelled?); `suite run` "
                                                    "again submits it, and it resumes from its checkpoint")
             elif (queue or {}).get(job.job_id, job.state).upper().startswith("PENDING"):
                 pending += 1

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from suite.data import DataError
-from suite.protocol import ManifestError, RunConfig
+from suite.protocol import ManifestError, RunConfig, shared_trainings
 from suite.training.identity import is_current
 from suite.training.layout import PROGRESS, RunError, read_record, run_dir
 from suite.training.loop import TimeLimitReached
@@ -34,37 +34,56 @@ def under_way_first(configs: list[RunConfig], root: Path) -> list[RunConfig]:
     return sorted(configs, key=lambda cfg: not under_way(cfg))  # sorted is stable
 
 
+def training_order(configs: list[RunConfig], root: Path) -> list[list[RunConfig]]:
+    """The configurations as they train: grouped by the training they share (shared_trainings: the first trains, the
+    others are evaluated on its model after it), the trainings under way first (under_way_first)."""
+    return shared_trainings(under_way_first(configs, root))
+
+
+def train_and_evaluate_group(group: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
+                             overwrite: bool = False, progress: dict | None = None, path: str = "auto"):
+    """train_and_evaluate the runs of one training (training_order) in turn: the first trains, the others find its
+    model. Stopped at the time limit, the first leaves the others for the next start."""
+    for cfg in group:
+        train_and_evaluate(cfg, root, device, code, data_dir, overwrite, progress, path)
+
+
+def describe_group(group: list[RunConfig]) -> str:
+    return describe(group[0]) + (f" (and its twin{'s' if len(group) > 2 else ''} "
+                                 f"{', '.join(repr(c.run) for c in group[1:])})" if len(group) > 1 else "")
+
+
 def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
                            overwrite: bool = False, progress: bool = True, jobs: int = 1, path: str = "auto"):
-    """train_and_evaluate every configuration: one after another, or with `jobs` > 1 in that many worker
+    """train_and_evaluate every configuration: one training after another, or with `jobs` > 1 in that many worker
     processes, which split the CPU threads between them. Each run is the same computation either way (its
-    tasks come from its own seeds). In parallel, a failed run does not stop the others; the failures are
-    raised together at the end. A run stopped at the time limit (suite.training.loop.TimeLimitReached) is not a
-    failure: it is reported, and the others go on until they reach it too. Trainings under way go first
-    (under_way_first)."""
-    configs = under_way_first(configs, root)
-    if jobs == 1 or len(configs) <= 1:
-        for cfg in configs:
+    tasks come from its own seeds). In parallel, a failed training does not stop the others; the failures are
+    raised together at the end. A training stopped at the time limit (suite.training.loop.TimeLimitReached) is not a
+    failure: it is reported, and the others go on until they reach it too. Trainings under way go first, and runs
+    that share a training are one job (training_order)."""
+    groups = training_order(configs, root)
+    if jobs == 1 or len(groups) <= 1:
+        for group in groups:
             try:
-                train_and_evaluate(cfg, root, device, code, data_dir, overwrite, {} if progress else None, path)
+                train_and_evaluate_group(group, root, device, code, data_dir, overwrite, {} if progress else None,
+                                         path)
             except TimeLimitReached as e:
                 tqdm.write(str(e), file=sys.stderr)
         return
-    jobs = min(jobs, len(configs))
+    jobs = min(jobs, len(groups))
     spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
     slots = spawn.Queue()
     for slot in range(jobs):
         slots.put(slot)
     tqdm.set_lock(spawn.RLock())  # one lock for every process's progress bars
-    failed = []
+    failed, failed_runs = [], 0  # a failed training fails its twins too
     with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
                              initargs=(max(1, torch.get_num_threads() // jobs), slots, tqdm.get_lock(),
                                        os.getpid())) as pool:
-        futures = {pool.submit(_train_and_evaluate_in_worker, cfg, root, device, code, data_dir, overwrite,
-                               progress, path): cfg for cfg in configs}
+        futures = {pool.submit(_train_and_evaluate_in_worker, group, root, device, code, data_dir, overwrite,
+                               progress, path): group for group in groups}
         for future in as_completed(futures):
-            cfg = futures[future]
-            what = describe(cfg)
+            what = describe_group(futures[future])
             try:
                 future.result()
                 tqdm.write(f"{what}: done", file=sys.stderr)
@@ -72,10 +91,12 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
                 tqdm.write(str(e), file=sys.stderr)
             except (RunError, ManifestError, DataError) as e:
                 failed.append(f"{what}: {e}")
+                failed_runs += len(futures[future])
             except Exception as e:  # a bug rather than bad input: keep its traceback
                 failed.append(f"{what}: {type(e).__name__}: {e}\n{e.__cause__ or ''}".rstrip())
+                failed_runs += len(futures[future])
     if failed:
-        raise RunError(f"{len(failed)} of {len(configs)} runs failed (the others finished):\n" + "\n".join(failed))
+        raise RunError(f"{failed_runs} of {len(configs)} runs failed (the others finished):\n" + "\n".join(failed))
 
 
 _worker_bar_position = 0
@@ -97,6 +118,6 @@ def _exit_without_parent(parent: int, every: float = 1.0):
     os._exit(1)  # what it wrote is whole (atomic writes); its checkpoint resumes when the run is started again
 
 
-def _train_and_evaluate_in_worker(cfg, root, device, code, data_dir, overwrite, progress, path):
-    train_and_evaluate(cfg, root, device, code, data_dir, overwrite,
-                       {"position": _worker_bar_position, "leave": False} if progress else None, path)
+def _train_and_evaluate_in_worker(group, root, device, code, data_dir, overwrite, progress, path):
+    train_and_evaluate_group(group, root, device, code, data_dir, overwrite,
+                             {"position": _worker_bar_position, "leave": False} if progress else None, path)

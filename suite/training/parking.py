@@ -16,6 +16,9 @@ landed is then measured on the run's own trained model on any clone, instead of 
     checkpoints/<claim>/<profile>/<run>/seed<N>/<training identity>/latest.pt              this machine's
     checkpoints-in-progress/<claim>/<profile>/<run>/seed<N>/<training identity>/latest.pt  parked, in git
     trained-models/<claim>/paper/<run>/seed<N>/<training identity>/final.pt                kept, in git
+
+A run whose training identity another run of its claim already has (a twin: suite.protocol.manifest.shared_trainings)
+copies that run's final.pt, from either place, instead of training (restore_twin); it keeps no copy of its own.
 """
 from __future__ import annotations
 
@@ -65,6 +68,49 @@ def restore_trained(ckpts: Path) -> bool:
         return False
     atomic_write_bytes(ckpts / FINAL, source.read_bytes())
     return True
+
+
+TRAINED_BY = "trained-by"  # in a checkpoint folder whose final.pt a twin trained: that run's name
+
+
+def _twins(ckpts: Path) -> list[Path]:
+    """The checkpoint folders of the same training identity under the claim's other runs (same profile and seed),
+    whatever holds them: this machine's checkpoints/, a parked latest.pt or a kept final.pt. The same identity is the
+    same computation (suite.protocol.manifest.shared_trainings)."""
+    base = checkpoint_base(ckpts)
+    claim, profile, run, seed, identity = ckpts.relative_to(base / CHECKPOINTS).parts
+    runs = {p.parts[-3] for folder in (CHECKPOINTS, PARKED, KEPT)
+            for p in (base / folder / claim / profile).glob(f"*/{seed}/{identity}")} - {run}
+    return [base / CHECKPOINTS / claim / profile / name / seed / identity for name in sorted(runs)]
+
+
+def restore_twin(ckpts: Path) -> str | None:
+    """Before a run is trained or evaluated: when its checkpoint folder has no final.pt and a twin's training has
+    finished (here or kept), copy that final.pt in, marked with the twin's name (trained_by); the twin's name, or
+    None."""
+    if (ckpts / FINAL).exists():
+        return None
+    for twin in _twins(ckpts):
+        source = next((f for f in (twin / FINAL, kept_dir(twin) / FINAL) if f.is_file()), None)
+        if source is not None:
+            atomic_write_bytes(ckpts / TRAINED_BY, f"{twin.parts[-3]}\n".encode())  # first: a final.pt never
+            atomic_write_bytes(ckpts / FINAL, source.read_bytes())  # passes for the run's own training
+            return twin.parts[-3]
+    return None
+
+
+def trained_by(ckpts: Path) -> str | None:
+    """The run whose training the final.pt in this folder is (restore_twin), None when it is the run's own."""
+    mark = ckpts / TRAINED_BY
+    return mark.read_text().strip() if mark.is_file() and (ckpts / FINAL).is_file() else None
+
+
+def twin_under_way(ckpts: Path) -> str | None:
+    """The run whose training of this identity is under way (here or parked) when this folder has neither a
+    training of its own nor a finished one: that training is this run's too, and it waits for it."""
+    if (ckpts / FINAL).exists() or has_started(ckpts):
+        return None
+    return next((twin.parts[-3] for twin in _twins(ckpts) if has_started(twin)), None)
 
 
 def has_started(ckpts: Path) -> bool:

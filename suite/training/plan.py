@@ -97,16 +97,19 @@ def measure_plan(manifest: Manifest, claim_ids: list[str], device: torch.device,
     rows = []
     for claim_id in claim_ids:
         claim = manifest.claim(claim_id)
+        twins = claim.trained_by(profile)
         for name in claim.body(profile)["runs"]:
             configs = claim.run_configs(profile, runs=[name])
             log(f"timing {claim_id} / {name} ...")
             measured = measure_run(configs[0], device, data_dir, iterations, warmup)
             cost = run_cost(configs[0], measured)
+            if name in twins:  # its training is an earlier run's, trained once (shared_trainings)
+                cost["training h"] = 0.0
             rows.append({"claim": claim_id, "run": name, "seeds": len(configs), "path": measured["path"],
                          "s/it": measured["step"], "iterations": configs[0].hyperparameters["iterations"],
                          **{k: v * len(configs) for k, v in cost.items()},
                          "curve point s": measured["curve point"], "test task s": measured["test task"],
-                         "config_hashes": [cfg.hash for cfg in configs]})
+                         "config_hashes": [cfg.hash for cfg in configs], "trained by": twins.get(name)})
     return rows
 
 
@@ -116,9 +119,12 @@ def plan_text(rows: list[dict], device: torch.device, iterations: int, warmup: i
     table["total h"] = table["training h"] + table["evaluation h"]
     per_claim = table.groupby("claim", sort=False)[["training h", "evaluation h", "total h"]].sum()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    shared = [f"{r['claim']} / {r['run']}: trained by {r['trained by']} (the same training), so its training h is 0"
+              for r in rows if r.get("trained by")]
     return "\n".join([
         f"{profile.capitalize()}-profile cost on {device} ({name}, {torch.get_num_threads()} threads), from "
         f"{iterations} timed iterations after {warmup} warm-up per run, one curve point and one chunk of test tasks:", "",
-        table.to_markdown(index=False, floatfmt=".3g"), "", "Per claim (hours, all seeds):", "",
+        table.to_markdown(index=False, floatfmt=".3g"), *([""] + shared if shared else []), "",
+        "Per claim (hours, all seeds):", "",
         per_claim.to_markdown(floatfmt=".3g"), "",
         f"All: {per_claim['total h'].sum():.3g} h (one run at a time; `suite run --jobs N` runs N side by side)."])

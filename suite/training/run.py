@@ -24,7 +24,7 @@ from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_o
                                    checkpoint_dir, curve_file, existing_result, run_dir)
 from suite.training.loop import train_with_checkpoints
 from suite.training.parking import (discard_parked, has_finished, has_started, keep_trained, kept_dir,
-                                    restore_trained, unpark)
+                                    restore_trained, restore_twin, trained_by, twin_under_way, unpark)
 from suite.training.paths import PATHS, choose_path
 from suite.training.provenance import device_name, versions
 from suite.training.resources import measure_training, resource_metrics
@@ -82,6 +82,10 @@ class NotTrained(RunError):
     """A sensitivity variant whose trained model is not here, asked to be evaluated without training."""
 
 
+class TwinUnderWay(RunError):
+    """A run whose training is another run's (the same training identity), under way and not finished."""
+
+
 def trained_path(root: Path, cfg: RunConfig, data: dict | None) -> str:
     """A path on which this training has finished (its final.pt), else the one it is under way on, else auto: a
     variant is evaluated on its run's trained model whichever path trained it."""
@@ -126,6 +130,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
         return _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path)
     ckpts = checkpoint_dir(root, cfg, data, path)
     restore_trained(ckpts)  # a paper training finished on another machine (kept in git)
+    restore_twin(ckpts)  # or the same training, finished by another run of the claim
     if cfg.variant and (ckpts / "final.pt").is_file():  # evaluation alone: it reads the finished training only
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
                                          data, ckpts, path)
@@ -133,6 +138,11 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
         raise NotTrained(f"{describe(cfg)}: " + ("the variant retrains" if cfg.retrains else
                          f"evaluated on run {cfg.run!r}'s trained model") + f", and {ckpts / 'final.pt'} is not "
                          f"here; `suite sensitivity --claim {cfg.claim} --variant {cfg.variant} --train` trains it")
+    if (twin := twin_under_way(ckpts)) is not None:
+        raise TwinUnderWay(f"{describe(cfg)}: its training is that of run {twin!r} (the same training "
+                           "configuration; the evaluation differs), which is under way; `suite run --claim "
+                           f"{cfg.claim} --profile {cfg.profile} --run {twin} --run {cfg.run}` finishes it and then "
+                           "evaluates this run on its model")
     with training_lock(ckpts, describe(cfg), variant=cfg.variant is not None):  # its folders are ours
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
                                          data, ckpts, path)
@@ -180,9 +190,10 @@ def _write_curve(root: Path, cfg, curve: dict):
 
 
 def _record(cfg, device, code: dict, data, path: str, ckpts: Path, train: dict, result: dict, train_seconds: float,
-            eval_seconds: float, **provenance) -> dict:
+            eval_seconds: float, twin: str | None = None, **provenance) -> dict:
     """results.json: what the run measured (`result`: metrics, fine-tuning lr and its search, examples, per-task
-    values), its training's record (`train`, as final.pt holds it) and the provenance of both."""
+    values), its training's record (`train`, as final.pt holds it; `twin`, the run that trained it when another
+    did) and the provenance of both."""
     gpu_seconds = train["gpu_seconds"] + (eval_seconds if device.type == "cuda" else 0)
     return {
         "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run,
@@ -196,7 +207,8 @@ def _record(cfg, device, code: dict, data, path: str, ckpts: Path, train: dict, 
         "lr_search": result["lr_search"],
         **({"selection": result["selection"]} if "selection" in result else {}),
         "training": {"iterations": cfg.hyperparameters["iterations"], "curve": train["curve"],
-                     "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"]},
+                     "resumed_at": train["resumed_at"], "training_hash": ckpts.name, "segments": train["segments"],
+                     **({"trained_by": twin} if twin else {})},
         "provenance": {
             **code, "config_hash": cfg.hash, "profile": cfg.profile, "seed": cfg.seed, "device": str(device),
             "device_name": device_name(device), "vectorized_over_tasks": path != "loop",
@@ -291,17 +303,17 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
                       training_state=learner.inner_state, schedule=learner.schedule, members=members)
     result["selection"] = selection
     eval_time = time.perf_counter() - eval_began
-    train_time = train["seconds"]
-    if cfg.variant and not cfg.retrains:  # it trained nothing: its run's model is reused
+    train_time, twin = train["seconds"], trained_by(ckpts)
+    if (cfg.variant and not cfg.retrains) or twin:  # it trained nothing: its run's or its twin's model is reused
         train_time, train = 0.0, dict(train, gpu_seconds=0.0)
-    record = _record(cfg, device, code, data, path, ckpts, train, result, train_time, eval_time)
+    record = _record(cfg, device, code, data, path, ckpts, train, result, train_time, eval_time, twin)
     if not cfg.variant or cfg.retrains:
         _write_curve(root, cfg, train["curve"])
     atomic_write_json(out / "results.json", record)
     (out / PROGRESS).unlink(missing_ok=True)
     discard_parked(ckpts)  # landed with the result: the parked copy goes in the same commit
-    if cfg.profile == PAPER and (not cfg.variant or cfg.retrains):
-        keep_trained(ckpts)  # and the trained model, for variants measured later on any clone
+    if cfg.profile == PAPER and (not cfg.variant or cfg.retrains) and not twin:
+        keep_trained(ckpts)  # and the trained model, for variants measured later on any clone (a twin's is kept)
     if cfg.variant:
         return record
     for other in ckpts.parent.iterdir():  # this run's other trainings: earlier configurations, numerics, paths

@@ -134,7 +134,8 @@ class ClaimReport:
     sensitivity_numbers: pd.DataFrame = field(default_factory=pd.DataFrame)  # their measured published numbers
     explanation: list[str] = field(default_factory=list)  # why the verdict is what it is, in sentences
     in_progress: list[dict] = field(default_factory=list)  # paper trainings under way (results.store.load_progress)
-    paper_iterations: int = 0  # what all the paper profile's runs and seeds train, in iterations
+    paper_iterations: int = 0  # what all the paper profile's runs and seeds train, in iterations (a shared training
+    # once: Claim.trained_by)
     not_started: list[dict] = field(default_factory=list)  # paper runs and seeds with neither result nor progress,
     # each with what `suite plan --record` measured it to cost (not_started_runs)
 
@@ -143,7 +144,8 @@ class ClaimReport:
         if not self.in_progress:
             return None
         finished = self.records if self.profile == PAPER else []
-        done = sum(p["iteration"] for p in self.in_progress) + sum(r["training"]["iterations"] for r in finished)
+        done = sum(p["iteration"] for p in self.in_progress) + sum(r["training"]["iterations"] for r in finished
+                                                                   if not r["training"].get("trained_by"))
         return f"paper in progress ({done:,} of {self.paper_iterations:,} iterations)"
 
     def divergence_rule(self) -> str:
@@ -431,13 +433,14 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
 
 def not_started_runs(claim: Claim, records: list[dict], in_progress: list[dict], costs: list[dict]) -> list[dict]:
     """The paper profile's runs and seeds with no current result and no training under way, in the manifest's
-    order: {run, seed, iterations, estimates}, the estimates (suite.results.costs.current_costs) one per kind of
-    device whose recorded cost is of the run's current configuration, none where nothing was recorded."""
+    order: {run, seed, iterations, estimates, trained_by}, the estimates (suite.results.costs.current_costs) one per
+    kind of device whose recorded cost is of the run's current configuration, none where nothing was recorded;
+    trained_by, the run whose training it shares (Claim.trained_by), else None."""
     done = {(r["run"], r["seed"]) for r in current_records(claim, records, PAPER)}
     done |= {(p["run"], p["seed"]) for p in in_progress}
-    estimates = current_costs(claim, costs, PAPER)
+    estimates, twins = current_costs(claim, costs, PAPER), claim.trained_by(PAPER)
     return [{"run": cfg.run, "seed": cfg.seed, "iterations": cfg.hyperparameters["iterations"],
-             "estimates": estimates.get((cfg.run, cfg.seed), [])}
+             "estimates": estimates.get((cfg.run, cfg.seed), []), "trained_by": twins.get(cfg.run)}
             for cfg in claim.run_configs(PAPER) if (cfg.run, cfg.seed) not in done]
 
 
@@ -482,7 +485,8 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
                        chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame(),
                        divergence_counts(chosen + current_variants, bound), divergence, variants, variant_numbers,
                        explain(numbers, relations, divergence, variants, verdict, seeds_missing, variant_numbers),
-                       in_progress, sum(c.hyperparameters["iterations"] for c in claim.run_configs(PAPER)),
+                       in_progress, sum(c.hyperparameters["iterations"] for c in claim.run_configs(PAPER)
+                                        if c.run not in claim.trained_by(PAPER)),
                        not_started_runs(claim, runs_of, in_progress, list(costs)))
 
 
