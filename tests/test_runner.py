@@ -669,6 +669,13 @@ def test_runs_that_train_alike_train_once_and_the_twin_measures_what_it_would_al
                   (shared.parent / "trained-models").rglob("final.pt"))
     assert kept == ["maml"]  # the twin's model is the first's, kept once
 
+    out = suite(manifest, shared, "run", "--claim", "maml-sinusoid", "--run", "maml-k10", "--run", "maml",
+                "--overwrite", *args)  # trained again: the first retrains, the twin takes that training, not its copy
+    assert out.exit_code == 0, out.output
+    again = json.loads(result_file(shared, "maml", "paper").read_text())
+    assert again["provenance"]["train_seconds"] > 0 and "trained_by" not in again["training"]
+    assert json.loads(result_file(shared, "maml-k10", "paper").read_text())["training"]["trained_by"] == "maml"
+
     out = suite(manifest, alone, "run", "--claim", "maml-sinusoid", "--run", "maml-k10", *args)
     assert out.exit_code == 0, out.output
     own = json.loads(result_file(alone, "maml-k10", "paper").read_text())

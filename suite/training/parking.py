@@ -85,12 +85,14 @@ def _twins(ckpts: Path) -> list[Path]:
 
 
 def restore_twin(ckpts: Path) -> str | None:
-    """Before a run is trained or evaluated: when its checkpoint folder has no final.pt and a twin's training has
-    finished (here or kept), copy that final.pt in, marked with the twin's name (trained_by); the twin's name, or
-    None."""
+    """Before a run is trained or evaluated: when its checkpoint folder has no final.pt and a twin's own training has
+    finished (here or kept; not a copy it took from another), copy that final.pt in, marked with the twin's name
+    (trained_by); the twin's name, or None."""
     if (ckpts / FINAL).exists():
         return None
     for twin in _twins(ckpts):
+        if trained_by(twin):
+            continue
         source = next((f for f in (twin / FINAL, kept_dir(twin) / FINAL) if f.is_file()), None)
         if source is not None:
             atomic_write_bytes(ckpts / TRAINED_BY, f"{twin.parts[-3]}\n".encode())  # first: a final.pt never

@@ -273,8 +273,9 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     replacing = overwrite and (out / "results.json").exists()
     if (existing := _reuse_or_replace(cfg, out, data_dir, data, overwrite)) is not None:
         return existing
-    if replacing and not cfg.variant:  # --overwrite of the same configuration: train again (a variant is evaluated
-        shutil.rmtree(ckpts, ignore_errors=True)  # again)
+    if replacing and not cfg.variant:  # --overwrite of the same configuration: train again, or take a twin's own
+        shutil.rmtree(ckpts, ignore_errors=True)  # training (a variant is evaluated again)
+        restore_twin(ckpts)
     _write_config(cfg, out, code, data, path)
     params = initial_params(cfg, model, device)
     learner = make_learner(cfg, model, params, path)
