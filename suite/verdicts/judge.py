@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from suite.protocol import PAPER, Claim, Manifest
+from suite.protocol import PAPER, Claim, Manifest, shared_trainings
 from suite.protocol.manifest import expand_metrics, figure_points
 from suite.results.costs import current_costs
 from suite.results.store import (Measured, current_progress, current_records, current_variant_records, measure,
@@ -485,8 +485,8 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
                        chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame(),
                        divergence_counts(chosen + current_variants, bound), divergence, variants, variant_numbers,
                        explain(numbers, relations, divergence, variants, verdict, seeds_missing, variant_numbers),
-                       in_progress, sum(c.hyperparameters["iterations"] for c in claim.run_configs(PAPER)
-                                        if c.run not in claim.trained_by(PAPER)),
+                       in_progress, sum(c.hyperparameters["iterations"] for group in
+                                        shared_trainings(claim.run_configs(PAPER)) for c in group[:1]),
                        not_started_runs(claim, runs_of, in_progress, list(costs)))
 
 
