@@ -417,6 +417,31 @@ def test_a_training_two_runs_share_is_one_curve_named_for_both_with_whole_iterat
     assert all(float(t).is_integer() for t in ax.get_xticks())
 
 
+def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(manifest, monkeypatch, tmp_path):
+    import suite.rendering.figures as figures
+
+    claim = manifest.claim("omniglot-reptile")
+    curve = {"iteration": [100, 200, 300], "loss": [5.0, 4.0, 3.5]}
+    under_way = [{"run": "n5-k1", "seed": 0, "curve": curve},
+                 {"run": "fomaml-n5-k1", "seed": 0}]  # a progress.json of older code: no curve, nothing drawn
+    drawn = {}
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and save(fig, path))
+    made = figures.claim_figures(claim.id, "smoke", [], tmp_path, (), under_way, claim.trained_by("paper"))
+    assert [p.name for p in made] == ["omniglot-reptile-paper-so-far.png"]
+    fig = drawn["omniglot-reptile-paper-so-far.png"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["n5-k1 = n5-k5"]  # n5-k5 is evaluated on it
+    assert "paper profile, so far" in fig.axes[0].get_title()
+    assert list(fig.axes[0].get_lines()[0].get_xdata()) == [100, 200, 300]
+
+    rep = build_reports(manifest, [], ["omniglot-reptile"], [])[0]
+    text = to_markdown([rep], {claim.id: [f"figures/{p.name}" for p in made]})
+    assert "*Paper trainings in progress, so far: the training loss each run logs" in text
+
+    assert figures.claim_figures(claim.id, "smoke", [], tmp_path, (), [], claim.trained_by("paper")) == []
+    assert not list(tmp_path.iterdir())  # finished: the curves so far are gone with them
+
+
 def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_profile_makes_it(manifest):
     claim = manifest.claim("maml-sinusoid")
     smoke = claim.variant_configs("smoke", variants=["test-k10"], runs=["maml"])[0]

@@ -396,6 +396,7 @@ def test_a_run_stopped_at_its_time_limit_checkpoints_there_and_resumes_to_the_un
     progress = json.loads((result_file(tmp_path / "stopped" / "results").parent / "progress.json").read_text())
     assert progress["iteration"] == 500 and progress["iterations"] == 3000 and progress["path"] == "grouped"
     assert progress["segments"][0]["iterations"] == 500 and progress["segments"][0]["device"] == "cpu"
+    assert progress["curve"]["iteration"] == list(range(8, 500, 8))  # the curve so far, for the report to draw
 
     monkeypatch.delenv(loop.STOP_AT)
     assert suite(manifest, tmp_path / "stopped" / "results", *args).exit_code == 0
@@ -404,6 +405,7 @@ def test_a_run_stopped_at_its_time_limit_checkpoints_there_and_resumes_to_the_un
     assert resumed["training"]["resumed_at"] == [500]
     assert not (result_file(tmp_path / "stopped" / "results").parent / "progress.json").exists()
     assert resumed["training"]["curve"] == straight["training"]["curve"]  # the loss window across the stop too
+    assert resumed["training"]["curve"]["loss"][:62] == progress["curve"]["loss"]
     assert resumed["metrics"] == straight["metrics"] and resumed["episodes"] == straight["episodes"]
 
 

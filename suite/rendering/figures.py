@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from suite.io import atomic_write  # noqa: E402
+from suite.protocol import PAPER  # noqa: E402
 from suite.protocol.components import algorithms  # noqa: E402
 from suite.protocol.fields import measures_resources  # noqa: E402
 from suite.protocol.manifest import figure_points  # noqa: E402
@@ -56,9 +57,10 @@ def run_styles(keys: list[str]) -> dict[str, dict]:
             for i, k in enumerate(keys)}
 
 
-def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path) -> Path | None:
+def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path, so_far: bool = False) -> Path | None:
     """The training loss of each training (a resource measurement's few timed iterations are not a learning curve;
-    a run evaluated on another run's training is named beside that run's curve, not drawn over it)."""
+    a run evaluated on another run's training is named beside that run's curve, not drawn over it); `so_far`: of
+    trainings under way (progress_curves)."""
     rows = [r for r in records if r["training"]["curve"]["iteration"] and not r["training"].get("trained_by")
             and not measures_resources(r.get("config", {}).get("evaluation"))]
     if not rows:
@@ -83,7 +85,7 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     ax.set_xlabel("meta-iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a few iterations (smoke) get no fractional ticks
     ax.set_ylabel("training loss")
-    ax.set_title(f"{claim_id}: training loss ({profile} profile)")
+    ax.set_title(f"{claim_id}: training loss ({profile} profile{', so far' if so_far else ''})")
     ax.grid(alpha=0.3)
     if tested:
         ax = axes[0][1]
@@ -223,18 +225,34 @@ def policy_examples(claim_id: str, profile: str, records: list[dict], path: Path
     return _save(fig, path)
 
 
-def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=()) -> list[Path]:
-    """The claim's figures from these records. A figure of the claim that they cannot draw any more (e.g. one
-    drawn from smoke runs, now that the report shows the paper profile) is removed, not left to be mistaken."""
+def progress_curves(claim_id: str, in_progress: list[dict], trained_by: dict[str, str], path: Path) -> Path | None:
+    """The learning curves so far of the paper trainings under way: each progress.json's curve at its last checkpoint
+    (suite.training.run._write_progress; one written by older code has none). A run that will be evaluated on one of
+    them (`trained_by`, suite.protocol.Claim.trained_by) is named beside its curve."""
+    rows = [{"run": p["run"], "seed": p["seed"], "training": {"curve": p["curve"]}}
+            for p in in_progress if p.get("curve", {}).get("iteration")]
+    twins = [{"run": twin, "seed": r["seed"], "training": {"curve": {"iteration": []}, "trained_by": first}}
+             for twin, first in trained_by.items() for r in rows if r["run"] == first]
+    return learning_curves(claim_id, PAPER, rows + twins, path, so_far=True) if rows else None
+
+
+def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=(), in_progress=(),
+                  trained_by=None) -> list[Path]:
+    """The claim's figures from these records, and from the paper trainings under way (`in_progress`, their
+    progress.json; `trained_by`: the paper profile's twins). A figure of the claim that they cannot draw any more
+    (e.g. one drawn from smoke runs, now that the report shows the paper profile, or the curves so far of trainings
+    that have finished) is removed, not left to be mistaken."""
     curves, examples = folder / f"{claim_id}-learning-curves.png", folder / f"{claim_id}-examples.png"
+    so_far = folder / f"{claim_id}-paper-so-far.png"
     made = [learning_curves(claim_id, profile, records, curves),
             regression_examples(claim_id, profile, records, examples)
             or policy_examples(claim_id, profile, records, examples)]
     made += [series_figure(claim_id, profile, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
              for i, spec in enumerate(specs)]
+    made.append(progress_curves(claim_id, list(in_progress), trained_by or {}, so_far))
     made = [p for p in made if p is not None]
     series = (p for p in folder.glob(f"{claim_id}-figure-*.png") if p.stem.rsplit("-", 1)[1].isdigit())
-    for old in (curves, examples, *series):
+    for old in (curves, examples, so_far, *series):
         if old not in made:
             old.unlink(missing_ok=True)
     return made

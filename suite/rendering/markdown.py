@@ -75,6 +75,9 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
         if any(Path(p).stem.endswith("-learning-curves") for p in (figures or {}).get(c.id, [])):
             lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile))}*", ""]
+        if any(Path(p).stem.endswith("-paper-so-far") for p in (figures or {}).get(c.id, [])):
+            lines += [f"*Paper trainings in progress, so far: {learning_curves_caption(c.body(PAPER))} Each curve "
+                      "ends at its training's last checkpoint (its progress.json).*", ""]
         if rep.stale:
             lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration or numerics version.", ""]
         if rep.extra:

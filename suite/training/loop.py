@@ -88,7 +88,8 @@ def selected_candidates(folder: Path, validation: dict, k: int, device) -> list[
 def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, path: str, code: dict,
                            progress: dict | None, on_checkpoint=None) -> dict:
     """Train to the end from latest.pt (if any) and leave final.pt; `on_checkpoint(iteration, seconds,
-    gpu_seconds, segments)` hears of each checkpoint, and of the one resumed from (the run's progress.json)."""
+    gpu_seconds, segments, curve)` hears of each checkpoint, and of the one resumed from (the run's progress.json,
+    whose curve so far the report draws while the training is under way)."""
     iterations = cfg.hyperparameters["iterations"]
     every, log_every = cfg.execution["checkpoint_every"], cfg.execution["log_every"]
     ckpt_path = ckpts / "latest.pt"
@@ -111,7 +112,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
                    "not capturable); it runs eagerly")
     segments = segments + [{**segment, "from_iteration": start}]
     if start and on_checkpoint:
-        on_checkpoint(start, elapsed, gpu_seconds, segments[:-1])
+        on_checkpoint(start, elapsed, gpu_seconds, segments[:-1], curve)
     on_gpu = device.type == "cuda"
 
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
@@ -128,7 +129,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
             "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0), "resumed_at": resumed_at,
             "segments": segments, "window": window})
         if on_checkpoint:
-            on_checkpoint(done, elapsed + spent, gpu_seconds + (spent if on_gpu else 0.0), segments)
+            on_checkpoint(done, elapsed + spent, gpu_seconds + (spent if on_gpu else 0.0), segments, curve)
 
     bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
                disable=progress is None, mininterval=1.0, dynamic_ncols=True, **(progress or {}))

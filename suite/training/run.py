@@ -165,9 +165,10 @@ def _reuse_or_replace(cfg, out: Path, data_dir: Path, data, overwrite: bool) -> 
 
 
 def _write_progress(cfg, out: Path, ckpts: Path, path: str, iteration: int, seconds: float, gpu_seconds: float,
-                    segments: list[dict]):
+                    segments: list[dict], curve: dict):
     """progress.json beside a run's config.json while it trains: how far its training is, on what it ran and at what
-    pace, for the report's "in progress" (the checkpoint itself stays out of results/)."""
+    pace, and its learning curve so far, for the report's "in progress" (the checkpoint itself stays out of
+    results/)."""
     atomic_write_json(out / PROGRESS, {
         "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "config_hash": cfg.hash,
         "numerics": numerics(cfg), "path": path, "iteration": iteration,
@@ -175,6 +176,7 @@ def _write_progress(cfg, out: Path, ckpts: Path, path: str, iteration: int, seco
         "gpu_seconds": round(gpu_seconds, 2), "checkpoint": ckpts.relative_to(checkpoint_base(ckpts)).as_posix(),
         "segments": [{k: s.get(k) for k in ("device", "device_name", "git_commit", "git_dirty", "started",
                                             "from_iteration", "iterations", "seconds")} for s in segments],
+        "curve": curve,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
