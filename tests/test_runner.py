@@ -1,6 +1,7 @@
 """The runner: results with provenance, exact resume after a real kill, no silent overwrite, clear errors."""
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from suite.cli import main
+from suite.training.layout import RunError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,6 +144,26 @@ def test_a_failed_parallel_run_names_itself_and_the_others_finish(tmp_path):
         assert f"claim 'omniglot-maml', run '{run}', seed 0: Omniglot is not fetched: run `suite fetch" in error
     assert result_file(tmp_path / "results").exists() and result_file(tmp_path / "results", run="pretrained").exists()
     assert not (tmp_path / "results" / "omniglot-maml").exists()
+
+
+def test_a_group_that_fails_at_its_twin_counts_the_twin_alone_as_failed(tmp_path, monkeypatch):
+    import suite.training.parallel as parallel
+    from suite.protocol import load_manifest
+
+    configs = load_manifest(twin_manifest(tmp_path)).claim("maml-sinusoid").run_configs("paper", seeds=[0])
+    group, = [g for g in parallel.training_order(configs, tmp_path / "results") if len(g) == 2]
+    done = []
+
+    def train_and_evaluate(cfg, *args):
+        if cfg.run == "maml-k10":
+            raise RunError("the twin's evaluation failed")
+        done.append(cfg.run)
+
+    monkeypatch.setattr(parallel, "train_and_evaluate", train_and_evaluate)
+    with pytest.raises(RunError) as failure:
+        parallel.train_and_evaluate_group(group, tmp_path / "results", None, {}, tmp_path)
+    assert done == ["maml"] and failure.value.runs_failed == 1  # maml has its result: one of two runs failed
+    assert pickle.loads(pickle.dumps(failure.value)).runs_failed == 1  # as a worker's failure reaches suite run
 
 
 def test_a_killed_run_resumes_to_exactly_the_numbers_of_an_uninterrupted_run(tmp_path):

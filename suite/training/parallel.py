@@ -43,9 +43,16 @@ def training_order(configs: list[RunConfig], root: Path) -> list[list[RunConfig]
 def train_and_evaluate_group(group: list[RunConfig], root: Path, device: torch.device, code: dict, data_dir: Path,
                              overwrite: bool = False, progress: dict | None = None, path: str = "auto"):
     """train_and_evaluate the runs of one training (training_order) in turn: the first trains, the others find its
-    model. Stopped at the time limit, the first leaves the others for the next start."""
-    for cfg in group:
-        train_and_evaluate(cfg, root, device, code, data_dir, overwrite, progress, path)
+    model. Stopped at the time limit, the first leaves the others for the next start. A failure says how many of
+    the group's runs it failed (`runs_failed`: this run and those after it; the runs before it have their results)."""
+    for i, cfg in enumerate(group):
+        try:
+            train_and_evaluate(cfg, root, device, code, data_dir, overwrite, progress, path)
+        except TimeLimitReached:
+            raise
+        except Exception as e:
+            e.runs_failed = len(group) - i  # kept when a worker's exception is pickled back (its __dict__)
+            raise
 
 
 def describe_group(group: list[RunConfig]) -> str:
@@ -76,7 +83,7 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
     for slot in range(jobs):
         slots.put(slot)
     tqdm.set_lock(spawn.RLock())  # one lock for every process's progress bars
-    failed, failed_runs = [], 0  # a failed training fails its twins too
+    failed, failed_runs = [], 0  # a failed training fails its twins too (runs_failed)
     with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
                              initargs=(max(1, torch.get_num_threads() // jobs), slots, tqdm.get_lock(),
                                        os.getpid())) as pool:
@@ -91,10 +98,10 @@ def train_and_evaluate_all(configs: list[RunConfig], root: Path, device: torch.d
                 tqdm.write(str(e), file=sys.stderr)
             except (RunError, ManifestError, DataError) as e:
                 failed.append(f"{what}: {e}")
-                failed_runs += len(futures[future])
+                failed_runs += getattr(e, "runs_failed", len(futures[future]))
             except Exception as e:  # a bug rather than bad input: keep its traceback
                 failed.append(f"{what}: {type(e).__name__}: {e}\n{e.__cause__ or ''}".rstrip())
-                failed_runs += len(futures[future])
+                failed_runs += getattr(e, "runs_failed", len(futures[future]))
     if failed:
         raise RunError(f"{failed_runs} of {len(configs)} runs failed (the others finished):\n" + "\n".join(failed))
 
