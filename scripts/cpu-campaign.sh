@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Issue 20's CPU campaign: paper runs that take hours or days, trained in the background from a frozen checkout so
+# that work on main cannot change the code under them, resumed across sessions and machines from parked checkpoints.
+#
+#   scripts/cpu-campaign.sh start DIR MINUTES CLAIM [RUN...]   clone this checkout's HEAD into DIR (once; the clone
+#       stays frozen at that commit) and train the claim's paper runs there in the background: --jobs one per run up
+#       to the cores, one thread each, nice 10, --time-limit MINUTES (every training checkpoints and stops then; the
+#       same command resumes it to the numbers of an uninterrupted run). Runs parked in checkpoints-in-progress/ (in
+#       git, so in the clone) resume from their parked checkpoint. Log: DIR/campaign.log.
+#   scripts/cpu-campaign.sh land DIR CLAIM...   once DIR's `suite run` has stopped: park its trainings in progress
+#       (suite park), then mirror the claim's paper results, curves, trained models, parked checkpoints and metrics
+#       into this checkout and regenerate results/REPORT.md. Commit them naming the commit DIR trained at (printed).
+#
+# A new machine starts again with `start` into a new DIR: the parked checkpoints landed on main carry the work over.
+# PROFILE=smoke (for both commands) tries the script out in a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+main=$PWD
+usage() { sed -n '5,14p' "$0" >&2; exit 2; }
+profile=${PROFILE:-paper}  # PROFILE=smoke tries the script out in minutes
+cmd=${1:-}; dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || usage
+shift 2
+
+running() { [ -f "$dir/campaign.pid" ] && kill -0 "$(cat "$dir/campaign.pid")" 2>/dev/null; }
+
+case "$cmd" in
+start)
+  minutes=${1:?MINUTES}; claim=${2:?CLAIM}; shift 2
+  if running; then echo "a campaign is still running in $dir (pid $(cat "$dir/campaign.pid"))" >&2; exit 1; fi
+  [ -d "$dir/.git" ] || git clone -q "$main" "$dir"
+  mkdir -p "$dir/datasets"
+  for d in "$main"/datasets/*/; do [ -e "$dir/datasets/$(basename "$d")" ] || cp -rL "$d" "$dir/datasets/"; done
+  runs=$#; cores=$(nproc); jobs=$(( runs > 0 && runs < cores ? runs : cores ))
+  cd "$dir"
+  echo "$(date -u +%FT%TZ) start at $(git rev-parse --short HEAD): $claim ${*:-(all runs)}, $minutes min" >> campaign.log
+  # One thread per job (the runner splits the threads among --jobs workers); passive OpenMP waits, as two spinning
+  # threads on a busy 2-core machine run several times slower than one (issue 18's measurement).
+  # The clone's own code (python -m from DIR, not the `suite` on PATH, which may be an editable install of main).
+  OMP_WAIT_POLICY=PASSIVE PYTHONPATH=$PWD setsid nohup nice -n 10 python3 -m suite.cli run --claim "$claim" --profile "$profile" --jobs "$jobs" \
+    --time-limit "$minutes" --no-progress $(printf -- '--run %s ' "$@") >> campaign.log 2>&1 < /dev/null &
+  echo $! > campaign.pid
+  echo "started in $dir (pid $!, commit $(git rev-parse --short HEAD)); log: $dir/campaign.log"
+  ;;
+land)
+  [ $# -gt 0 ] || usage
+  if running; then echo "the campaign in $dir is still running (pid $(cat "$dir/campaign.pid")): land it when it has stopped" >&2; exit 1; fi
+  cd "$dir"
+  for claim in "$@"; do
+    # runs that never began training leave only their config.json: not worth landing
+    find "results/$claim/$profile" -mindepth 2 -maxdepth 2 -type d 2>/dev/null | while read -r run; do
+      if [ "$(ls -A "$run")" = config.json ]; then rm -r "$run"; rmdir --ignore-fail-on-non-empty "$(dirname "$run")"; fi
+    done
+    PYTHONPATH=$PWD python3 -m suite.cli park --claim "$claim"
+    for path in "results/$claim/$profile" "results/plots/$claim/$profile" "trained-models/$claim" \
+                "checkpoints-in-progress/$claim"; do
+      rm -rf "${main:?}/$path"
+      if [ -e "$path" ]; then mkdir -p "$main/$(dirname "$path")" && cp -r "$path" "$main/$path"; fi
+    done
+    [ -f "results/metrics/$claim.$profile.json" ] && cp "results/metrics/$claim.$profile.json" "$main/results/metrics/"
+  done
+  trained=$(git rev-parse --short HEAD)
+  cd "$main"
+  suite report --output results/REPORT.md --figures results/figures > /dev/null
+  git status --short
+  echo "landed from $dir, trained at commit $trained: commit the above naming it"
+  ;;
+*) usage ;;
+esac
