@@ -618,3 +618,28 @@ def test_a_run_that_shares_an_earlier_runs_training_costs_its_evaluation_alone(m
     assert "16.8 h in all on cpu" in text  # 3 trainings of 5 h and 7 evaluations of 0.25 h
     row = next(line for line in text.splitlines() if line.startswith("| n20-k5 "))
     assert "n20-k1's training (the same)" in row and "| 0.25 h evaluation " in row
+
+
+def test_runs_that_need_another_claims_training_are_marked_as_one_training(manifest):
+    """omniglot-maml's n5-k5 and freeze-layer-omniglot's n5-k5 train alike (the same training configuration and seed;
+    only the evaluation differs): each claim's runs not started name the other, so the table pays it once."""
+    across = manifest.shared_across_claims("paper")
+    assert across[("omniglot-maml", "n5-k5", 0)] == ["freeze-layer-omniglot/n5-k5"]
+    assert across[("freeze-layer-omniglot", "n5-k5", 0)] == ["omniglot-maml/n5-k5"]
+    assert across[("anil-omniglot", "maml-n20-k1", 0)] == ["omniglot-maml/n20-k1"]
+    assert ("anil-omniglot", "maml-n20-k1", 1) not in across  # omniglot-maml trains seed 0 alone
+    assert not any(claim == "omniglot-reptile" for claim, _, _ in across)  # its twins are its own
+    claim = manifest.claim("freeze-layer-omniglot")
+    runs = [{"run": name, "config_hashes": [c.hash for c in claim.run_configs("paper", runs=[name])], "path": "loop",
+             "s/it": 1.0, "curve point s": 0.0, "test task s": 0.1, "iterations": 60000, "training h": 16.7,
+             "evaluation h": 0.1} for name in claim.body("paper")["runs"]]
+    costs = {"claim": claim.id, "profile": "paper", "measured": "2026-12-01T19:00:00+00:00", "device": "cpu",
+             "device_name": "x86_64", "threads": 2, "cpus": 2, "git_commit": "abcdef0123", "git_dirty": False,
+             "timing": {"iterations": 3, "warmup": 3}, "runs": runs}
+    rep = build_reports(manifest, [], [claim.id], [], [costs])[0]
+    assert {n["run"]: n["same_training"] for n in rep.not_started} == {
+        "n5-k1": ["omniglot-maml/n5-k1"], "n5-k5": ["omniglot-maml/n5-k5"]}
+    text = to_markdown([rep])
+    assert "(2 of them need the same training as another claim's run: one training serves both" in text
+    row = next(line for line in text.splitlines() if line.startswith("| n5-k5 "))
+    assert "not started (the same training as omniglot-maml/n5-k5)" in row

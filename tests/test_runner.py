@@ -708,6 +708,68 @@ def test_runs_that_train_alike_train_once_and_the_twin_measures_what_it_would_al
     assert own["metrics"] == twin["metrics"] and own["metrics"] != first["metrics"]
 
 
+def cross_claim_manifest(tmp_path) -> Path:
+    """maml-sinusoid (its `maml` run trains 20 iterations) and a second claim, sinusoid-other-tasks, whose runs are
+    its runs tested on other tasks (another evaluation seed): the same trainings asked for by two claims, as
+    omniglot-maml's n5-k5 and freeze-layer-omniglot's n5-k5 are."""
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    claim = raw["claims"]["maml-sinusoid"]
+    claim["runs"]["maml"]["iterations"] = 20
+    other = raw["claims"]["sinusoid-other-tasks"] = yaml.safe_load(yaml.safe_dump(claim))
+    other["evaluation"]["seed"] += 10
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_a_training_two_claims_ask_for_trains_once_and_the_other_claim_measures_what_it_would_alone(tmp_path):
+    """A run whose training identity another claim's run has already trained is evaluated on that run's model, says
+    so and records no training time; its numbers are those it gets trained on its own. While that training is under
+    way, it waits for it with a clear error naming the other claim's command."""
+    from suite.training.parking import LATEST, PARKED
+
+    manifest = cross_claim_manifest(tmp_path)
+    shared, alone, waiting = (tmp_path / name / "results" for name in ("shared", "alone", "waiting"))
+    args = ["--profile", "paper", "--seed", "0", "--run", "maml", "--device", "cpu", "--no-progress",
+            "--no-sensitivity"]
+    out = suite(manifest, shared, "run", "--claim", "maml-sinusoid", *args)
+    assert out.exit_code == 0, out.output
+    out = suite(manifest, shared, "run", "--claim", "sinusoid-other-tasks", *args)
+    assert out.exit_code == 0, out.output
+    assert "sinusoid-other-tasks / maml (seed 0" in out.output
+    assert "evaluated on maml-sinusoid/maml's training (the same)" in out.output
+    first = json.loads(result_file(shared, "maml", "paper").read_text())
+    other = json.loads((shared / "sinusoid-other-tasks" / "paper" / "maml" / "seed0" / "results.json").read_text())
+    assert other["training"]["trained_by"] == "maml-sinusoid/maml" and "trained_by" not in first["training"]
+    assert other["training"]["curve"] == first["training"]["curve"]
+    assert other["provenance"]["train_seconds"] == 0.0 and first["provenance"]["train_seconds"] > 0
+    kept = [p.relative_to(shared.parent / "trained-models").parts[0]
+            for p in (shared.parent / "trained-models").rglob("final.pt")]
+    assert kept == ["maml-sinusoid"]  # one training, kept once
+    out = suite(manifest, shared, "report", "--figures", str(tmp_path / "figures"))
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "figures" / "sinusoid-other-tasks-learning-curves.png").is_file()  # its training's curve
+
+    out = suite(manifest, alone, "run", "--claim", "sinusoid-other-tasks", *args)
+    assert out.exit_code == 0, out.output
+    own = json.loads((alone / "sinusoid-other-tasks" / "paper" / "maml" / "seed0" / "results.json").read_text())
+    assert "trained_by" not in own["training"] and own["provenance"]["train_seconds"] > 0
+    assert own["training"]["curve"] == other["training"]["curve"]
+    assert own["metrics"] == other["metrics"] and own["metrics"] != first["metrics"]
+
+    identity, = [p.parent.name for p in (tmp_path / "shared" / "checkpoints").glob("maml-sinusoid/paper/maml/seed0/*/"
+                                                                                    "final.pt")]
+    parked = tmp_path / "waiting" / PARKED / "maml-sinusoid" / "paper" / "maml" / "seed0" / identity / LATEST
+    parked.parent.mkdir(parents=True)
+    parked.write_bytes(b"maml-sinusoid's training, under way on another machine")
+    out = suite(manifest, waiting, "run", "--claim", "sinusoid-other-tasks", *args)
+    assert out.exit_code == 1
+    assert ("run 'maml', seed 0: its training is that of maml-sinusoid's run 'maml' (the same training "
+            "configuration; the evaluation differs), which is under way; `suite run --claim maml-sinusoid --profile "
+            "paper --run maml` finishes it; this command then evaluates") in " ".join(out.output.split())
+    assert not list(waiting.rglob("*.json"))
+
+
 def test_a_run_whose_twin_is_training_waits_for_it_with_a_clear_error_that_writes_nothing(tmp_path):
     from suite.training.parking import LATEST, PARKED
 

@@ -324,6 +324,18 @@ class Manifest:
     bench: dict  # claim id -> runs timed by `suite bench` on that claim's task and model
     executor: dict  # the cluster executors' settings: {"slurm": SLURM_SCHEMA's fields} (those given)
 
+    def shared_across_claims(self, profile: str = PAPER) -> dict[tuple[str, str, int], list[str]]:
+        """{(claim, run, seed): the other claims' runs, as `claim/run`, that need the same training (the same
+        training_key: omniglot-maml's n5-k5 and freeze-layer-omniglot's n5-k5, say)}, for the runs that have such.
+        One training serves them all, whichever claim trains it first (suite.training.parking.restore_twin)."""
+        groups: dict = {}
+        for claim in self.claims.values():
+            for cfg in claim.run_configs(profile) if profile in claim.profiles else ():
+                if cfg.shares_training:
+                    groups.setdefault((cfg.seed, cfg.training_key), []).append(cfg)
+        return {(c.claim, c.run, c.seed): others for group in groups.values() for c in group
+                if (others := [f"{o.claim}/{o.run}" for o in group if o.claim != c.claim])}
+
     def claim(self, claim_id: str) -> Claim:
         if claim_id not in self.claims:
             raise ManifestError(f"{self.path}: no claim {claim_id!r} (claims: {', '.join(self.claims) or 'none'})")

@@ -59,18 +59,24 @@ def run_styles(keys: list[str]) -> dict[str, dict]:
 
 def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path, so_far: bool = False) -> Path | None:
     """The training loss of each training (a resource measurement's few timed iterations are not a learning curve;
-    a run evaluated on another run's training is named beside that run's curve, not drawn over it); `so_far`: of
-    trainings under way (progress_curves)."""
-    rows = [r for r in records if r["training"]["curve"]["iteration"] and not r["training"].get("trained_by")
+    a run evaluated on another run's training is named beside that run's curve, not drawn over it; one evaluated on
+    another claim's run's training draws that curve, named after it); `so_far`: of trainings under way
+    (progress_curves)."""
+    def twin(r) -> str | None:  # the run of this claim whose training it is
+        by = r["training"].get("trained_by")
+        return by if by and "/" not in by else None
+
+    rows = [r for r in records if r["training"]["curve"]["iteration"] and not twin(r)
             and not measures_resources(r.get("config", {}).get("evaluation"))]
     if not rows:
         return None
     twins: dict[tuple[str, int], list[str]] = {}
     for r in records:
-        if r["training"].get("trained_by"):
-            twins.setdefault((r["training"]["trained_by"], r["seed"]), []).append(r["run"])
+        if twin(r):
+            twins.setdefault((twin(r), r["seed"]), []).append(r["run"])
     several_seeds = len({r["seed"] for r in rows}) > 1
     label = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"]), [])])
+             + (f" = {r['training']['trained_by']}" if r["training"].get("trained_by") else "")
              + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
     style = run_styles([label[id(r)] for r in rows])
     tested = [r for r in rows if r["training"]["curve"].get("test")]

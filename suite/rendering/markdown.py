@@ -112,7 +112,8 @@ def progress_section(rep: ClaimReport) -> list[str]:
         estimates, twin = n["estimates"], n.get("trained_by")
         rows.append({"run": n["run"], "seed": n["seed"], "path": "; ".join(e["path"] for e in estimates) or "—",
                      "iterations": f"{twin}'s" if twin else f"0 of {n['iterations']:,}",
-                     "trained on": f"{twin}'s training (the same)" if twin else "not started",
+                     "trained on": f"{twin}'s training (the same)" if twin else "not started" + (
+                         f" (the same training as {', '.join(n['same_training'])})" if n.get("same_training") else ""),
                      "pace, s/it": "—" if twin else
                      "; ".join(f"{e['s/it']:.3g} (plan, {e['device']})" for e in estimates) or "—",
                      "left at that pace": "; ".join(("" if twin else f"{e['training h']:.1f} h + ")
@@ -142,9 +143,13 @@ def progress_section(rep: ClaimReport) -> list[str]:
                     f"{e['measured'][:10]}, commit {(e['git_commit'] or 'unknown')[:7]})")
 
         shared = sum(1 for n in rep.not_started if n.get("trained_by"))
+        across = sum(1 for n in rep.not_started if n.get("same_training") and not n.get("trained_by"))
         lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started"
                       + (f" ({shared} of them share an earlier run's training, the same configuration, and cost "
-                         "their evaluation alone)" if shared else "") + "; `suite plan --record` "
+                         "their evaluation alone)" if shared else "")
+                      + (f" ({across} of them need the same training as another claim's run: one training serves "
+                         "both, whichever claim trains it first, so the table pays it once)" if across else "")
+                      + "; `suite plan --record` "
                       "measured what they cost (a few timed iterations on the run's own path, times the paper's "
                       "iterations, curve points and test tasks): "
                       + "; ".join(spent(d) for d in dict.fromkeys(e["device"] for n in costed for e in n["estimates"]))

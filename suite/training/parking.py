@@ -17,8 +17,10 @@ landed is then measured on the run's own trained model on any clone, instead of 
     checkpoints-in-progress/<claim>/<profile>/<run>/seed<N>/<training identity>/latest.pt  parked, in git
     trained-models/<claim>/paper/<run>/seed<N>/<training identity>/final.pt                kept, in git
 
-A run whose training identity another run of its claim already has (a twin: suite.protocol.manifest.shared_trainings)
-copies that run's final.pt, from either place, instead of training (restore_twin); it keeps no copy of its own.
+A run whose training identity another run already has (a twin: of its claim, as suite.protocol.manifest.
+shared_trainings groups them, or of another claim: omniglot-maml's n5-k5 and freeze-layer-omniglot's n5-k5 are one
+training, as the identity is a hash of the computation, whichever claim asks for it) copies that run's final.pt, from
+either place, instead of training (restore_twin); it keeps no copy of its own.
 """
 from __future__ import annotations
 
@@ -74,45 +76,56 @@ TRAINED_BY = "trained-by"  # in a checkpoint folder whose final.pt a twin traine
 
 
 def _twins(ckpts: Path) -> list[Path]:
-    """The checkpoint folders of the same training identity under the claim's other runs (same profile and seed),
-    whatever holds them: this machine's checkpoints/, a parked latest.pt or a kept final.pt. The same identity is the
-    same computation (suite.protocol.manifest.shared_trainings)."""
+    """The checkpoint folders of the same training identity under other runs (same profile and seed), the claim's
+    own first, then other claims', whatever holds them: this machine's checkpoints/, a parked latest.pt or a kept
+    final.pt. The same identity is the same computation (suite.training.identity.training_identity)."""
     base = checkpoint_base(ckpts)
     claim, profile, run, seed, identity = ckpts.relative_to(base / CHECKPOINTS).parts
-    runs = {p.parts[-3] for folder in (CHECKPOINTS, PARKED, KEPT)
-            for p in (base / folder / claim / profile).glob(f"*/{seed}/{identity}")} - {run}
-    return [base / CHECKPOINTS / claim / profile / name / seed / identity for name in sorted(runs)]
+    found = {(p.parts[-5], p.parts[-3]) for folder in (CHECKPOINTS, PARKED, KEPT)
+             for p in (base / folder).glob(f"*/{profile}/*/{seed}/{identity}")} - {(claim, run)}
+    return [base / CHECKPOINTS / c / profile / r / seed / identity
+            for c, r in sorted(found, key=lambda cr: (cr[0] != claim, cr))]
+
+
+def twin_name(twin: Path, ckpts: Path) -> str:
+    """A twin as results name it: its run, or `claim/run` when it is another claim's."""
+    claim, run = twin.parts[-5], twin.parts[-3]
+    return run if claim == ckpts.parts[-5] else f"{claim}/{run}"
 
 
 def restore_twin(ckpts: Path) -> str | None:
     """Before a run is trained or evaluated: when its checkpoint folder has no final.pt and a twin's own training has
     finished (here or kept; not a copy it took from another), copy that final.pt in, marked with the twin's name
-    (trained_by); the twin's name, or None."""
-    if (ckpts / FINAL).exists():
+    (trained_by); the twin's name, or None. A training of its own under way (here or parked) finishes instead: its
+    process may hold this folder."""
+    if (ckpts / FINAL).exists() or has_started(ckpts):
         return None
     for twin in _twins(ckpts):
         if trained_by(twin):
             continue
         source = next((f for f in (twin / FINAL, kept_dir(twin) / FINAL) if f.is_file()), None)
         if source is not None:
-            atomic_write_bytes(ckpts / TRAINED_BY, f"{twin.parts[-3]}\n".encode())  # first: a final.pt never
-            atomic_write_bytes(ckpts / FINAL, source.read_bytes())  # passes for the run's own training
-            return twin.parts[-3]
+            name = twin_name(twin, ckpts)
+            atomic_write_bytes(ckpts / TRAINED_BY, f"{name}\n".encode())  # first: a final.pt never passes for
+            atomic_write_bytes(ckpts / FINAL, source.read_bytes())  # the run's own training
+            return name
     return None
 
 
 def trained_by(ckpts: Path) -> str | None:
-    """The run whose training the final.pt in this folder is (restore_twin), None when it is the run's own."""
+    """The run whose training the final.pt in this folder is (restore_twin; `claim/run` when another claim's),
+    None when it is the run's own."""
     mark = ckpts / TRAINED_BY
     return mark.read_text().strip() if mark.is_file() and (ckpts / FINAL).is_file() else None
 
 
 def twin_under_way(ckpts: Path) -> str | None:
-    """The run whose training of this identity is under way (here or parked) when this folder has neither a
-    training of its own nor a finished one: that training is this run's too, and it waits for it."""
+    """The run whose training of this identity is under way (here or parked; `claim/run` when another claim's)
+    when this folder has neither a training of its own nor a finished one: that training is this run's too, and it
+    waits for it."""
     if (ckpts / FINAL).exists() or has_started(ckpts):
         return None
-    return next((twin.parts[-3] for twin in _twins(ckpts) if has_started(twin)), None)
+    return next((twin_name(twin, ckpts) for twin in _twins(ckpts) if has_started(twin)), None)
 
 
 def has_started(ckpts: Path) -> bool:

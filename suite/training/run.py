@@ -130,7 +130,8 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
         return _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path)
     ckpts = checkpoint_dir(root, cfg, data, path)
     restore_trained(ckpts)  # a paper training finished on another machine (kept in git)
-    restore_twin(ckpts)  # or the same training, finished by another run of the claim
+    if (twin := restore_twin(ckpts)) and "/" in twin:  # or the same training, finished by another run (of any claim)
+        tqdm.write(f"{describe(cfg)}: evaluated on {twin}'s training (the same)", file=sys.stderr)
     if cfg.variant and (ckpts / "final.pt").is_file():  # evaluation alone: it reads the finished training only
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
                                          data, ckpts, path)
@@ -139,10 +140,14 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
                          f"evaluated on run {cfg.run!r}'s trained model") + f", and {ckpts / 'final.pt'} is not "
                          f"here; `suite sensitivity --claim {cfg.claim} --variant {cfg.variant} --train` trains it")
     if (twin := twin_under_way(ckpts)) is not None:
-        raise TwinUnderWay(f"{describe(cfg)}: its training is that of run {twin!r} (the same training "
-                           "configuration; the evaluation differs), which is under way; `suite run --claim "
-                           f"{cfg.claim} --profile {cfg.profile} --run {twin} --run {cfg.run}` finishes it and then "
-                           "evaluates this run on its model")
+        claim, run = twin.split("/") if "/" in twin else (cfg.claim, twin)
+        whose = f"run {run!r}" if claim == cfg.claim else f"{claim}'s run {run!r}"
+        then = (f"--run {run} --run {cfg.run}` finishes it and then evaluates this run on its model"
+                if claim == cfg.claim else f"--run {run}` finishes it; this command then evaluates this run on its "
+                "model")
+        raise TwinUnderWay(f"{describe(cfg)}: its training is that of {whose} (the same training configuration; the "
+                           f"evaluation differs), which is under way; `suite run --claim {claim} --profile "
+                           f"{cfg.profile} {then}")
     with training_lock(ckpts, describe(cfg), variant=cfg.variant is not None):  # its folders are ours
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
                                          data, ckpts, path)

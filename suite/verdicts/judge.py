@@ -144,8 +144,9 @@ class ClaimReport:
         if not self.in_progress:
             return None
         finished = self.records if self.profile == PAPER else []
+        # a run trained by its claim's twin is counted once, in that twin; one trained by another claim's run here
         done = sum(p["iteration"] for p in self.in_progress) + sum(r["training"]["iterations"] for r in finished
-                                                                   if not r["training"].get("trained_by"))
+                                                                   if "/" in r["training"].get("trained_by", "/"))
         return f"paper in progress ({done:,} of {self.paper_iterations:,} iterations)"
 
     def divergence_rule(self) -> str:
@@ -431,20 +432,24 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
     return out
 
 
-def not_started_runs(claim: Claim, records: list[dict], in_progress: list[dict], costs: list[dict]) -> list[dict]:
+def not_started_runs(claim: Claim, records: list[dict], in_progress: list[dict], costs: list[dict],
+                     across: dict | None = None) -> list[dict]:
     """The paper profile's runs and seeds with no current result and no training under way, in the manifest's
-    order: {run, seed, iterations, estimates, trained_by}, the estimates (suite.results.costs.current_costs) one per
-    kind of device whose recorded cost is of the run's current configuration, none where nothing was recorded;
-    trained_by, the run whose training it shares (Claim.trained_by), else None."""
+    order: {run, seed, iterations, estimates, trained_by, same_training}, the estimates (suite.results.costs.
+    current_costs) one per kind of device whose recorded cost is of the run's current configuration, none where
+    nothing was recorded; trained_by, the run whose training it shares (Claim.trained_by), else None; same_training,
+    the other claims' runs that need its training (`across`: Manifest.shared_across_claims)."""
     done = {(r["run"], r["seed"]) for r in current_records(claim, records, PAPER)}
     done |= {(p["run"], p["seed"]) for p in in_progress}
     estimates, twins = current_costs(claim, costs, PAPER), claim.trained_by(PAPER)
     return [{"run": cfg.run, "seed": cfg.seed, "iterations": cfg.hyperparameters["iterations"],
-             "estimates": estimates.get((cfg.run, cfg.seed), []), "trained_by": twins.get(cfg.run)}
+             "estimates": estimates.get((cfg.run, cfg.seed), []), "trained_by": twins.get(cfg.run),
+             "same_training": (across or {}).get((claim.id, cfg.run, cfg.seed), [])}
             for cfg in claim.run_configs(PAPER) if (cfg.run, cfg.seed) not in done]
 
 
-def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), costs: list[dict] = ()) -> ClaimReport:
+def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), costs: list[dict] = (),
+                 across: dict | None = None) -> ClaimReport:
     mine = [r for r in records if r["claim"] == claim.id]
     runs_of = [r for r in mine if not r.get("variant")]
     current = [r for p in claim.profiles for r in current_records(claim, runs_of, p)]
@@ -487,7 +492,7 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
                        explain(numbers, relations, divergence, variants, verdict, seeds_missing, variant_numbers),
                        in_progress, sum(c.hyperparameters["iterations"] for group in
                                         shared_trainings(claim.run_configs(PAPER)) for c in group[:1]),
-                       not_started_runs(claim, runs_of, in_progress, list(costs)))
+                       not_started_runs(claim, runs_of, in_progress, list(costs), across))
 
 
 def build_reports(manifest: Manifest, records: list[dict], claim_ids=None, progress: list[dict] = (),
@@ -496,4 +501,5 @@ def build_reports(manifest: Manifest, records: list[dict], claim_ids=None, progr
     paper profile has done so far; `costs`, the recorded costs (results.costs.load_costs), for what its runs not
     started would cost."""
     ids = claim_ids or list(manifest.claims)
-    return [claim_report(manifest.claim(c), records, progress, costs) for c in ids]
+    across = manifest.shared_across_claims(PAPER)
+    return [claim_report(manifest.claim(c), records, progress, costs, across) for c in ids]
