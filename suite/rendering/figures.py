@@ -16,7 +16,7 @@ from suite.protocol import PAPER  # noqa: E402
 from suite.protocol.components import algorithms  # noqa: E402
 from suite.protocol.fields import measures_resources  # noqa: E402
 from suite.protocol.manifest import figure_points  # noqa: E402
-from suite.results.store import measure  # noqa: E402
+from suite.results.store import measure, twin_in_claim  # noqa: E402
 
 LOSS_SCALE = {
     "sum": " The per-image losses are summed, not averaged (loss_normalisation: sum), so a run whose loss covers "
@@ -62,18 +62,14 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     a run evaluated on another run's training is named beside that run's curve, not drawn over it; one evaluated on
     another claim's run's training draws that curve, named after it); `so_far`: of trainings under way
     (progress_curves)."""
-    def twin(r) -> str | None:  # the run of this claim whose training it is
-        by = r["training"].get("trained_by")
-        return by if by and "/" not in by else None
-
-    rows = [r for r in records if r["training"]["curve"]["iteration"] and not twin(r)
+    rows = [r for r in records if r["training"]["curve"]["iteration"] and not twin_in_claim(r)
             and not measures_resources(r.get("config", {}).get("evaluation"))]
     if not rows:
         return None
     twins: dict[tuple[str, int], list[str]] = {}
     for r in records:
-        if twin(r):
-            twins.setdefault((twin(r), r["seed"]), []).append(r["run"])
+        if twin := twin_in_claim(r):
+            twins.setdefault((twin, r["seed"]), []).append(r["run"])
     several_seeds = len({r["seed"] for r in rows}) > 1
     label = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"]), [])])
              + (f" = {r['training']['trained_by']}" if r["training"].get("trained_by") else "")

@@ -94,6 +94,14 @@ def measure(records: list[dict], metric: str) -> Measured | None:
     return Measured(mean, std, "std-seeds", len(means), [r["seed"] for r in rows], within, each)
 
 
+def twin_in_claim(record: dict) -> str | None:
+    """The run of the record's own claim whose training it was evaluated on (`trained_by` naming a run alone), else
+    None. A run evaluated on another claim's training (`trained_by`: `claim/run`) holds that training's iterations
+    and curve as its claim's only copy of them, so it counts and draws them as its own."""
+    by = record["training"].get("trained_by")
+    return by if by and "/" not in by else None
+
+
 def current_records(claim: Claim, records: list[dict], profile: str) -> list[dict]:
     """The results of `profile` made by the manifest's current configuration and the code's numerics versions
     (the runs themselves; their sensitivity variants are current_variant_records)."""

@@ -37,7 +37,7 @@ from suite.protocol import PAPER, Claim, Manifest, shared_trainings
 from suite.protocol.manifest import expand_metrics, figure_points
 from suite.results.costs import current_costs
 from suite.results.store import (Measured, current_progress, current_records, current_variant_records, measure,
-                                 relation_runs_and_metrics)
+                                 relation_runs_and_metrics, twin_in_claim)
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 HOLDS, FAILS, INCOMPLETE = "holds", "fails", "incomplete"
@@ -144,9 +144,8 @@ class ClaimReport:
         if not self.in_progress:
             return None
         finished = self.records if self.profile == PAPER else []
-        # a run trained by its claim's twin is counted once, in that twin; one trained by another claim's run here
         done = sum(p["iteration"] for p in self.in_progress) + sum(r["training"]["iterations"] for r in finished
-                                                                   if "/" in r["training"].get("trained_by", "/"))
+                                                                   if not twin_in_claim(r))
         return f"paper in progress ({done:,} of {self.paper_iterations:,} iterations)"
 
     def divergence_rule(self) -> str:
