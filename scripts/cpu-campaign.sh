@@ -4,9 +4,10 @@
 #
 #   scripts/cpu-campaign.sh start DIR MINUTES CLAIM [RUN...]   clone this checkout's HEAD into DIR (once; the clone
 #       stays frozen at that commit) and train the claim's paper runs there in the background: --jobs one per run up
-#       to the cores, one thread each, nice 10, --time-limit MINUTES (every training checkpoints and stops then; the
-#       same command resumes it to the numbers of an uninterrupted run). Runs parked in checkpoints-in-progress/ (in
+#       to the cores (splitting the threads), nice 10, --time-limit MINUTES (every training checkpoints and stops
+#       then; the same command resumes it to the numbers of an uninterrupted run). Runs parked in checkpoints-in-progress/ (in
 #       git, so in the clone) resume from their parked checkpoint. Log: DIR/campaign.log.
+#       VARIANT=NAME trains and measures the claim's sensitivity variant NAME instead (`suite sensitivity --train`).
 #   scripts/cpu-campaign.sh land DIR CLAIM...   once DIR's `suite run` has stopped: park its trainings in progress
 #       (suite park), then mirror the claim's paper results, curves, trained models, parked checkpoints and metrics
 #       into this checkout and regenerate results/REPORT.md. Commit them naming the commit DIR trained at (printed).
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 main=$PWD
-usage() { sed -n '5,14p' "$0" >&2; exit 2; }
+usage() { sed -n '5,15p' "$0" >&2; exit 2; }
 profile=${PROFILE:-paper}  # PROFILE=smoke tries the script out in minutes
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
@@ -33,12 +34,15 @@ start)
   for d in "$main"/datasets/*/; do [ -e "$dir/datasets/$(basename "$d")" ] || cp -rL "$d" "$dir/datasets/"; done
   runs=$#; cores=$(nproc); jobs=$(( runs > 0 && runs < cores ? runs : cores ))
   cd "$dir"
-  echo "$(date -u +%FT%TZ) start at $(git rev-parse --short HEAD): $claim ${*:-(all runs)}, $minutes min" >> campaign.log
-  # One thread per job (the runner splits the threads among --jobs workers); passive OpenMP waits, as two spinning
+  echo "$(date -u +%FT%TZ) start at $(git rev-parse --short HEAD): $claim ${VARIANT:+variant $VARIANT }${*:-(all runs)}," \
+    "$minutes min" >> campaign.log
+  if [ -n "${VARIANT:-}" ]; then what=(sensitivity --variant "$VARIANT" --train); else what=(run); fi
+  # The runner splits the threads among the --jobs workers; passive OpenMP waits, as two spinning
   # threads on a busy 2-core machine run several times slower than one (issue 18's measurement).
   # The clone's own code (python -m from DIR, not the `suite` on PATH, which may be an editable install of main).
-  OMP_WAIT_POLICY=PASSIVE PYTHONPATH=$PWD setsid nohup nice -n 10 python3 -m suite.cli run --claim "$claim" --profile "$profile" --jobs "$jobs" \
-    --time-limit "$minutes" --no-progress $(printf -- '--run %s ' "$@") >> campaign.log 2>&1 < /dev/null &
+  OMP_WAIT_POLICY=PASSIVE PYTHONPATH=$PWD setsid nohup nice -n 10 python3 -m suite.cli "${what[@]}" --claim "$claim" \
+    --profile "$profile" --jobs "$jobs" --time-limit "$minutes" --no-progress $(printf -- '--run %s ' "$@") \
+    >> campaign.log 2>&1 < /dev/null &
   echo $! > campaign.pid
   echo "started in $dir (pid $!, commit $(git rev-parse --short HEAD)); log: $dir/campaign.log"
   ;;

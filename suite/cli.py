@@ -60,6 +60,26 @@ def _reports(manifest, root: Path, claim_ids=None, records=None):
                          load_progress(root), load_costs(root))
 
 
+_time_limit_option = click.option(
+    "--time-limit", envvar="SUITE_TIME_LIMIT", type=click.FloatRange(min=0, min_open=True),
+    help="Minutes: then every training checkpoints at its next iteration and stops, and the command reports what "
+         "finished (the same command resumes the rest); or set SUITE_TIME_LIMIT.")
+
+
+def _start_clock(time_limit: float | None):
+    """Set the time at which trainings stop (STOP_AT, read here and in worker processes), if there is a limit."""
+    from suite.training.loop import STOP_AT
+
+    if time_limit:
+        os.environ[STOP_AT] = str(time.time() + 60 * time_limit)
+
+
+def _out_of_time(time_limit: float | None) -> bool:
+    from suite.training.loop import STOP_AT
+
+    return bool(time_limit) and time.time() >= float(os.environ[STOP_AT])
+
+
 @main.command()
 @click.option("--claim", "claims", multiple=True, help="Claim id (repeatable).")
 @click.option("--all", "all_claims", is_flag=True, help="Every claim of the manifest (the whole table).")
@@ -80,9 +100,7 @@ def _reports(manifest, root: Path, claim_ids=None, records=None):
 @click.option("--no-sensitivity", is_flag=True,
               help="Do not evaluate the claim's evaluation-only sensitivity variants after its runs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--time-limit", envvar="SUITE_TIME_LIMIT", type=click.FloatRange(min=0, min_open=True),
-              help="Minutes: then every training checkpoints at its next iteration and stops, and the command "
-                   "reports what finished (the same command resumes the rest); or set SUITE_TIME_LIMIT.")
+@_time_limit_option
 @click.option("--prefetch", envvar="SUITE_PREFETCH", default=0, show_default=True, type=click.IntRange(min=0),
               help="Worker processes that draw each training's next meta-batches ahead of its step (the same "
                    "tasks: iteration i's come from its own seed); worth it on a GPU, which otherwise waits for the "
@@ -116,7 +134,6 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     from suite.rendering.markdown import to_markdown
     from suite.results.store import load_results, write_metrics
     from suite.training.layout import existing_result
-    from suite.training.loop import STOP_AT
     from suite.training.parallel import train_and_evaluate_all, training_order
     from suite.training.graphs import CUDA_GRAPH
     from suite.training.prefetch import PREFETCH
@@ -136,8 +153,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     groups = training_order(configs, root)  # listed in the order they train
     configs = [cfg for group in groups for cfg in group]
     code = git_state(Path(__file__).resolve().parents[1])  # the suite's own checkout
-    if time_limit:
-        os.environ[STOP_AT] = str(time.time() + 60 * time_limit)  # read by the trainings here and in workers
+    _start_clock(time_limit)
     os.environ[PREFETCH], os.environ[CUDA_GRAPH] = str(prefetch), str(int(cuda_graph))  # the same
     for group in groups:
         for cfg in group:
@@ -157,7 +173,7 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
             if executor == "slurm" else None
         submit_and_wait(configs, root, device, code, ctx.obj["data"], executor, slurm, overwrite=overwrite,
                         path=path, progress=not no_progress, log=lambda m: click.echo(m, err=True))
-    out_of_time = time_limit and time.time() >= float(os.environ[STOP_AT])
+    out_of_time = _out_of_time(time_limit)
     if out_of_time and not no_sensitivity:
         click.echo("sensitivity variants not measured: the time limit has passed", err=True)
     variants = [] if no_sensitivity or out_of_time else [cfg for c in claims for cfg in manifest.claim(c).variant_configs(
@@ -170,14 +186,15 @@ def run(ctx, claims, all_claims, profile, device, seeds, runs, overwrite, jobs, 
     click.echo(to_markdown(_reports(manifest, root, list(claims), records)))
 
 
-def _report_untrained(missing: dict, variants: list):
-    """One line per variant left unmeasured for want of a trained model."""
+def _report_untrained(missing: dict, variants: list, stopped: bool = False):
+    """One line per variant left unmeasured for want of a trained model (`stopped`: its training was asked for and
+    stopped at the time limit)."""
     retrains = {(c.claim, c.variant): c.retrains for c in variants}
     for (claim, variant), lacking in missing.items():
         why = "it retrains" if retrains[claim, variant] else "its run's trained model is not here (checkpoints/)"
-        click.echo(f"{claim}: sensitivity variant {variant!r} not measured for {', '.join(lacking)}: {why}; "
-                   f"`suite sensitivity --claim {claim} --variant {variant} "
-                   "--train` trains it", err=True)
+        click.echo(f"{claim}: sensitivity variant {variant!r} not measured for {', '.join(lacking)}: "
+                   + ("its training stopped at the time limit; the same command resumes it" if stopped else
+                      f"{why}; `suite sensitivity --claim {claim} --variant {variant} --train` trains it"), err=True)
 
 
 @main.command()
@@ -185,6 +202,7 @@ def _report_untrained(missing: dict, variants: list):
 @click.option("--variant", "variants", multiple=True, help="Only these variants (repeatable; default: all).")
 @click.option("--profile", default=PAPER, show_default=True, help="paper (the published protocol) or smoke (tiny).")
 @click.option("--seed", "seeds", type=int, multiple=True, help="Run these seeds instead of the claim's.")
+@click.option("--run", "runs", multiple=True, help="Only the variants of these runs of the claim (repeatable).")
 @click.option("--train", is_flag=True,
               help="Train what the variants need and is not here: a variant that retrains, or the run whose trained "
                    "model an evaluation-only variant reads. Without it, only the models here are evaluated.")
@@ -198,9 +216,11 @@ def _report_untrained(missing: dict, variants: list):
               help="Evaluate again variants whose results come from another configuration (their trained models "
                    "are kept: delete a checkpoint folder to retrain it).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_time_limit_option
 @click.pass_context
 @_errors_are_clear
-def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, path, overwrite, no_progress):
+def sensitivity(ctx, claim_id, variants, profile, seeds, runs, train, device, jobs, path, overwrite, no_progress,
+                time_limit):
     """Measure a claim's protocol variants (its manifest's `sensitivity`): each evaluated on the trained models,
     retraining only where it changes training (with --train), then print the claim's report."""
     from suite.rendering.markdown import to_markdown
@@ -208,12 +228,14 @@ def sensitivity(ctx, claim_id, variants, profile, seeds, train, device, jobs, pa
     from suite.training.sensitivity import run_variants
 
     manifest = _manifest(ctx)
-    configs = manifest.claim(claim_id).variant_configs(profile, seeds=list(seeds) or None,
+    configs = manifest.claim(claim_id).variant_configs(profile, seeds=list(seeds) or None, runs=list(runs) or None,
                                                        variants=list(variants) or None)
     root = ctx.obj["results"]
     code = git_state(Path(__file__).resolve().parents[1])
-    _report_untrained(run_variants(configs, root, resolve_device(device), code, ctx.obj["data"], overwrite,
-                                   not no_progress, jobs, path, train), configs)
+    _start_clock(time_limit)
+    missing = run_variants(configs, root, resolve_device(device), code, ctx.obj["data"], overwrite, not no_progress,
+                           jobs, path, train)
+    _report_untrained(missing, configs, stopped=train and _out_of_time(time_limit))
     click.echo(to_markdown(_reports(manifest, root, [claim_id])))
 
 

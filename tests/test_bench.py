@@ -81,3 +81,26 @@ def test_suite_plan_times_a_claims_paper_runs_on_their_own_paths(tmp_path):
     report = CliRunner().invoke(main, ["--results", str(results), "report", "--claim", "maml-sinusoid"])
     assert report.exit_code == 0, report.output
     assert "**Paper profile not started**" in report.output and "(plan, cpu)" in report.output
+
+
+def test_suite_plan_counts_a_training_two_claims_share_once(monkeypatch):
+    """omniglot-maml's n5-k1 and n5-k5 are freeze-layer-omniglot's n5-k1 and n5-k5 (the same training): planned
+    together, each claim's table is its own cost, each run names the other, and the total counts the training once."""
+    import torch
+
+    from suite.training import plan
+
+    monkeypatch.setattr(plan, "measure_run", lambda cfg, *args: {"path": "loop", "step": 1.0, "curve point": 0.0,
+                                                                  "test task": 0.0})
+    manifest = load_manifest(REPO / "benchmarks.yaml")
+    rows = plan.measure_plan(manifest, ["omniglot-maml", "freeze-layer-omniglot"], torch.device("cpu"), Path("."), 1,
+                             0, log=lambda msg: None)
+    by = {(r["claim"], r["run"]): r for r in rows}
+    freeze = by["freeze-layer-omniglot", "n5-k5"]
+    assert freeze["same training"] == ["omniglot-maml/n5-k5"] and freeze["training h"] == 60000 / 3600
+    assert freeze["planned already"] == freeze["training h"] and by["omniglot-maml", "n5-k5"]["planned already"] == 0
+    assert by["omniglot-maml", "n20-k1"]["same training"] == ["anil-omniglot/maml-n20-k1"]
+    text = plan.plan_text(rows, torch.device("cpu"), 1, 0)
+    assert "freeze-layer-omniglot / n5-k5: the same training as omniglot-maml/n5-k5; one training serves both" in text
+    total = sum(r["training h"] + r["evaluation h"] for r in rows)
+    assert f"All: {total - 2 * 60000 / 3600:.3g} h" in text and "the trainings two claims share counted once" in text

@@ -469,11 +469,11 @@ def test_the_rest_of_the_papers_table_is_shown_as_printed_with_why_it_is_not_run
     assert printed_section(manifest.claim("maml-sinusoid")) == []
 
 
-def progress_record(manifest, run, iteration, config_hash=None, segments=None):
+def progress_record(manifest, run, iteration, config_hash=None, segments=None, claim="maml-sinusoid"):
     """A progress.json as the runner writes it while a paper training is under way."""
     from suite.training.identity import numerics
-    cfg = manifest.claim("maml-sinusoid").run_configs("paper", seeds=[0], runs=[run])[0]
-    return {"claim": "maml-sinusoid", "profile": "paper", "run": run, "seed": 0,
+    cfg = manifest.claim(claim).run_configs("paper", seeds=[0], runs=[run])[0]
+    return {"claim": claim, "profile": "paper", "run": run, "seed": 0,
             "config_hash": config_hash or cfg.hash, "numerics": numerics(cfg), "path": "grouped",
             "iteration": iteration, "iterations": cfg.hyperparameters["iterations"], "seconds": 3600.0 + 360.0,
             "gpu_seconds": 360.0, "checkpoint": "checkpoints/x", "_resumable": "parked",
@@ -640,6 +640,10 @@ def test_runs_that_need_another_claims_training_are_marked_as_one_training(manif
     assert {n["run"]: n["same_training"] for n in rep.not_started} == {
         "n5-k1": ["omniglot-maml/n5-k1"], "n5-k5": ["omniglot-maml/n5-k5"]}
     text = to_markdown([rep])
-    assert "(2 of them need the same training as another claim's run: one training serves both" in text
+    assert "2 of its runs and seeds have not started (all of them need the same training as another claim's run: " \
+        "one training serves both" in text
     row = next(line for line in text.splitlines() if line.startswith("| n5-k5 "))
     assert "not started (the same training as omniglot-maml/n5-k5)" in row
+    progress = progress_record(manifest, "n5-k1", 100, claim=claim.id)  # under way: one run left, singular
+    text = to_markdown(build_reports(manifest, [], [claim.id], [progress], [costs]))
+    assert "1 of its runs and seeds has not started (it needs the same training as another claim's run" in text

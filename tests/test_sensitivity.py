@@ -152,3 +152,29 @@ def test_no_sensitivity_runs_the_claim_alone(tmp_path):
     seed = results / "maml-sinusoid" / "smoke" / "maml" / "seed0"
     assert (seed / "results.json").is_file() and not (seed / "variants").exists()
     assert "not measured" not in out.output
+
+
+def test_a_variant_training_stops_at_the_time_limit_and_the_same_command_then_measures_it(tmp_path, monkeypatch):
+    import types
+
+    from suite import cli
+    from suite.training import loop
+    results = tmp_path / "results"
+    args = ["sensitivity", "--claim", "maml-sinusoid", "--profile", "smoke", "--variant", "code-inner-lr", "--run",
+            "maml", "--train", "--device", "cpu", "--no-progress"]
+    assert "claim 'maml-sinusoid' has no run 'mam'" in suite(results, *args[:7], "--run", "mam").output
+    monkeypatch.setenv(loop.STOP_AT, "")  # the command sets it in this process: undone after the test
+    clock = iter([0.0, 10.0**12])  # the limit is set at time 0 and found passed at the end
+    monkeypatch.setattr(cli, "time", types.SimpleNamespace(time=lambda: next(clock)))
+    out = suite(results, *args, "--time-limit", "0.0001")
+    assert out.exit_code == 0, out.output
+    assert "maml-sinusoid/maml~code-inner-lr seed 0: stopped at the time limit after iteration 0 of" in out.output
+    assert ("variant 'code-inner-lr' not measured for maml seed 0: its training stopped at the time limit; the same "
+            "command resumes it") in out.output
+    seed = results / "maml-sinusoid" / "smoke" / "maml" / "seed0"
+    assert not (seed / "variants" / "code-inner-lr" / "results.json").exists()
+    monkeypatch.undo()
+    out = suite(results, *args)
+    assert out.exit_code == 0, out.output
+    assert (seed / "variants" / "code-inner-lr" / "results.json").is_file()
+    assert not (seed / "results.json").exists()  # --run chose the run's variants; the run itself was not asked for

@@ -197,6 +197,11 @@ class RunConfig:
     retrains: bool = False  # a variant whose training differs from its run's
 
     @property
+    def label(self) -> str:
+        """'claim/run seed N', or 'claim/run~variant seed N' for a sensitivity variant (as its curve file is named)."""
+        return f"{self.claim}/{self.run}" + (f"~{self.variant}" if self.variant else "") + f" seed {self.seed}"
+
+    @property
     def hashed(self) -> dict:
         """The configuration the hash covers. Model selection {rule: last} is left out of it: every result made
         before `selection` existed evaluated the last model, so their hashes (and results) stay current."""
@@ -269,11 +274,14 @@ class Claim:
                                 f"{', '.join(self.profiles)})")
         return self.profiles[profile]
 
-    def run_configs(self, profile: str = PAPER, seeds=None, runs=None) -> list[RunConfig]:
-        body = self.body(profile)
+    def _known_runs(self, body: dict, runs) -> None:
         unknown = sorted(set(runs or ()) - set(body["runs"]))
         if unknown:
             raise ManifestError(f"claim {self.id!r} has no run {unknown[0]!r} (runs: {', '.join(body['runs'])})")
+
+    def run_configs(self, profile: str = PAPER, seeds=None, runs=None) -> list[RunConfig]:
+        body = self.body(profile)
+        self._known_runs(body, runs)
         return [self.run_config(body, profile, name, run, seed)
                 for name, run in body["runs"].items() if not runs or name in runs
                 for seed in (seeds if seeds is not None else body["seeds"])]
@@ -300,6 +308,7 @@ class Claim:
         if unknown:
             raise ManifestError(f"claim {self.id!r} has no sensitivity variant {unknown[0]!r} (variants: "
                                 f"{', '.join(body['sensitivity']) or 'none'})")
+        self._known_runs(body, runs)
         out = []
         for name, variant in body["sensitivity"].items():
             if variants and name not in variants:

@@ -144,11 +144,17 @@ def progress_section(rep: ClaimReport) -> list[str]:
 
         shared = sum(1 for n in rep.not_started if n.get("trained_by"))
         across = sum(1 for n in rep.not_started if n.get("same_training") and not n.get("trained_by"))
-        lines[-1] += (f" {len(rep.not_started)} of its runs and seeds have not started"
-                      + (f" ({shared} of them share an earlier run's training, the same configuration, and cost "
-                         "their evaluation alone)" if shared else "")
-                      + (f" ({across} of them need the same training as another claim's run: one training serves "
-                         "both, whichever claim trains it first, so the table pays it once)" if across else "")
+        total = len(rep.not_started)
+
+        def some(n: int, plural: str, singular: str) -> str:  # "it needs", "all of them need", "2 of them need"
+            return f"it {singular}" if n == total == 1 else \
+                f"{'all' if n == total else n} of them {singular if n == 1 else plural}"
+
+        lines[-1] += (f" {total} of its runs and seeds {'has' if total == 1 else 'have'} not started"
+                      + (f" ({some(shared, 'share', 'shares')} an earlier run's training, the same configuration, "
+                         f"and {'costs its' if shared == 1 else 'cost their'} evaluation alone)" if shared else "")
+                      + (f" ({some(across, 'need', 'needs')} the same training as another claim's run: one training "
+                         "serves both, whichever claim trains it first, so the table pays it once)" if across else "")
                       + "; `suite plan --record` "
                       "measured what they cost (a few timed iterations on the run's own path, times the paper's "
                       "iterations, curve points and test tasks): "

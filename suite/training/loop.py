@@ -108,7 +108,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
     if cuda_graph_requested() and learner.capturable:
         step, segment["cuda_graph"] = CapturedStep(learner, device).step, True
     elif cuda_graph_requested():
-        tqdm.write(f"{cfg.claim}/{cfg.run} seed {cfg.seed}: {cfg.algorithm}'s step is not captured (its learner is "
+        tqdm.write(f"{cfg.label}: {cfg.algorithm}'s step is not captured (its learner is "
                    "not capturable); it runs eagerly")
     segments = segments + [{**segment, "from_iteration": start}]
     if start and on_checkpoint:
@@ -131,7 +131,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
         if on_checkpoint:
             on_checkpoint(done, elapsed + spent, gpu_seconds + (spent if on_gpu else 0.0), segments, curve)
 
-    bar = tqdm(total=iterations, initial=start, desc=f"{cfg.claim}/{cfg.run} seed {cfg.seed}", unit="it",
+    bar = tqdm(total=iterations, initial=start, desc=cfg.label, unit="it",
                disable=progress is None, mininterval=1.0, dynamic_ncols=True, **(progress or {}))
     batches = meta_batches(family, (n_tasks, shots, queries), cfg.seed, start, iterations, prefetch_workers())
     for it, tasks, generator in batches:
@@ -139,7 +139,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
             if it > start:
                 save_latest(it)
             bar.close()
-            raise TimeLimitReached(f"{cfg.claim}/{cfg.run} seed {cfg.seed}: stopped at the time limit after "
+            raise TimeLimitReached(f"{cfg.label}: stopped at the time limit after "
                                    f"iteration {it:,} of {iterations:,} (checkpoint {ckpt_path}); the same command "
                                    "resumes it")
         window.append(step(tasks.to(device), it, generator))

@@ -93,8 +93,12 @@ def measure_plan(manifest: Manifest, claim_ids: list[str], device: torch.device,
                  warmup: int, log=print, profile: str = PAPER) -> list[dict]:
     """One row per run of each claim: what it was timed at (seconds per training iteration, curve point and test
     task, on its own path) and its hours, for all its seeds (`config_hashes`, one per seed, say which
-    configurations the row is of)."""
+    configurations the row is of). A run whose training another claim's run also needs (Manifest.
+    shared_across_claims) names it (`same training`); a claim's table is its cost alone, and `planned already` is
+    the training hours an earlier row of this plan already counts (one training serves both)."""
     rows = []
+    across = manifest.shared_across_claims(profile)
+    planned = set()  # (seed, training_key) of the trainings this plan has counted
     for claim_id in claim_ids:
         claim = manifest.claim(claim_id)
         twins = claim.trained_by(profile)
@@ -105,11 +109,17 @@ def measure_plan(manifest: Manifest, claim_ids: list[str], device: torch.device,
             cost = run_cost(configs[0], measured)
             if name in twins:  # its training is an earlier run's, trained once (shared_trainings)
                 cost["training h"] = 0.0
+            shared = [(cfg.seed, cfg.training_key) for cfg in configs if cfg.shares_training]
+            already = sum(key in planned for key in shared)
+            planned.update(shared)
             rows.append({"claim": claim_id, "run": name, "seeds": len(configs), "path": measured["path"],
                          "s/it": measured["step"], "iterations": configs[0].hyperparameters["iterations"],
                          **{k: v * len(configs) for k, v in cost.items()},
                          "curve point s": measured["curve point"], "test task s": measured["test task"],
-                         "config_hashes": [cfg.hash for cfg in configs], "trained by": twins.get(name)})
+                         "config_hashes": [cfg.hash for cfg in configs], "trained by": twins.get(name),
+                         "same training": list(dict.fromkeys(o for cfg in configs
+                                                             for o in across.get((claim_id, name, cfg.seed), []))),
+                         "planned already": cost["training h"] * already})
     return rows
 
 
@@ -121,10 +131,15 @@ def plan_text(rows: list[dict], device: torch.device, iterations: int, warmup: i
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     shared = [f"{r['claim']} / {r['run']}: trained by {r['trained by']} (the same training), so its training h is 0"
               for r in rows if r.get("trained by")]
+    shared += [f"{r['claim']} / {r['run']}: the same training as {', '.join(r['same training'])}; one training serves "
+               "both, whichever claim trains it first" for r in rows if r.get("same training")]
+    once = sum(r.get("planned already", 0.0) for r in rows)
     return "\n".join([
         f"{profile.capitalize()}-profile cost on {device} ({name}, {torch.get_num_threads()} threads), from "
         f"{iterations} timed iterations after {warmup} warm-up per run, one curve point and one chunk of test tasks:", "",
         table.to_markdown(index=False, floatfmt=".3g"), *([""] + shared if shared else []), "",
         "Per claim (hours, all seeds):", "",
         per_claim.to_markdown(floatfmt=".3g"), "",
-        f"All: {per_claim['total h'].sum():.3g} h (one run at a time; `suite run --jobs N` runs N side by side)."])
+        f"All: {per_claim['total h'].sum() - once:.3g} h (one run at a time; `suite run --jobs N` runs N side by side"
+        + (f"; the trainings two claims share counted once, {once:.3g} h less than the claims' sum" if once else "")
+        + ")."])

@@ -306,7 +306,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     eval_began = time.perf_counter()
     params, members, selection = selected_model(cfg, learner, trained)
     result = evaluate(tuned, params, family, cfg.evaluation, device, path, cfg.execution["eval_chunk"],
-                      None if progress is None else {"desc": f"{cfg.claim}/{cfg.run} seed {cfg.seed} evaluating",
+                      None if progress is None else {"desc": f"{cfg.label} evaluating",
                                                      **progress},
                       training_state=learner.inner_state, schedule=learner.schedule, members=members)
     result["selection"] = selection
