@@ -58,8 +58,10 @@ land)
     PYTHONPATH=$PWD python3 -m suite.cli park --claim "$claim"
     for path in "results/$claim/$profile" "results/plots/$claim/$profile" "trained-models/$claim" \
                 "checkpoints-in-progress/$claim"; do
-      rm -rf "${main:?}/$path"
-      if [ -e "$path" ]; then mkdir -p "$main/$(dirname "$path")" && cp -r "$path" "$main/$path"; fi
+      # results, curves and models merge into main's (main may hold variants measured after this clone was made);
+      # parked checkpoints are replaced, so that a run finished here drops its parked one
+      [ "${path%%/*}" = checkpoints-in-progress ] && rm -rf "${main:?}/$path"
+      if [ -e "$path" ]; then mkdir -p "$main/$path" && cp -r "$path/." "$main/$path/"; fi
     done
     [ -f "results/metrics/$claim.$profile.json" ] && cp "results/metrics/$claim.$profile.json" "$main/results/metrics/"
   done
