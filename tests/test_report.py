@@ -442,6 +442,38 @@ def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(ma
     assert not list(tmp_path.iterdir())  # finished: the curves so far are gone with them
 
 
+def test_what_a_variant_measures_beyond_its_runs_own_metrics_is_reported(manifest):
+    """A variant with more test-time steps (mse@20) shows those values; the metrics its runs measure too, and
+    metrics of a family the claim does not judge, are not repeated."""
+    claim = manifest.claim("maml-sinusoid")
+    paper = claim.variant_configs("paper", variants=["test-k10"], runs=["maml"])[0]
+    variant = dict(record(manifest, "maml", "paper", lambda s: 0.1, config_hash=paper.hash), variant="test-k10",
+                   retrains=False, _path="v/paper")
+    variant["metrics"] = {**variant["metrics"], "mse@20": {"mean": 0.05, "std": 0.1, "ci95": 0.01, "n": 600},
+                          "seconds@20": {"mean": 3.0, "std": 0.1, "ci95": 0.01, "n": 600}}
+    rep = build_reports(manifest, paper_like(manifest) + [variant], ["maml-sinusoid"])[0]
+    v = rep.sensitivity_values
+    assert list(zip(v["variant"], v["run"], v["metric"], v["measured"])) == [("test-k10", "maml", "mse@20", 0.05)]
+    assert "| test-k10  | maml  | mse@20   | 0.05 ± 0.01 | ci95-episodes |" in to_markdown([rep])
+
+
+def test_a_retraining_variant_under_way_is_reported_in_progress_not_as_the_claims_progress(manifest):
+    """A sensitivity variant's own training (code-inner-lr retrains maml) shows how far it is in the sensitivity
+    table, while the claim's "paper in progress" counts its runs' trainings only."""
+    claim = manifest.claim("maml-sinusoid")
+    cfg = claim.variant_configs("paper", variants=["code-inner-lr"], runs=["maml"], seeds=[0])[0]
+    assert cfg.retrains
+    under_way = dict(progress_record(manifest, "maml", 2000), variant="code-inner-lr", config_hash=cfg.hash)
+    rep = build_reports(manifest, paper_like(manifest), ["maml-sinusoid"], [under_way])[0]
+    row = rep.sensitivity.set_index("variant").loc["code-inner-lr"]
+    assert row["verdict"] == "in progress (2,000 of 70,000 iterations)" and row["seeds measured"] == 0
+    assert rep.in_progress == [] and rep.progress_text() is None
+    assert rep.sensitivity.set_index("variant").loc["test-lr-code", "verdict"] == "not run"
+    older = dict(under_way, config_hash="an-older-configuration")  # of another configuration: not progress
+    rep = build_reports(manifest, paper_like(manifest), ["maml-sinusoid"], [older])[0]
+    assert rep.sensitivity.set_index("variant").loc["code-inner-lr", "verdict"] == "not run"
+
+
 def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_profile_makes_it(manifest):
     claim = manifest.claim("maml-sinusoid")
     smoke = claim.variant_configs("smoke", variants=["test-k10"], runs=["maml"])[0]

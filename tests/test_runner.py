@@ -493,6 +493,27 @@ def test_progress_whose_checkpoint_is_nowhere_is_not_progress(tmp_path):
     assert (tmp_path / PARKED / folder / LATEST).read_bytes() == b"newer"
 
 
+def test_a_variants_training_in_progress_is_found_and_parked(tmp_path):
+    """A retraining sensitivity variant writes its progress.json in its variant folder; suite park parks its
+    checkpoint like a run's, naming the variant (a progress.json of older code, without its variant, too)."""
+    from suite.results.store import load_progress
+    from suite.training.parking import CHECKPOINTS, LATEST, PARKED
+
+    folder = "maml-sinusoid/paper/maml/seed0/fedcba9876543210"
+    record = {"claim": "maml-sinusoid", "profile": "paper", "run": "maml", "seed": 0, "iteration": 2000,
+              "iterations": 70000, "checkpoint": f"{CHECKPOINTS}/{folder}"}
+    progress = tmp_path / "results" / "maml-sinusoid" / "paper" / "maml" / "seed0" / "variants" / "code-inner-lr" \
+        / "progress.json"
+    progress.parent.mkdir(parents=True)
+    progress.write_text(json.dumps(record))
+    (tmp_path / CHECKPOINTS / folder).mkdir(parents=True)
+    (tmp_path / CHECKPOINTS / folder / LATEST).write_bytes(b"variant")
+    assert [(p["variant"], p["_resumable"]) for p in load_progress(tmp_path / "results")] == [("code-inner-lr", "here")]
+    out = suite(write_manifest(tmp_path), tmp_path / "results", "park")
+    assert "maml-sinusoid/paper/maml variant code-inner-lr seed 0 (2,000 of 70,000): parked" in out.output, out.output
+    assert (tmp_path / PARKED / folder / LATEST).read_bytes() == b"variant"
+
+
 def test_time_limit_stops_every_training_and_still_reports(tmp_path, monkeypatch):
     import types
 

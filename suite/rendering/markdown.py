@@ -211,4 +211,11 @@ def sensitivity_section(rep: ClaimReport) -> list[str]:
                                 "seeds": [v or "—" for v in n["seeds"]],
                                 "difference": n["difference_text"], "allowed": n["allowed_text"],
                                 "verdict": n["verdict"]}).to_markdown(index=False), ""]
+    if len(rep.sensitivity_values):
+        v = rep.sensitivity_values
+        lines += ["What the variants measure beyond their runs' own metrics (± as the compared values):", "",
+                  pd.DataFrame({"variant": v["variant"], "run": v["run"], "metric": v["metric"],
+                                "measured": [_fmt(m, i, metric.startswith("accuracy")) for m, i, metric in
+                                             zip(v["measured"], v["measured ±"], v["metric"])],
+                                "± is": v["measured ± means"]}).to_markdown(index=False), ""]
     return lines

@@ -37,6 +37,8 @@ def to_csv(reports: list[ClaimReport]) -> str:
         if len(rep.sensitivity_numbers):
             frames.append(rep.sensitivity_numbers.assign(claim=rep.claim.id, profile=rep.profile,
                                                          kind="variant number"))
+        if len(rep.sensitivity_values):
+            frames.append(rep.sensitivity_values.assign(claim=rep.claim.id, profile=rep.profile, kind="variant value"))
     if not frames:
         return ""
     df = pd.concat(frames, ignore_index=True)

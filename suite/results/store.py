@@ -42,14 +42,17 @@ def load_results(root: Path) -> list[dict]:
 
 
 def load_progress(root: Path, resumable_only: bool = True) -> list[dict]:
-    """Every training in progress under results/ (its run's progress.json, suite.training.run._write_progress)
-    whose checkpoint is here or parked (suite.training.parking): one whose checkpoint went with another machine
-    restarts from its first iteration, so its progress is not progress. `_resumable`: here, parked or None."""
+    """Every training in progress under results/ (its run's or retraining sensitivity variant's progress.json,
+    suite.training.run._write_progress) whose checkpoint is here or parked (suite.training.parking): one whose
+    checkpoint went with another machine restarts from its first iteration, so its progress is not progress.
+    `variant`: the variant's name, None for a run's own training; `_resumable`: here, parked or None."""
     out = []
     base = root.resolve().parent
-    for path in sorted(root.glob("*/*/*/seed*/progress.json")):
+    for path in sorted([*root.glob("*/*/*/seed*/progress.json"), *root.glob("*/*/*/seed*/variants/*/progress.json")]):
         record = read_json(path, "rerun its claim or remove the file")
-        record = {**record, "_path": str(path), "_resumable": where_resumable(base, record)}
+        # progress.json written before it recorded its variant: the folder tells (suite.training.layout)
+        variant = record.get("variant", path.parent.name if path.parent.parent.name == "variants" else None)
+        record = {**record, "variant": variant, "_path": str(path), "_resumable": where_resumable(base, record)}
         if record["_resumable"] or not resumable_only:
             out.append(record)
     return out
@@ -60,7 +63,8 @@ def current_progress(claim: Claim, progress: list[dict], records: list[dict], pr
     in the manifest's run order."""
     done = {(r["run"], r["seed"]) for r in current_records(claim, records, profile)}
     runs = list(claim.body(profile)["runs"])
-    mine = [p for p in progress if p["claim"] == claim.id and p["profile"] == profile and p["run"] in runs
+    mine = [p for p in progress if p["claim"] == claim.id and p["profile"] == profile and not p.get("variant")
+            and p["run"] in runs
             and p["seed"] in claim.body(profile)["seeds"] and (p["run"], p["seed"]) not in done
             and is_current(p, claim.run_configs(profile, seeds=[p["seed"]], runs=[p["run"]])[0])]
     return sorted(mine, key=lambda p: (runs.index(p["run"]), p["seed"]))
@@ -125,6 +129,22 @@ def current_variant_records(claim: Claim, records: list[dict], profile: str) -> 
         if r["claim"] == claim.id and r["profile"] == profile and cfg is not None and is_current(r, cfg):
             out.setdefault(r["variant"], []).append(r)
     return {name: out[name] for name in body["sensitivity"] if name in out}
+
+
+def current_variant_progress(claim: Claim, progress: list[dict], variant_records: dict[str, list[dict]],
+                             profile: str) -> dict[str, list[dict]]:
+    """Per retraining sensitivity variant of `profile`, its trainings in progress by the manifest's current
+    configuration (as current_progress) whose run and seed have no current result (`variant_records`, as
+    current_variant_records gives them)."""
+    configs = {(c.variant, c.run, c.seed): c for c in claim.variant_configs(profile)}
+    out = {}
+    for p in progress:
+        cfg = configs.get((p.get("variant"), p["run"], p["seed"]))
+        done = {(r["run"], r["seed"]) for r in variant_records.get(p.get("variant"), [])}
+        if (p["claim"] == claim.id and p["profile"] == profile and cfg is not None and is_current(p, cfg)
+                and (p["run"], p["seed"]) not in done):
+            out.setdefault(p["variant"], []).append(p)
+    return out
 
 
 def relation_runs_and_metrics(relation: dict) -> tuple[list[str], list[str]]:

@@ -175,8 +175,8 @@ def _write_progress(cfg, out: Path, ckpts: Path, path: str, iteration: int, seco
     pace, and its learning curve so far, for the report's "in progress" (the checkpoint itself stays out of
     results/)."""
     atomic_write_json(out / PROGRESS, {
-        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "seed": cfg.seed, "config_hash": cfg.hash,
-        "numerics": numerics(cfg), "path": path, "iteration": iteration,
+        "claim": cfg.claim, "profile": cfg.profile, "run": cfg.run, "variant": cfg.variant, "seed": cfg.seed,
+        "config_hash": cfg.hash, "numerics": numerics(cfg), "path": path, "iteration": iteration,
         "iterations": cfg.hyperparameters["iterations"], "seconds": round(seconds, 2),
         "gpu_seconds": round(gpu_seconds, 2), "checkpoint": ckpts.relative_to(checkpoint_base(ckpts)).as_posix(),
         "segments": [{k: s.get(k) for k in ("device", "device_name", "git_commit", "git_dirty", "started",

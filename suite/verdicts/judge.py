@@ -36,7 +36,8 @@ import pandas as pd
 from suite.protocol import PAPER, Claim, Manifest, shared_trainings
 from suite.protocol.manifest import expand_metrics, figure_points
 from suite.results.costs import current_costs
-from suite.results.store import (Measured, current_progress, current_records, current_variant_records, measure,
+from suite.results.store import (Measured, current_progress, current_records, current_variant_progress,
+                                 current_variant_records, measure,
                                  relation_runs_and_metrics, twin_in_claim)
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
@@ -138,6 +139,8 @@ class ClaimReport:
     # once: Claim.trained_by)
     not_started: list[dict] = field(default_factory=list)  # paper runs and seeds with neither result nor progress,
     # each with what `suite plan --record` measured it to cost (not_started_runs)
+    sensitivity_values: pd.DataFrame = field(default_factory=pd.DataFrame)  # what variants measure beyond their
+    # runs' own metrics (variant_values)
 
     def progress_text(self) -> str | None:
         """"paper in progress (k of n iterations)" while paper trainings are under way and not all have results."""
@@ -331,9 +334,12 @@ def _duration(seconds: float) -> str:
 # ---- sensitivity variants ----
 
 def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], variant_records: dict[str, list[dict]],
-                only: str | None, bound: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                only: str | None, bound: float | None, in_progress: dict[str, list[dict]] | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per variant: what it changes, whether it retrains, its seeds measured and the claim's verdict
-    with its results in place of its runs'; the published numbers of its runs as it measured them)."""
+    with its results in place of its runs', or, for a variant with no result yet whose training is under way
+    (`in_progress`, results.store.current_variant_progress), how far it is; the published numbers of its runs as
+    it measured them)."""
     body, rows, numbers = claim.body(profile), [], []
     base_train = {run: [r["provenance"].get("train_seconds") for r in records] for run, records in by_run.items()}
     for name, variant in body["sensitivity"].items():
@@ -348,6 +354,9 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
             if len(table):
                 table = table[table["run"].isin(variant["runs"])].assign(variant=name)
                 numbers.append(table)
+        elif under_way := (in_progress or {}).get(name):
+            verdict = (f"in progress ({sum(p['iteration'] for p in under_way):,} of "
+                       f"{sum(c.hyperparameters['iterations'] for c in configs if c.retrains):,} iterations)")
         else:
             verdict = NOT_RUN
         seconds = [s for run in variant["runs"] for s in base_train.get(run, []) if s]
@@ -358,6 +367,31 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
                      "source": variant["source"], "cost": cost,
                      "seeds measured": len({r["seed"] for r in records}), "verdict": verdict})
     return pd.DataFrame(rows), (pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame())
+
+
+def _family(metric: str) -> tuple[str, str]:
+    """A metric without its step count: accuracy@100/frozen-1-2-3-4 → (accuracy, frozen-1-2-3-4)."""
+    name, _, rest = metric.partition("@")
+    return name, rest.partition("/")[2]
+
+
+def variant_values(claim: Claim, profile: str, by_run: dict[str, list[dict]],
+                   variant_records: dict[str, list[dict]], compared: pd.DataFrame) -> pd.DataFrame:
+    """The values a variant measures that its runs' own results do not (more test-time steps, say), of the
+    metrics the claim's published numbers and compared values are about, whatever their step count: one row per
+    variant, run and metric (its mean over the variant's seeds, as compared_values)."""
+    shown = {_family(p["metric"]) for p in claim.body(PAPER)["expectations"].get("published", [])}
+    shown |= {_family(m) for m in (compared["metric"] if len(compared) else ())}
+    rows = []
+    for name, records in variant_records.items():
+        for run in claim.body(profile)["sensitivity"][name]["runs"]:
+            mine = [r for r in records if r["run"] == run]
+            own = {m for r in by_run.get(run, []) for m in r["metrics"]}
+            for metric in dict.fromkeys(m for r in mine for m in r["metrics"]):
+                if metric not in own and _family(metric) in shown and (m := measure(mine, metric)) is not None:
+                    rows.append({"variant": name, "run": run, "metric": metric, "measured": m.mean,
+                                 "measured ±": m.interval, "measured ± means": m.interval_kind, "n": m.n})
+    return pd.DataFrame(rows)
 
 
 # ---- the explanation ----
@@ -419,9 +453,9 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
         if "only through diverged" in r["verdict"]:
             out.append(f"Relation \"{r['relation']}\" {r['verdict']}.")
     if len(variants) and verdict == NOT_REPRODUCED:
-        measured = variants[variants["verdict"] != NOT_RUN]
+        measured = variants[variants["seeds measured"] > 0]
         good = list(measured[measured["verdict"] == REPRODUCED]["variant"])
-        unmeasured = list(variants[variants["verdict"] == NOT_RUN]["variant"])
+        unmeasured = list(variants[variants["seeds measured"] == 0]["variant"])
         if good:
             out.append(f"These protocol variants would reproduce it: {', '.join(good)} (see the sensitivity table).")
         elif len(measured):
@@ -476,22 +510,26 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
     current_variants = [r for rs in variant_records.values() for r in rs]
     any_profile = [r for p in claim.profiles for rs in current_variant_records(claim, mine, p).values() for r in rs]
     stale += [r for r in mine if r.get("variant") and r not in any_profile]
-    variants, variant_numbers = sensitivity(claim, profile or PAPER, by_run, variant_records, only, bound)
+    variants, variant_numbers = sensitivity(claim, profile or PAPER, by_run, variant_records, only, bound,
+                                            current_variant_progress(claim, list(progress), variant_records,
+                                                                     profile or PAPER))
     divergence = divergence_statistics(claim, by_run, bound)
     listed = claim.body(profile)["seeds"] if profile else []
     seeds_missing = {run: missing for run, records in by_run.items()
                      if (missing := sorted(set(listed) - {r["seed"] for r in records}))}
     in_progress = current_progress(claim, list(progress), runs_of, PAPER)
+    compared = compared_values(claim, by_run) if profile else pd.DataFrame()
     provenance = [{"run": r["run"], "seed": r["seed"], **{k: r["provenance"].get(k) for k in
                    ("git_commit", "git_dirty", "device", "device_name", "train_seconds", "eval_seconds", "gpu_hours")}}
                   for r in chosen]
     return ClaimReport(claim, profile, numbers, relations, verdict, [r["_path"] for r in stale], provenance,
-                       chosen, extra, compared_values(claim, by_run) if profile else pd.DataFrame(),
+                       chosen, extra, compared,
                        divergence_counts(chosen + current_variants, bound), divergence, variants, variant_numbers,
                        explain(numbers, relations, divergence, variants, verdict, seeds_missing, variant_numbers),
                        in_progress, sum(c.hyperparameters["iterations"] for group in
                                         shared_trainings(claim.run_configs(PAPER)) for c in group[:1]),
-                       not_started_runs(claim, runs_of, in_progress, list(costs), across))
+                       not_started_runs(claim, runs_of, in_progress, list(costs), across),
+                       variant_values(claim, profile or PAPER, by_run, variant_records, compared))
 
 
 def build_reports(manifest: Manifest, records: list[dict], claim_ids=None, progress: list[dict] = (),
