@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from suite.protocol.manifest import load_manifest
 from suite.rendering.markdown import to_markdown
@@ -455,6 +456,31 @@ def test_what_a_variant_measures_beyond_its_runs_own_metrics_is_reported(manifes
     v = rep.sensitivity_values
     assert list(zip(v["variant"], v["run"], v["metric"], v["measured"])) == [("test-k10", "maml", "mse@20", 0.05)]
     assert "| test-k10  | maml  | mse@20   | 0.05 ± 0.01 | ci95-episodes |" in to_markdown([rep])
+
+
+def test_a_variant_with_its_own_published_numbers_is_judged_on_them_and_never_reproduces_the_claim(tmp_path):
+    """(omniglot-maml's first-order is judged against Reptile's '1st-order MAML' row, not MAML's.) Its verdict says
+    so, and the explanation of the claim's own verdict neither counts it as reproducing nor places the claim's
+    number by it."""
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["maml-sinusoid"]["sensitivity"]["test-k10"]["published"] = [
+        {"run": "maml", "metric": "mse@10", "row": "other paper", "column": "10 steps", "value": 0.5,
+         "interval": 0.02, "interval_kind": "ci95-episodes", "source": "another table"}]
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    manifest = load_manifest(tmp_path / "m.yaml")
+    variants = [dict(record(manifest, cfg.run, "paper", lambda s: 0.5 if cfg.run == "maml" else 2.3, seed=cfg.seed,
+                            config_hash=cfg.hash),
+                     variant="test-k10", retrains=False, _path=f"v/{cfg.run}/{cfg.seed}")
+                for cfg in manifest.claim("maml-sinusoid").variant_configs("paper", variants=["test-k10"])]
+    bad = paper_like(manifest, maml_scale=10.0)  # the claim's own numbers: not reproduced
+    rep = build_reports(manifest, bad + variants, ["maml-sinusoid"])[0]
+    assert rep.verdict == "not reproduced"
+    assert rep.sensitivity.set_index("variant").loc["test-k10", "verdict"] == \
+        "reproduced (against its own published numbers)"
+    shown = rep.sensitivity_numbers[rep.sensitivity_numbers["variant"] == "test-k10"]
+    assert list(shown["row"]) == ["other paper"] and list(shown["verdict"]) == ["reproduced"]
+    text = " ".join(rep.explanation)
+    assert "would reproduce it" not in text and "test-k10 measures" not in text
 
 
 def test_a_retraining_variant_under_way_is_reported_in_progress_not_as_the_claims_progress(manifest):

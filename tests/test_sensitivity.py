@@ -31,6 +31,11 @@ def test_every_claim_declares_its_sensitivity_and_divergence_rule():
         assert body["sensitivity"] and body["seeds_reason"] and body["expectations"]["divergence"]["reason"]
 
 
+# a variant's own published number (another paper's for its protocol), valid as it stands
+OWN = {"run": "maml", "metric": "mse@10", "row": "MAML, K = 10", "column": "10 steps", "value": 0.3, "interval": 0.02,
+       "interval_kind": "ci95-episodes", "source": "a table"}
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.pop("sensitivity"), "sensitivity: expected a mapping"),
     (lambda c: c["sensitivity"]["test-k10"].update(runs=["nope"]), "sensitivity.test-k10.runs: no run 'nope'"),
@@ -41,6 +46,12 @@ def test_every_claim_declares_its_sensitivity_and_divergence_rule():
      "queries must equal shots"),
     (lambda c: c["sensitivity"]["code-test-tasks"]["changes"]["evaluation"].update(test_tasks="other"),
      "cannot draw test tasks as 'other'"),
+    (lambda c: c["sensitivity"]["code-inner-lr"].update(published=[dict(OWN, run="pretrained")]),
+     "sensitivity.code-inner-lr.published[0].run: no run 'pretrained'"),  # not one of the variant's runs
+    (lambda c: c["sensitivity"]["test-k10"].update(published=[dict(OWN, metric="mse@99")]),
+     "sensitivity.test-k10.published[0].metric: 'mse@99' is not measured"),
+    (lambda c: c["sensitivity"]["test-k10"].update(published=[dict(OWN, interval_kind="unknown")]),
+     "sensitivity.test-k10.published[0].tolerance: required"),
     (lambda c: c["expectations"].pop("divergence"), "expectations.divergence: missing required field"),
     (lambda c: c.pop("seeds_reason"), "seeds_reason: missing required field"),
 ])
@@ -50,6 +61,12 @@ def test_a_bad_sensitivity_or_divergence_entry_is_one_clear_error(tmp_path, edit
     with pytest.raises(ManifestError) as e:
         load(tmp_path, raw)
     assert "maml-sinusoid" in str(e.value) and message in str(e.value)
+
+
+def test_a_variants_own_published_numbers_load(tmp_path):
+    raw = raw_manifest()
+    raw["claims"]["maml-sinusoid"]["sensitivity"]["test-k10"]["published"] = [OWN]
+    assert load(tmp_path, raw).claim("maml-sinusoid").body()["sensitivity"]["test-k10"]["published"][0]["value"] == 0.3
 
 
 def test_a_std_over_seeds_needs_that_many_seeds(tmp_path):

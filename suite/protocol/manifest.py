@@ -109,6 +109,10 @@ SENSITIVITY_SCHEMA = {
     "runs": Field("str_list", doc="the runs it changes; the claim's other runs keep their results"),
     "changes": Field(check_mapping, doc="merged into each of those runs, as a run's own fields: hyperparameters, "
                                         "task or evaluation overrides"),
+    "published": Field(lambda v, w: _list_of_mappings(v, w, PUBLISHED_SCHEMA), required=False,
+                       doc="numbers published for the variant's own protocol (another paper's table), as the "
+                           "claim's expectations.published: its runs are judged against these instead of the "
+                           "claim's, and it then says nothing about whether the claim's numbers reproduce"),
 }
 
 FIGURE_SCHEMA = {
@@ -703,11 +707,12 @@ def expand_metrics(patterns: list[str]) -> list[str]:
     return [m for p in patterns for m in expand_braces(p)]
 
 
-def check_expectations(body: dict):
-    """Cross-field checks of the paper profile's expectations: runs and metrics exist, intervals are explained."""
-    runs = body["runs"]
-    for i, e in enumerate(body["expectations"].get("published", [])):
-        where = f"expectations.published[{i}]"
+def check_published(body: dict, published: list[dict], at: str, runs=None):
+    """Published numbers (`at`: where they are in the claim) name a run of `runs` (default: the claim's) whose
+    evaluation measures their metric, and explain their interval."""
+    runs = list(runs or body["runs"])
+    for i, e in enumerate(published):
+        where = f"{at}[{i}]"
         if e["run"] not in runs:
             raise ManifestError(f"{where}.run: no run {e['run']!r} in this claim (runs: {', '.join(runs)})")
         metrics = metric_names(body, e["run"])
@@ -729,6 +734,16 @@ def check_expectations(body: dict):
                                 "(say how far off still counts as reproduced, and why)")
         if tol is not None and ("relative" in tol) == ("absolute" in tol):
             raise ManifestError(f"{where}.tolerance: give exactly one of 'relative' or 'absolute'")
+
+
+def check_expectations(body: dict):
+    """Cross-field checks of the paper profile's expectations: runs and metrics exist, intervals are explained."""
+    runs = body["runs"]
+    check_published(body, body["expectations"].get("published", []), "expectations.published")
+    for name, variant in body.get("sensitivity", {}).items():
+        changed = {**body, "runs": {**runs, **{run: deep_merge(runs[run], variant["changes"])
+                                               for run in variant["runs"]}}}
+        check_published(changed, variant.get("published", []), f"sensitivity.{name}.published", variant["runs"])
     for m in expand_metrics(body["expectations"].get("reported", [])):
         for run in runs:
             if m not in metric_names(body, run):

@@ -42,6 +42,7 @@ from suite.results.store import (Measured, current_progress, current_records, cu
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 HOLDS, FAILS, INCOMPLETE = "holds", "fails", "incomplete"
+OWN_PUBLISHED = " (against its own published numbers)"  # a sensitivity variant's verdict on another paper's numbers
 GENERATED = "generated data — not a reproduction"
 
 
@@ -290,11 +291,12 @@ def _verdict_of(numbers: pd.DataFrame, relations: pd.DataFrame, only: str | None
 
 
 def judge_results(claim: Claim, by_run: dict[str, list[dict]], only: str | None,
-                  bound: float | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(published vs measured, relations, verdict) of the claim on these results, per run."""
+                  bound: float | None, published: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(published vs measured, relations, verdict) of the claim on these results, per run; `published`: other
+    published numbers in place of the claim's (a sensitivity variant's own)."""
     expectations = claim.body(PAPER)["expectations"]
     rows = []
-    for e in expectations.get("published", []):
+    for e in expectations.get("published", []) if published is None else published:
         m = measure(by_run.get(e["run"], []), e["metric"])
         verdict, allowed = (NOT_RUN, None) if m is None else judge(e, m)
         within = None if m is None or not m.per_seed else sum(judge(e, s)[0] == REPRODUCED for s in m.per_seed)
@@ -339,7 +341,7 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
     """(one row per variant: what it changes, whether it retrains, its seeds measured and the claim's verdict
     with its results in place of its runs', or, for a variant with no result yet whose training is under way
     (`in_progress`, results.store.current_variant_progress), how far it is; the published numbers of its runs as
-    it measured them)."""
+    it measured them: the claim's, or the variant's own where the manifest gives them, `own_published`)."""
     body, rows, numbers = claim.body(profile), [], []
     base_train = {run: [r["provenance"].get("train_seconds") for r in records] for run, records in by_run.items()}
     for name, variant in body["sensitivity"].items():
@@ -350,9 +352,12 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
             replaced = dict(by_run)
             for run in variant["runs"]:
                 replaced[run] = [r for r in records if r["run"] == run]
-            table, _, verdict = judge_results(claim, replaced, only, bound)
+            table, _, verdict = judge_results(claim, replaced, only, bound, variant.get("published"))
+            if "published" in variant:  # judged against its own protocol's numbers, not the claim's
+                verdict = f"{verdict}{OWN_PUBLISHED}"
             if len(table):
-                table = table[table["run"].isin(variant["runs"])].assign(variant=name)
+                table = table[table["run"].isin(variant["runs"])].assign(variant=name,
+                                                                          own_published="published" in variant)
                 numbers.append(table)
         elif under_way := (in_progress or {}).get(name):
             verdict = (f"in progress ({sum(p['iteration'] for p in under_way):,} of "
@@ -406,7 +411,7 @@ def under_variants(variant_numbers: pd.DataFrame, run: str, metric: str) -> str:
     if variant_numbers is None or not len(variant_numbers):
         return ""
     mine = variant_numbers[(variant_numbers["run"] == run) & (variant_numbers["metric"] == metric)
-                           & (variant_numbers["verdict"] != NOT_RUN)]
+                           & (variant_numbers["verdict"] != NOT_RUN) & ~variant_numbers["own_published"]]
     groups: dict[str, list[str]] = {}
     for _, v in mine.iterrows():
         where = "within the allowed difference" if v["verdict"] == REPRODUCED else \
@@ -453,7 +458,8 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
         if "only through diverged" in r["verdict"]:
             out.append(f"Relation \"{r['relation']}\" {r['verdict']}.")
     if len(variants) and verdict == NOT_REPRODUCED:
-        measured = variants[variants["seeds measured"] > 0]
+        measured = variants[(variants["seeds measured"] > 0)  # not those judged against their own numbers
+                            & ~variants["verdict"].str.endswith(OWN_PUBLISHED)]
         good = list(measured[measured["verdict"] == REPRODUCED]["variant"])
         unmeasured = list(variants[variants["seeds measured"] == 0]["variant"])
         if good:
