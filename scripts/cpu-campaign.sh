@@ -8,6 +8,7 @@
 #       then; the same command resumes it to the numbers of an uninterrupted run). Runs parked in checkpoints-in-progress/ (in
 #       git, so in the clone) resume from their parked checkpoint. Log: DIR/campaign.log.
 #       VARIANT=NAME trains and measures the claim's sensitivity variant NAME instead (`suite sensitivity --train`).
+#       JOBS=N trains N of its runs' seeds at once instead (one run of three seeds on two cores: JOBS=2).
 #   scripts/cpu-campaign.sh land DIR CLAIM...   once DIR's `suite run` has stopped: park its trainings in progress
 #       (suite park), then mirror the claim's paper results, curves, trained models, parked checkpoints and metrics
 #       into this checkout and regenerate results/REPORT.md. Commit them naming the commit DIR trained at (printed).
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 main=$PWD
-usage() { sed -n '5,15p' "$0" >&2; exit 2; }
+usage() { sed -n '5,16p' "$0" >&2; exit 2; }
 profile=${PROFILE:-paper}  # PROFILE=smoke tries the script out in minutes
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
@@ -32,7 +33,7 @@ start)
   [ -d "$dir/.git" ] || git clone -q "$main" "$dir"
   mkdir -p "$dir/datasets"
   for d in "$main"/datasets/*/; do [ -e "$dir/datasets/$(basename "$d")" ] || cp -rL "$d" "$dir/datasets/"; done
-  runs=$#; cores=$(nproc); jobs=$(( runs > 0 && runs < cores ? runs : cores ))
+  runs=$#; cores=$(nproc); jobs=${JOBS:-$(( runs > 0 && runs < cores ? runs : cores ))}
   cd "$dir"
   echo "$(date -u +%FT%TZ) start at $(git rev-parse --short HEAD): $claim ${VARIANT:+variant $VARIANT }${*:-(all runs)}," \
     "$minutes min" >> campaign.log
