@@ -203,7 +203,7 @@ def sensitivity_section(rep: ClaimReport) -> list[str]:
         return []
     lines = ["Protocol sensitivity (each variant's verdict has its runs' results in place of the runs' own; "
              "`suite sensitivity --claim " + rep.claim.id + "` runs them):", "",
-             rep.sensitivity.drop(columns=["source"]).to_markdown(index=False), ""]
+             rep.sensitivity.drop(columns=["source", "own_published"]).to_markdown(index=False), ""]
     if len(rep.sensitivity_numbers):
         n = _number_cells(rep.sensitivity_numbers)
         lines += [pd.DataFrame({"variant": n["variant"], "": n["row"], "column": n["column"],

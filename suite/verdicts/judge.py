@@ -338,7 +338,8 @@ def _duration(seconds: float) -> str:
 def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], variant_records: dict[str, list[dict]],
                 only: str | None, bound: float | None, in_progress: dict[str, list[dict]] | None = None
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per variant: what it changes, whether it retrains, its seeds measured and the claim's verdict
+    """(one row per variant: what it changes, whether it retrains, its seeds measured, whether it has its own
+    published numbers (own_published) and the claim's verdict
     with its results in place of its runs', or, for a variant with no result yet whose training is under way
     (`in_progress`, results.store.current_variant_progress), how far it is; the published numbers of its runs as
     it measured them: the claim's, or the variant's own where the manifest gives them, `own_published`)."""
@@ -354,7 +355,7 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
                 replaced[run] = [r for r in records if r["run"] == run]
             table, _, verdict = judge_results(claim, replaced, only, bound, variant.get("published"))
             if "published" in variant:  # judged against its own protocol's numbers, not the claim's
-                verdict = f"{verdict}{OWN_PUBLISHED}"
+                verdict += OWN_PUBLISHED
             if len(table):
                 table = table[table["run"].isin(variant["runs"])].assign(variant=name,
                                                                           own_published="published" in variant)
@@ -370,7 +371,8 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
                               "runs' own training time)" if seconds else ""))
         rows.append({"variant": name, "runs": ", ".join(variant["runs"]), "question": variant["question"],
                      "source": variant["source"], "cost": cost,
-                     "seeds measured": len({r["seed"] for r in records}), "verdict": verdict})
+                     "seeds measured": len({r["seed"] for r in records}), "verdict": verdict,
+                     "own_published": "published" in variant})
     return pd.DataFrame(rows), (pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame())
 
 
@@ -458,8 +460,7 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
         if "only through diverged" in r["verdict"]:
             out.append(f"Relation \"{r['relation']}\" {r['verdict']}.")
     if len(variants) and verdict == NOT_REPRODUCED:
-        measured = variants[(variants["seeds measured"] > 0)  # not those judged against their own numbers
-                            & ~variants["verdict"].str.endswith(OWN_PUBLISHED)]
+        measured = variants[(variants["seeds measured"] > 0) & ~variants["own_published"]]
         good = list(measured[measured["verdict"] == REPRODUCED]["variant"])
         unmeasured = list(variants[variants["seeds measured"] == 0]["variant"])
         if good:
