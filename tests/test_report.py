@@ -500,6 +500,20 @@ def test_a_retraining_variant_under_way_is_reported_in_progress_not_as_the_claim
     assert rep.sensitivity.set_index("variant").loc["code-inner-lr", "verdict"] == "not run"
 
 
+def test_a_retraining_variants_cost_is_its_own_measured_training_once_it_has_one(manifest):
+    """Before code-inner-lr has a result its cost is estimated from its run's own training time; once it has, the
+    table gives its own measured training time per seed (here 40 s against its run's 1 s)."""
+    claim = manifest.claim("maml-sinusoid")
+    cfg = claim.variant_configs("paper", variants=["code-inner-lr"], runs=["maml"], seeds=[0])[0]
+    cost = lambda records: build_reports(manifest, records, ["maml-sinusoid"])[0].sensitivity.set_index(  # noqa: E731
+        "variant").loc["code-inner-lr", "cost"]
+    assert cost(paper_like(manifest)) == "retrains: ≈1 s per seed (its runs' own training time)"
+    mine = record(manifest, "maml", "paper", lambda s: 0.5, config_hash=cfg.hash)
+    mine = dict(mine, variant="code-inner-lr", retrains=True, _path="v/paper",
+                provenance=dict(mine["provenance"], train_seconds=40.0))
+    assert cost(paper_like(manifest) + [mine]) == "retrains: 40 s per seed, measured"
+
+
 def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_profile_makes_it(manifest):
     claim = manifest.claim("maml-sinusoid")
     smoke = claim.variant_configs("smoke", variants=["test-k10"], runs=["maml"])[0]

@@ -365,15 +365,28 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
                        f"{sum(c.hyperparameters['iterations'] for c in configs if c.retrains):,} iterations)")
         else:
             verdict = NOT_RUN
-        seconds = [s for run in variant["runs"] for s in base_train.get(run, []) if s]
-        cost = ("evaluation only" if not retrains else
-                "retrains" + (f": ≈{_duration(sum(seconds) / len(seconds) * len(variant['runs']))} per seed (its "
-                              "runs' own training time)" if seconds else ""))
+        cost = "evaluation only" if not retrains else "retrains" + _retraining_cost(variant["runs"], records,
+                                                                                   base_train)
         rows.append({"variant": name, "runs": ", ".join(variant["runs"]), "question": variant["question"],
                      "source": variant["source"], "cost": cost,
                      "seeds measured": len({r["seed"] for r in records}), "verdict": verdict,
                      "own_published": "published" in variant})
     return pd.DataFrame(rows), (pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame())
+
+
+def _retraining_cost(runs: list[str], records: list[dict], base_train: dict[str, list]) -> str:
+    """What a retraining variant costs per seed: its own trainings' measured time where it has results (naming the
+    runs it trained when not all of them), else an estimate from its runs' own training time, else nothing."""
+    own = {run: [r["provenance"].get("train_seconds") for r in records if r["run"] == run] for run in runs}
+    own = {run: [s for s in seconds if s] for run, seconds in own.items()}
+    if trained := [run for run in runs if own[run]]:
+        per_seed = sum(sum(own[run]) / len(own[run]) for run in trained)
+        return f": {_duration(per_seed)} per seed, measured" + (
+            f" ({', '.join(trained)}; not yet {', '.join(r for r in runs if r not in trained)})"
+            if len(trained) < len(runs) else "")
+    seconds = [s for run in runs for s in base_train.get(run, []) if s]
+    return (f": ≈{_duration(sum(seconds) / len(seconds) * len(runs))} per seed (its runs' own training time)"
+            if seconds else "")
 
 
 def _family(metric: str) -> tuple[str, str]:
