@@ -117,6 +117,19 @@ def test_cuda_is_a_clear_error_without_a_gpu(tmp_path):
     assert out.exit_code == 1 and "no CUDA device is available" in out.output
 
 
+def test_a_cpu_is_named_by_its_model_and_vector_instructions_not_only_its_architecture(monkeypatch):
+    from suite.training import provenance
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(provenance, "_cpuinfo", lambda: "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: avx2\n")
+    assert provenance.device_name(torch.device("cpu")) == "AMD EPYC 7B13, AVX2"
+    monkeypatch.setattr(provenance, "_cpuinfo", lambda: "")  # no /proc/cpuinfo (not Linux): the architecture
+    monkeypatch.setattr(provenance.platform, "processor", lambda: "")
+    monkeypatch.setattr(provenance.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
+    assert provenance.device_name(torch.device("cpu")) == "arm64, DEFAULT"
+
+
 def test_runs_in_parallel_workers_give_exactly_the_numbers_of_runs_one_after_another(tmp_path):
     manifest = write_manifest(tmp_path, maml={"iterations": 300})
     cmd = [sys.executable, "-m", "suite.cli", "--manifest", str(manifest), "run", "--claim", "maml-sinusoid",

@@ -57,6 +57,19 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
+    """The accelerator's name, or the CPU's model and the vector instructions torch's kernels use on it (e.g.
+    "AMD EPYC, AVX2"): two x86_64 machines' paces differ about twofold with them, so a run's segments and a plan's
+    costs say which CPU they were measured on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    model = next((line.partition(":")[2].strip() for line in _cpuinfo().splitlines()
+                  if line.startswith("model name")), "") or platform.processor() or platform.machine()
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{model}, {capability}" if capability else model
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux
+        return ""
