@@ -9,8 +9,18 @@ version whose goldens were not regenerated. Regenerate them, in the same commit 
 
     python3 -m pytest tests/test_goldens.py --update-goldens
 
-The numbers are exact for the torch release they were made with (recorded in the file); under another release
-floating-point kernels may round differently, so they are then compared to 1e-4 relative and the test says so.
+The numbers are exact for the torch release and the CPU kernels they were made with. The kernels are torch's CPU
+capability (AVX2, AVX512, ...): it decides the instructions, and so the rounding, of torch's vectorised kernels, and
+the smoke runs' unstable inner loops amplify a last-digit difference into a different curve by their first logged loss
+(20-way 5-shot Omniglot's: 88.96 on the machines that made the first goldens, 89.02 on an AVX2 one). So each file holds
+the goldens of each kind of kernels they were made on ({capability: {path: {torch, runs}}}), and a run passes when its
+numbers equal, bit for bit, those of any kind. The first goldens' kind was not recorded: they are labelled AVX512, as
+the AVX2 machine does not reproduce them, and the label only decides what happens when no kind's numbers match: on a
+machine of a labelled kind that fails (something changed them), on a machine of another kind it skips, saying so,
+after checking the runs' identities. Regenerating on one machine adds its kind's goldens, and drops another kind's
+whose identities it changed (they are stale; a machine of that kind makes them again). Under another torch release
+the numbers are compared to 1e-4 relative, and the test says so.
+
 They are made, and checked, with torch's default threads on this project's 2-core machine, as CI runs them: Conv4's
 CPU kernels round differently with OMP_NUM_THREADS=1 (the Omniglot goldens then fail, with nothing changed).
 """
@@ -69,6 +79,11 @@ def identity(record: dict) -> dict:
     return {"config_hash": record["config_hash"], "numerics": record["numerics"]}
 
 
+def identities(goldens: dict) -> dict:
+    """Each run's identity in one path's goldens ({torch, runs}), without its numbers."""
+    return {run: {k: v for k, v in r.items() if k != "numbers"} for run, r in goldens["runs"].items()}
+
+
 def same(a, b, exact: bool) -> bool:
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k], exact) for k in a)
@@ -99,27 +114,43 @@ def test_smoke_numbers_are_the_goldens(claim, path, golden_data, tmp_path, reque
     for run, r in records.items():  # a run takes its algorithm's first path where it cannot compute this one
         allowed = algorithms()[r["algorithm"]].paths(r["config"]["hyperparameters"])
         assert r["path"] == (path if path in allowed else allowed[0]), run
-    file = GOLDENS / f"{claim}.json"
+    file, kernels = GOLDENS / f"{claim}.json", torch.backends.cpu.get_cpu_capability()
+    stored = json.loads(file.read_text()) if file.is_file() else {}  # {kernels: {path: {torch, runs}}}
     if request.config.getoption("--update-goldens"):
-        stored = json.loads(file.read_text()) if file.is_file() else {}
-        stored[path] = measured
+        stored.setdefault(kernels, {})[path] = measured
+        for other in set(stored) - {kernels}:  # other kernels' goldens of another identity are stale: dropped
+            if path in stored[other] and identities(stored[other][path]) != identities(measured):
+                del stored[other][path]
         file.parent.mkdir(exist_ok=True)
-        file.write_text(json.dumps(dict(sorted(stored.items())), indent=1, sort_keys=True) + "\n")
+        file.write_text(json.dumps({k: v for k, v in sorted(stored.items()) if v}, indent=1, sort_keys=True) + "\n")
         return
-    assert file.is_file() and path in json.loads(file.read_text()), \
-        f"{file} has no {path} goldens: run pytest tests/test_goldens.py --update-goldens"
-    golden = json.loads(file.read_text())[path]
-    assert measured["runs"].keys() == golden["runs"].keys(), \
-        f"{claim}: the smoke profile's runs changed; regenerate the goldens (--update-goldens) in this commit"
+    made = {k: goldens[path] for k, goldens in stored.items() if path in goldens}
+    assert made, f"{file} has no {path} goldens: run pytest tests/test_goldens.py --update-goldens"
+    for golden in made.values():  # what the numbers are of holds whatever the kernels
+        assert measured["runs"].keys() == golden["runs"].keys(), \
+            f"{claim}: the smoke profile's runs changed; regenerate the goldens (--update-goldens) in this commit"
+        for run, then in identities(golden).items():
+            now = identities(measured)[run]
+            assert now == then, (
+                f"{claim} {run} ({path}): its identity changed ({then} -> {now}): a configuration or numerics version "
+                "changed, so regenerate the goldens (pytest tests/test_goldens.py --update-goldens) in the same commit")
+    def bit_for_bit(golden):
+        return golden["torch"] == measured["torch"] and all(
+            same(now["numbers"], golden["runs"][run]["numbers"], True) for run, now in measured["runs"].items())
+
+    if any(bit_for_bit(golden) for golden in made.values()):
+        return  # bit for bit some kernels' goldens (which kernels is a label, not a condition: see the docstring)
+    if kernels not in made:
+        pytest.skip(f"{file.name} has {path} goldens for torch's {', '.join(sorted(made))} CPU kernels, not for this "
+                    f"CPU's {kernels}, and its numbers are none of them (the kernels' rounding differs, and some smoke "
+                    "runs amplify it past any tolerance within a few iterations): make them here with "
+                    "pytest tests/test_goldens.py --update-goldens")
+    golden = made[kernels]
     exact = measured["torch"] == golden["torch"]
     if not exact:
         warnings.warn(f"goldens made with torch {golden['torch']}, running {measured['torch']}: compared to 1e-4")
     for run, now in measured["runs"].items():
         then = golden["runs"][run]
-        assert {k: v for k, v in now.items() if k != "numbers"} == {k: v for k, v in then.items()
-                                                                       if k != "numbers"}, (
-            f"{claim} {run} ({path}): its identity changed ({then} -> {now}): a configuration or numerics version changed, "
-            "so regenerate the goldens (pytest tests/test_goldens.py --update-goldens) in the same commit")
         assert same(now["numbers"], then["numbers"], exact), (
             f"{claim} {run} ({path}): the smoke numbers differ from the goldens while its identity is unchanged. If the "
             "change is meant to alter numbers, bump the numerics version of what it changed and regenerate the "
