@@ -126,14 +126,16 @@ def test_smoke_numbers_are_the_goldens(claim, path, golden_data, tmp_path, reque
         return
     made = {k: goldens[path] for k, goldens in stored.items() if path in goldens}
     assert made, f"{file} has no {path} goldens: run pytest tests/test_goldens.py --update-goldens"
+    now_identities = identities(measured)
     for golden in made.values():  # what the numbers are of holds whatever the kernels
         assert measured["runs"].keys() == golden["runs"].keys(), \
             f"{claim}: the smoke profile's runs changed; regenerate the goldens (--update-goldens) in this commit"
         for run, then in identities(golden).items():
-            now = identities(measured)[run]
+            now = now_identities[run]
             assert now == then, (
                 f"{claim} {run} ({path}): its identity changed ({then} -> {now}): a configuration or numerics version "
                 "changed, so regenerate the goldens (pytest tests/test_goldens.py --update-goldens) in the same commit")
+
     def bit_for_bit(golden):
         return golden["torch"] == measured["torch"] and all(
             same(now["numbers"], golden["runs"][run]["numbers"], True) for run, now in measured["runs"].items())
