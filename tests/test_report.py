@@ -483,6 +483,29 @@ def test_a_variant_with_its_own_published_numbers_is_judged_on_them_and_never_re
     assert "would reproduce it" not in text and "test-k10 measures" not in text
 
 
+def test_a_variant_judged_at_another_metric_judges_the_claims_numbers_there_and_says_which(tmp_path):
+    """(anil-omniglot's test-steps-10 judges ANIL's published accuracy at cbfinn/maml's 10 test-time steps.) Here
+    test-k10 judges the claim's mse@1 at mse@10: reproduced there though its own mse@1 is far off, and the table and
+    the explanation of the claim's verdict name the metric; its runs' other numbers keep theirs."""
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["maml-sinusoid"]["sensitivity"]["test-k10"]["judged_at"] = {"mse@1": "mse@10"}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    manifest = load_manifest(tmp_path / "m.yaml")
+    variants = [dict(record(manifest, cfg.run, "paper", lambda s: (0.67 if s == 10 else 10.0) if cfg.run == "maml"
+                            else 2.3, seed=cfg.seed, config_hash=cfg.hash),
+                     variant="test-k10", retrains=False, _path=f"v/{cfg.run}/{cfg.seed}")
+                for cfg in manifest.claim("maml-sinusoid").variant_configs("paper", variants=["test-k10"])]
+    rep = build_reports(manifest, paper_like(manifest, maml_scale=1.5) + variants, ["maml-sinusoid"])[0]
+    shown = rep.sensitivity_numbers[(rep.sensitivity_numbers["variant"] == "test-k10")
+                                    & (rep.sensitivity_numbers["run"] == "maml")].set_index("column")
+    assert (shown.loc["1 step", "metric"], shown.loc["1 step", "verdict"]) == ("mse@10", "reproduced")
+    assert shown.loc["1 step", "judged at"] == "mse@10" and not isinstance(shown.loc["5 steps", "judged at"], str)
+    assert (shown.loc["5 steps", "metric"], shown.loc["5 steps", "verdict"]) == ("mse@5", "not reproduced")
+    assert ("MAML, 1 step (maml mse@1): measured above the published value, by more than allowed; of the protocol "
+            "variants, test-k10 (at mse@10) measures it within the allowed difference.") in rep.explanation
+    assert "| test-k10 (at mse@10) | MAML " in to_markdown([rep])
+
+
 def test_a_retraining_variant_under_way_is_reported_in_progress_not_as_the_claims_progress(manifest):
     """A sensitivity variant's own training (code-inner-lr retrains maml) shows how far it is in the sensitivity
     table, while the claim's "paper in progress" counts its runs' trainings only."""

@@ -52,6 +52,12 @@ OWN = {"run": "maml", "metric": "mse@10", "row": "MAML, K = 10", "column": "10 s
      "sensitivity.test-k10.published[0].metric: 'mse@99' is not measured"),
     (lambda c: c["sensitivity"]["test-k10"].update(published=[dict(OWN, interval_kind="unknown")]),
      "sensitivity.test-k10.published[0].tolerance: required"),
+    (lambda c: c["sensitivity"]["test-k10"].update(judged_at={"mse@99": "mse@10"}),
+     "sensitivity.test-k10.judged_at: 'mse@99' must be the metric of a published number about its runs"),
+    (lambda c: c["sensitivity"]["test-k10"].update(judged_at={"mse@1": "mse@99"}),
+     "sensitivity.test-k10.judged_at[0].metric: 'mse@99' is not measured"),
+    (lambda c: c["sensitivity"]["test-k10"].update(judged_at={"mse@1": "mse@10"}, published=[OWN]),
+     "give 'published' or 'judged_at', not both"),
     (lambda c: c["expectations"].pop("divergence"), "expectations.divergence: missing required field"),
     (lambda c: c.pop("seeds_reason"), "seeds_reason: missing required field"),
 ])

@@ -113,6 +113,10 @@ SENSITIVITY_SCHEMA = {
                        doc="numbers published for the variant's own protocol (another paper's table), as the "
                            "claim's expectations.published: its runs are judged against these instead of the "
                            "claim's, and it then says nothing about whether the claim's numbers reproduce"),
+    "judged_at": Field(check_mapping, required=False,
+                       doc="{metric: metric}: the claim's published numbers about its runs are judged at the second "
+                           "metric instead of the first, where the variant's protocol reports another (cbfinn/maml's "
+                           "10 test-time steps: {accuracy@5: accuracy@10}); relations keep the claim's metrics"),
 }
 
 FIGURE_SCHEMA = {
@@ -736,6 +740,16 @@ def check_published(body: dict, published: list[dict], at: str, runs=None):
             raise ManifestError(f"{where}.tolerance: give exactly one of 'relative' or 'absolute'")
 
 
+def variant_published(expectations: dict, variant: dict) -> list[dict]:
+    """The published numbers a sensitivity variant is judged against: its own (`published`), else the claim's
+    (`expectations`), those about its runs at its `judged_at` metric in place of the claim's."""
+    if "published" in variant:
+        return variant["published"]
+    at = variant.get("judged_at", {})
+    return [{**e, "metric": at.get(e["metric"], e["metric"])} if e["run"] in variant["runs"] else e
+            for e in expectations.get("published", [])]
+
+
 def check_expectations(body: dict):
     """Cross-field checks of the paper profile's expectations: runs and metrics exist, intervals are explained."""
     runs = body["runs"]
@@ -743,7 +757,18 @@ def check_expectations(body: dict):
     for name, variant in body.get("sensitivity", {}).items():
         changed = {**body, "runs": {**runs, **{run: deep_merge(runs[run], variant["changes"])
                                                for run in variant["runs"]}}}
-        check_published(changed, variant.get("published", []), f"sensitivity.{name}.published", variant["runs"])
+        at, where = variant.get("judged_at", {}), f"sensitivity.{name}"
+        if at and "published" in variant:
+            raise ManifestError(f"{where}.judged_at: a variant judged against its own published numbers names their "
+                                "metrics there; give 'published' or 'judged_at', not both")
+        claimed = {e["metric"] for e in body["expectations"].get("published", []) if e["run"] in variant["runs"]}
+        for metric, instead in at.items():
+            if metric not in claimed or not isinstance(instead, str):
+                raise ManifestError(f"{where}.judged_at: {metric!r} must be the metric of a published number about "
+                                    f"its runs (those: {', '.join(sorted(claimed)) or 'none'}), mapped to a metric")
+        mine = variant.get("published") or [e for e in variant_published(body["expectations"], variant)
+                                             if e["run"] in variant["runs"]]
+        check_published(changed, mine, f"{where}.{'judged_at' if at else 'published'}", variant["runs"])
     for m in expand_metrics(body["expectations"].get("reported", [])):
         for run in runs:
             if m not in metric_names(body, run):

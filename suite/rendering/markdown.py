@@ -206,7 +206,9 @@ def sensitivity_section(rep: ClaimReport) -> list[str]:
              rep.sensitivity.drop(columns=["source", "own_published"]).to_markdown(index=False), ""]
     if len(rep.sensitivity_numbers):
         n = _number_cells(rep.sensitivity_numbers)
-        lines += [pd.DataFrame({"variant": n["variant"], "": n["row"], "column": n["column"],
+        lines += [pd.DataFrame({"variant": [v + (f" (at {m})" if isinstance(m, str) else "")
+                                            for v, m in zip(n["variant"], n["judged at"])],
+                                "": n["row"], "column": n["column"],
                                 "published": n["published_text"], "measured": n["measured_text"],
                                 "seeds": [v or "—" for v in n["seeds"]],
                                 "difference": n["difference_text"], "allowed": n["allowed_text"],

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from suite.protocol import PAPER, Claim, Manifest, shared_trainings
-from suite.protocol.manifest import expand_metrics, figure_points
+from suite.protocol.manifest import expand_metrics, figure_points, variant_published
 from suite.results.costs import current_costs
 from suite.results.store import (Measured, current_progress, current_records, current_variant_progress,
                                  current_variant_records, measure,
@@ -353,12 +353,15 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
             replaced = dict(by_run)
             for run in variant["runs"]:
                 replaced[run] = [r for r in records if r["run"] == run]
-            table, _, verdict = judge_results(claim, replaced, only, bound, variant.get("published"))
+            table, _, verdict = judge_results(claim, replaced, only, bound,
+                                              variant_published(claim.body(PAPER)["expectations"], variant))
             if "published" in variant:  # judged against its own protocol's numbers, not the claim's
                 verdict += OWN_PUBLISHED
             if len(table):
                 table = table[table["run"].isin(variant["runs"])].assign(variant=name,
                                                                           own_published="published" in variant)
+                at = variant.get("judged_at", {})  # the metric each number was judged at, where not the claim's
+                table["judged at"] = [m if m in at.values() else None for m in table["metric"]]
                 numbers.append(table)
         elif under_way := (in_progress or {}).get(name):
             verdict = (f"in progress ({sum(p['iteration'] for p in under_way):,} of "
@@ -420,18 +423,21 @@ def _side(difference: float) -> str:
     return "above" if difference > 0 else "below"
 
 
-def under_variants(variant_numbers: pd.DataFrame, run: str, metric: str) -> str:
-    """Where the protocol variants that measured one published number put it, e.g. "bn-non-transductive and
-    test-queries-15 measure it below the published value, by more than allowed" ("" when none measured it)."""
+def under_variants(variant_numbers: pd.DataFrame, number: pd.Series) -> str:
+    """Where the protocol variants that measured one published number (a row of judge_results' table) put it, e.g.
+    "bn-non-transductive and test-steps-10 (at accuracy@10) measure it below the published value, by more than
+    allowed" ("" when none measured it); a variant judging it at another metric (`judged_at`) says which."""
     if variant_numbers is None or not len(variant_numbers):
         return ""
-    mine = variant_numbers[(variant_numbers["run"] == run) & (variant_numbers["metric"] == metric)
+    mine = variant_numbers[(variant_numbers["run"] == number["run"]) & (variant_numbers["row"] == number["row"])
+                           & (variant_numbers["column"] == number["column"])
                            & (variant_numbers["verdict"] != NOT_RUN) & ~variant_numbers["own_published"]]
     groups: dict[str, list[str]] = {}
     for _, v in mine.iterrows():
         where = "within the allowed difference" if v["verdict"] == REPRODUCED else \
             f"{_side(v['difference'])} the published value, by more than allowed"
-        groups.setdefault(where, []).append(v["variant"])
+        groups.setdefault(where, []).append(v["variant"] + ("" if v["metric"] == number["metric"]
+                                                            else f" (at {v['metric']})"))
     return "; ".join(f"{_listed(names)} measure{'s' if len(names) == 1 else ''} it {where}"
                      for where, names in groups.items())
 
@@ -452,7 +458,7 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
         what = f"{n['row']}, {n['column']} ({n['run']} {n['metric']})"
         d = by_number.get((n["run"], n["metric"]))
         if n["verdict"] == NOT_REPRODUCED and d is None:  # no diverged task to blame: which side, and the variants
-            variants_say = under_variants(variant_numbers, n["run"], n["metric"])
+            variants_say = under_variants(variant_numbers, n)
             out.append(f"{what}: measured {_side(n['difference'])} the published value, by more than allowed"
                        + (f"; of the protocol variants, {variants_say}." if variants_say else "."))
         if n["verdict"] == NOT_REPRODUCED and d is not None:
