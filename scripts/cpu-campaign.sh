@@ -65,6 +65,10 @@ land)
       if [ -e "$path" ]; then mkdir -p "$main/$path" && cp -r "$path/." "$main/$path/"; fi
     done
     [ -f "results/metrics/$claim.$profile.json" ] && cp "results/metrics/$claim.$profile.json" "$main/results/metrics/"
+    # a training that finished here dropped its progress.json: the merge above would leave main's beside the result
+    find "results/$claim/$profile" -name results.json 2>/dev/null | while read -r result; do
+      [ -e "$(dirname "$result")/progress.json" ] || rm -f "$main/$(dirname "$result")/progress.json"
+    done
   done
   trained=$(git rev-parse --short HEAD)
   cd "$main"
