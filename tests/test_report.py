@@ -260,6 +260,22 @@ def test_seeds_that_disagree_with_their_mean_are_counted_and_explained(manifest)
     assert "seeds within" in to_markdown([rep])
 
 
+def test_each_seeds_accuracy_is_printed_in_percent_like_the_measured_mean(manifest):
+    """anil-omniglot's two seeds at 92.65 and 92.02 %: the seeds column and the explanation print them as the
+    measured column does, not as fractions."""
+    claim = manifest.claim("anil-omniglot")
+    rows = [{"claim": claim.id, "profile": "paper", "run": "anil-n20-k1", "seed": cfg.seed, "config_hash": cfg.hash,
+             "metrics": {"accuracy@5": {"mean": mean, "std": 0.06, "ci95": 0.0048, "n": 600}},
+             "training": {"iterations": 1, "curve": {"iteration": [], "loss": []}},
+             "provenance": {"git_commit": "abc", "device": "cpu", "train_seconds": 1.0}, "_path": f"s{cfg.seed}"}
+            for cfg, mean in zip(claim.run_configs("paper", seeds=[0, 1], runs=["anil-n20-k1"]), [0.9265, 0.9602])]
+    rep = build_reports(manifest, rows, [claim.id])[0]
+    row = rep.numbers[rep.numbers["run"] == "anil-n20-k1"].iloc[0]
+    assert row["seeds"] == "92.65, 96.02" and row["seeds within"] == "1 of 2"
+    assert any("are within alone (92.65, 96.02)" in line for line in rep.explanation)
+    assert "| 92.65, 96.02 " in to_markdown([rep])
+
+
 def test_a_number_off_the_paper_is_explained_by_its_side_and_by_what_the_variants_measure(manifest):
     claim = manifest.claim("maml-sinusoid")
     cfg = claim.variant_configs("paper", variants=["test-k10"], runs=["maml"])[0]

@@ -6,19 +6,7 @@ import pandas as pd
 
 from suite.protocol import Claim
 from suite.protocol.fields import measures_resources
-from suite.verdicts.judge import NOT_REPRODUCED, REPRODUCED, NOT_RUN, ClaimReport
-
-
-def _fmt(value, interval=None, percent=False):
-    """Accuracies as percentages, as papers print them; everything else with 4 significant digits. A measured
-    nan (a fine-tuning run that diverged) prints as nan; missing values as —."""
-    if value is None:
-        return "—"
-    if interval is not None and interval != interval:
-        interval = None
-    if percent:
-        return f"{100 * value:.2f}" + (f" ± {100 * interval:.2f}" if interval is not None else "")
-    return f"{value:.4g}" + (f" ± {interval:.2g}" if interval is not None else "")
+from suite.verdicts.judge import NOT_REPRODUCED, REPRODUCED, NOT_RUN, ClaimReport, value_text as _fmt
 
 
 def to_csv(reports: list[ClaimReport]) -> str:

@@ -305,7 +305,8 @@ def judge_results(claim: Claim, by_run: dict[str, list[dict]], only: str | None,
             "published": e["value"], "published ±": e.get("interval"), "± means": e["interval_kind"],
             "measured": None if m is None else m.mean, "measured ±": None if m is None else m.interval,
             "measured ± means": None if m is None else m.interval_kind, "n": None if m is None else m.n,
-            "seeds": None if m is None or not m.per_seed else ", ".join(_short(s.mean) for s in m.per_seed),
+            "seeds": None if m is None or not m.per_seed else
+            ", ".join(_short(s.mean, e["metric"]) for s in m.per_seed),
             "seeds within": None if within is None else f"{within} of {len(m.per_seed)}",
             "difference": None if m is None else m.mean - e["value"], "allowed": allowed,
             "verdict": only if (only and m is not None) else verdict, "source": e["source"],
@@ -324,8 +325,20 @@ def judge_results(claim: Claim, by_run: dict[str, list[dict]], only: str | None,
     return numbers, relations, _verdict_of(numbers, relations, only)
 
 
-def _short(x: float) -> str:
-    return f"{x:.4g}"
+def value_text(value, interval=None, percent=False) -> str:
+    """Accuracies as percentages, as papers print them; everything else with 4 significant digits. A measured
+    nan (a fine-tuning run that diverged) prints as nan; missing values as —."""
+    if value is None:
+        return "—"
+    if interval is not None and interval != interval:
+        interval = None
+    if percent:
+        return f"{100 * value:.2f}" + (f" ± {100 * interval:.2f}" if interval is not None else "")
+    return f"{value:.4g}" + (f" ± {interval:.2g}" if interval is not None else "")
+
+
+def _short(x: float, metric: str) -> str:
+    return value_text(x, percent=metric.startswith("accuracy"))
 
 
 def _duration(seconds: float) -> str:
@@ -463,7 +476,8 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
                        + (f"; of the protocol variants, {variants_say}." if variants_say else "."))
         if n["verdict"] == NOT_REPRODUCED and d is not None:
             out.append(f"{what}: {d['diverged']} test tasks diverged; over the others the mean is "
-                       f"{_short(d['mean, non-diverged tasks'])} and the median {_short(d['median, all tasks'])}, "
+                       f"{_short(d['mean, non-diverged tasks'], d['metric'])} and the median "
+                       f"{_short(d['median, all tasks'], d['metric'])}, "
                        + ("which would be reproduced: it fails through the diverged tasks alone." if
                           d["non-diverged mean would be"] == REPRODUCED else
                           f"which would still be {d['non-diverged mean would be']}."))
