@@ -255,7 +255,8 @@ def test_seeds_that_disagree_with_their_mean_are_counted_and_explained(manifest)
     rep = build_reports(manifest, rows + paper_like(manifest)[1:], ["maml-sinusoid"])[0]
     row = rep.numbers[rep.numbers["run"] == "maml"].set_index("metric").loc["mse@1"]
     assert row["measured"] == pytest.approx(0.67) and row["verdict"] == "reproduced"  # the mean's verdict
-    assert row["seeds"] == "0.4, 0.7, 0.91" and row["seeds within"] == "1 of 3"
+    assert row["seeds"] == pytest.approx((0.4, 0.7, 0.91)) and row["seeds within"] == "1 of 3"
+    assert any("within alone (0.4, 0.7, 0.91)" in line for line in rep.explanation)
     assert any("the seeds disagree: 1 of 3 are within alone" in line and "mse@1" in line for line in rep.explanation)
     assert "seeds within" in to_markdown([rep])
 
@@ -271,9 +272,10 @@ def test_each_seeds_accuracy_is_printed_in_percent_like_the_measured_mean(manife
             for cfg, mean in zip(claim.run_configs("paper", seeds=[0, 1], runs=["anil-n20-k1"]), [0.9265, 0.9602])]
     rep = build_reports(manifest, rows, [claim.id])[0]
     row = rep.numbers[rep.numbers["run"] == "anil-n20-k1"].iloc[0]
-    assert row["seeds"] == "92.65, 96.02" and row["seeds within"] == "1 of 2"
+    assert row["seeds"] == pytest.approx((0.9265, 0.9602)) and row["seeds within"] == "1 of 2"  # data: fractions
     assert any("are within alone (92.65, 96.02)" in line for line in rep.explanation)
     assert "| 92.65, 96.02 " in to_markdown([rep])
+    assert '"(0.9265, 0.9602)"' in to_csv([rep])  # the csv keeps fractions, as its measured column does
 
 
 def test_a_number_off_the_paper_is_explained_by_its_side_and_by_what_the_variants_measure(manifest):

@@ -51,7 +51,7 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
                 "measured": n["measured_text"], "measured ± is": [v or "—" for v in n["measured ± means"]],
                 "difference": n["difference_text"], "allowed": n["allowed_text"], "verdict": n["verdict"]})
             if n["seeds"].notna().any():  # several seeds: each one's mean, and how many are within alone
-                table.insert(6, "seeds", [v or "—" for v in n["seeds"]])
+                table.insert(6, "seeds", n["seeds_text"])
                 table.insert(9, "seeds within", [v or "—" for v in n["seeds within"]])
             selections = run_selections(c, rep.profile or PAPER)
             if set(selections.values()) != {"last"}:  # which model each number is of (the protocol line's)
@@ -210,7 +210,7 @@ def sensitivity_section(rep: ClaimReport) -> list[str]:
                                             for v, m in zip(n["variant"], n["judged at"])],
                                 "": n["row"], "column": n["column"],
                                 "published": n["published_text"], "measured": n["measured_text"],
-                                "seeds": [v or "—" for v in n["seeds"]],
+                                "seeds": n["seeds_text"],
                                 "difference": n["difference_text"], "allowed": n["allowed_text"],
                                 "verdict": n["verdict"]}).to_markdown(index=False), ""]
     if len(rep.sensitivity_values):

@@ -47,6 +47,8 @@ def _number_cells(numbers: pd.DataFrame) -> pd.DataFrame:
     n["measured_text"] = [_fmt(v, i, p) for v, i, p in zip(n["measured"], n["measured ±"], pct)]
     n["difference_text"] = [_fmt(v, percent=p) for v, p in zip(n["difference"], pct)]
     n["allowed_text"] = [_fmt(v, percent=p) for v, p in zip(n["allowed"], pct)]
+    n["seeds_text"] = [", ".join(_fmt(x, percent=p) for x in v) if isinstance(v, tuple) else "—"
+                       for v, p in zip(n["seeds"], pct)]
     return n
 
 

@@ -305,8 +305,7 @@ def judge_results(claim: Claim, by_run: dict[str, list[dict]], only: str | None,
             "published": e["value"], "published ±": e.get("interval"), "± means": e["interval_kind"],
             "measured": None if m is None else m.mean, "measured ±": None if m is None else m.interval,
             "measured ± means": None if m is None else m.interval_kind, "n": None if m is None else m.n,
-            "seeds": None if m is None or not m.per_seed else
-            ", ".join(_short(s.mean, e["metric"]) for s in m.per_seed),
+            "seeds": None if m is None or not m.per_seed else tuple(s.mean for s in m.per_seed),
             "seeds within": None if within is None else f"{within} of {len(m.per_seed)}",
             "difference": None if m is None else m.mean - e["value"], "allowed": allowed,
             "verdict": only if (only and m is not None) else verdict, "source": e["source"],
@@ -487,7 +486,8 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
         if isinstance(n.get("seeds within"), str):
             k, total = (int(x) for x in n["seeds within"].split(" of "))
             if (n["verdict"] == REPRODUCED and k < total) or (n["verdict"] == NOT_REPRODUCED and k > 0):
-                out.append(f"{what}: the seeds disagree: {k} of {total} are within alone ({n['seeds']}); the "
+                out.append(f"{what}: the seeds disagree: {k} of {total} are within alone "
+                           f"({', '.join(_short(x, n['metric']) for x in n['seeds'])}); the "
                            f"verdict is their mean's ({n['verdict']}).")
     for _, r in relations.iterrows() if len(relations) else ():
         if "only through diverged" in r["verdict"]:
