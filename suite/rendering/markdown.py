@@ -210,6 +210,7 @@ def sensitivity_section(rep: ClaimReport) -> list[str]:
                                             for v, m in zip(n["variant"], n["judged at"])],
                                 "": n["row"], "column": n["column"],
                                 "published": n["published_text"], "measured": n["measured_text"],
+                                "measured ± is": [v or "—" for v in n["measured ± means"]],
                                 "seeds": n["seeds_text"],
                                 "difference": n["difference_text"], "allowed": n["allowed_text"],
                                 "verdict": n["verdict"]}).to_markdown(index=False), ""]
