@@ -555,6 +555,23 @@ def test_a_retraining_variants_cost_is_its_own_measured_training_once_it_has_one
     assert cost(paper_like(manifest) + [mine]) == "retrains: 40 s per seed, measured"
 
 
+def test_a_retraining_variants_estimate_sums_its_runs_and_takes_the_plan_for_runs_not_trained(tmp_path):
+    """(anil-omniglot's best-validation retrains four runs, one of them trained: the others' plan, 170 h, not four
+    times the trained one's 6 h.) A variant over maml (trained in 1 s) and pretrained (not trained; the plan says
+    0.5 h a seed) costs their sum, naming where each part comes from, or names what nothing costs."""
+    raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
+    raw["claims"]["maml-sinusoid"]["sensitivity"]["tasks-10000"]["changes"] = {"iterations": 10}  # retrains both
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    manifest = load_manifest(tmp_path / "m.yaml")
+    maml_only = paper_like(manifest)[:1]
+    def cost(costs):
+        rep = build_reports(manifest, maml_only, ["maml-sinusoid"], [], costs)[0]
+        return rep.sensitivity.set_index("variant").loc["tasks-10000", "cost"]
+    assert cost([cost_record(manifest)]) == \
+        "retrains: ≈30 min per seed (its runs' own training time: maml; `suite plan`: pretrained)"
+    assert cost([]) == "retrains: ≈1 s per seed (its runs' own training time: maml), not costed: pretrained"
+
+
 def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_profile_makes_it(manifest):
     claim = manifest.claim("maml-sinusoid")
     smoke = claim.variant_configs("smoke", variants=["test-k10"], runs=["maml"])[0]

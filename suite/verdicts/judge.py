@@ -348,13 +348,15 @@ def _duration(seconds: float) -> str:
 # ---- sensitivity variants ----
 
 def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], variant_records: dict[str, list[dict]],
-                only: str | None, bound: float | None, in_progress: dict[str, list[dict]] | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                only: str | None, bound: float | None, in_progress: dict[str, list[dict]] | None = None,
+                planned: dict[str, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per variant: what it changes, whether it retrains, its seeds measured, whether it has its own
     published numbers (own_published) and the claim's verdict
     with its results in place of its runs', or, for a variant with no result yet whose training is under way
     (`in_progress`, results.store.current_variant_progress), how far it is; the published numbers of its runs as
-    it measured them: the claim's, or the variant's own where the manifest gives them, `own_published`)."""
+    it measured them: the claim's, or the variant's own where the manifest gives them, `own_published`).
+    `planned`: {run: one seed's training seconds as `suite plan --record` measured it} (planned_training), what a
+    retraining variant's cost falls back on for runs with no training of their own yet."""
     body, rows, numbers = claim.body(profile), [], []
     base_train = {run: [r["provenance"].get("train_seconds") for r in records] for run, records in by_run.items()}
     for name, variant in body["sensitivity"].items():
@@ -381,7 +383,7 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
         else:
             verdict = NOT_RUN
         cost = "evaluation only" if not retrains else "retrains" + _retraining_cost(variant["runs"], records,
-                                                                                   base_train)
+                                                                                   base_train, planned or {})
         rows.append({"variant": name, "runs": ", ".join(variant["runs"]), "question": variant["question"],
                      "source": variant["source"], "cost": cost,
                      "seeds measured": len({r["seed"] for r in records}), "verdict": verdict,
@@ -389,9 +391,12 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
     return pd.DataFrame(rows), (pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame())
 
 
-def _retraining_cost(runs: list[str], records: list[dict], base_train: dict[str, list]) -> str:
+def _retraining_cost(runs: list[str], records: list[dict], base_train: dict[str, list], planned: dict[str, float]
+                     ) -> str:
     """What a retraining variant costs per seed: its own trainings' measured time where it has results (naming the
-    runs it trained when not all of them), else an estimate from its runs' own training time, else nothing."""
+    runs it trained when not all of them), else an estimate: the sum over its runs of each run's own training time
+    (mean over its seeds), or where a run has none yet, what `suite plan` measured it to cost (naming those runs);
+    runs with neither are named as not costed, not guessed from the others."""
     own = {run: [r["provenance"].get("train_seconds") for r in records if r["run"] == run] for run in runs}
     own = {run: [s for s in seconds if s] for run, seconds in own.items()}
     if trained := [run for run in runs if own[run]]:
@@ -399,9 +404,27 @@ def _retraining_cost(runs: list[str], records: list[dict], base_train: dict[str,
         return f": {_duration(per_seed)} per seed, measured" + (
             f" ({', '.join(trained)}; not yet {', '.join(r for r in runs if r not in trained)})"
             if len(trained) < len(runs) else "")
-    seconds = [s for run in runs for s in base_train.get(run, []) if s]
-    return (f": ≈{_duration(sum(seconds) / len(seconds) * len(runs))} per seed (its runs' own training time)"
-            if seconds else "")
+    measured = {run: sum(s) / len(s) for run in runs if (s := [s for s in base_train.get(run, []) if s])}
+    from_plan = {run: planned[run] for run in runs if run not in measured and run in planned}
+    missing = [run for run in runs if run not in measured and run not in from_plan]
+    if not measured and not from_plan:
+        return ""
+    sources = ([f"its runs' own training time{'' if len(measured) == len(runs) else ': ' + ', '.join(measured)}"]
+               if measured else []) + ([f"`suite plan`: {', '.join(from_plan)}"] if from_plan else [])
+    return (f": ≈{_duration(sum(measured.values()) + sum(from_plan.values()))} per seed ({'; '.join(sources)})"
+            + (f", not costed: {', '.join(missing)}" if missing else ""))
+
+
+def planned_training(claim: Claim, costs: list[dict]) -> dict[str, float]:
+    """{run: one seed's training seconds as recorded by `suite plan --record` for the paper profile} (the first kind
+    of device recorded; runs whose training another run of the claim shares are left out, as their record costs
+    their evaluation alone)."""
+    out: dict[str, float] = {}
+    for (run, _), estimates in current_costs(claim, costs, PAPER).items():
+        for estimate in estimates:
+            if estimate["trained by"] is None:
+                out.setdefault(run, estimate["training h"] * 3600)
+    return out
 
 
 def _family(metric: str) -> tuple[str, str]:
@@ -552,7 +575,8 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
     stale += [r for r in mine if r.get("variant") and r not in any_profile]
     variants, variant_numbers = sensitivity(claim, profile or PAPER, by_run, variant_records, only, bound,
                                             current_variant_progress(claim, list(progress), variant_records,
-                                                                     profile or PAPER))
+                                                                     profile or PAPER),
+                                            planned_training(claim, list(costs)))
     divergence = divergence_statistics(claim, by_run, bound)
     listed = claim.body(profile)["seeds"] if profile else []
     seeds_missing = {run: missing for run, records in by_run.items()
