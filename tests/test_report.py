@@ -558,18 +558,28 @@ def test_a_retraining_variants_cost_is_its_own_measured_training_once_it_has_one
 def test_a_retraining_variants_estimate_sums_its_runs_and_takes_the_plan_for_runs_not_trained(tmp_path):
     """(anil-omniglot's best-validation retrains four runs, one of them trained: the others' plan, 170 h, not four
     times the trained one's 6 h.) A variant over maml (trained in 1 s) and pretrained (not trained; the plan says
-    0.5 h a seed) costs their sum, naming where each part comes from, or names what nothing costs."""
+    0.5 h a seed) costs their sum, naming where each part comes from, or names what nothing costs; once the variant
+    has trained one run, the others' estimate follows its measured time."""
     raw = yaml.safe_load((REPO / "benchmarks.yaml").read_text())
     raw["claims"]["maml-sinusoid"]["sensitivity"]["tasks-10000"]["changes"] = {"iterations": 10}  # retrains both
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     manifest = load_manifest(tmp_path / "m.yaml")
     maml_only = paper_like(manifest)[:1]
-    def cost(costs):
-        rep = build_reports(manifest, maml_only, ["maml-sinusoid"], [], costs)[0]
+
+    def cost(costs, variant_records=()):
+        rep = build_reports(manifest, maml_only + list(variant_records), ["maml-sinusoid"], [], costs)[0]
         return rep.sensitivity.set_index("variant").loc["tasks-10000", "cost"]
+
     assert cost([cost_record(manifest)]) == \
         "retrains: ≈30 min per seed (its runs' own training time: maml; `suite plan`: pretrained)"
     assert cost([]) == "retrains: ≈1 s per seed (its runs' own training time: maml), not costed: pretrained"
+    cfg = manifest.claim("maml-sinusoid").variant_configs("paper", variants=["tasks-10000"], runs=["maml"],
+                                                          seeds=[0])[0]
+    mine = record(manifest, "maml", "paper", lambda s: 0.5, config_hash=cfg.hash)
+    mine = dict(mine, variant="tasks-10000", retrains=True, _path="v/paper",
+                provenance=dict(mine["provenance"], train_seconds=40.0))  # its own training of maml, measured
+    assert cost([cost_record(manifest)], [mine]) == ("retrains: 40 s per seed, measured (maml; not yet pretrained, "
+                                                     "≈30 min more per seed by `suite plan`: pretrained)")
 
 
 def test_a_variant_result_is_reported_with_its_profile_and_stale_only_when_no_profile_makes_it(manifest):

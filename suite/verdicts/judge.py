@@ -394,25 +394,32 @@ def sensitivity(claim: Claim, profile: str, by_run: dict[str, list[dict]], varia
 def _retraining_cost(runs: list[str], records: list[dict], base_train: dict[str, list], planned: dict[str, float]
                      ) -> str:
     """What a retraining variant costs per seed: its own trainings' measured time where it has results (naming the
-    runs it trained when not all of them), else an estimate: the sum over its runs of each run's own training time
-    (mean over its seeds), or where a run has none yet, what `suite plan` measured it to cost (naming those runs);
-    runs with neither are named as not costed, not guessed from the others."""
+    runs it trained when not all of them, with an estimate of the others), else an estimate of all its runs."""
     own = {run: [r["provenance"].get("train_seconds") for r in records if r["run"] == run] for run in runs}
     own = {run: [s for s in seconds if s] for run, seconds in own.items()}
     if trained := [run for run in runs if own[run]]:
         per_seed = sum(sum(own[run]) / len(own[run]) for run in trained)
+        rest = [run for run in runs if run not in trained]
+        seconds, sources, missing = _estimated_training(rest, base_train, planned)
+        more = (f", ≈{_duration(seconds)} more per seed by {sources}" if sources else "") + missing
         return f": {_duration(per_seed)} per seed, measured" + (
-            f" ({', '.join(trained)}; not yet {', '.join(r for r in runs if r not in trained)})"
-            if len(trained) < len(runs) else "")
+            f" ({', '.join(trained)}; not yet {', '.join(rest)}{more})" if rest else "")
+    seconds, sources, missing = _estimated_training(runs, base_train, planned)
+    return f": ≈{_duration(seconds)} per seed ({sources}){missing}" if sources else ""
+
+
+def _estimated_training(runs: list[str], base_train: dict[str, list], planned: dict[str, float]
+                        ) -> tuple[float, str, str]:
+    """One seed's training of these runs, estimated: (seconds, where they come from, the runs not costed): the sum
+    over them of each run's own training time (mean over its seeds), or where a run has none yet, what `suite plan`
+    measured it to cost; runs with neither are named as not costed, not guessed from the others."""
     measured = {run: sum(s) / len(s) for run in runs if (s := [s for s in base_train.get(run, []) if s])}
     from_plan = {run: planned[run] for run in runs if run not in measured and run in planned}
     missing = [run for run in runs if run not in measured and run not in from_plan]
-    if not measured and not from_plan:
-        return ""
     sources = ([f"its runs' own training time{'' if len(measured) == len(runs) else ': ' + ', '.join(measured)}"]
                if measured else []) + ([f"`suite plan`: {', '.join(from_plan)}"] if from_plan else [])
-    return (f": ≈{_duration(sum(measured.values()) + sum(from_plan.values()))} per seed ({'; '.join(sources)})"
-            + (f", not costed: {', '.join(missing)}" if missing else ""))
+    return (sum(measured.values()) + sum(from_plan.values()), "; ".join(sources),
+            f", not costed: {', '.join(missing)}" if missing and sources else "")
 
 
 def planned_training(claim: Claim, costs: list[dict]) -> dict[str, float]:
