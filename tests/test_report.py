@@ -690,7 +690,7 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     assert "**Paper profile not started**" in text and "6 of its runs and seeds have not started" in text
     assert "4.5 h in all on cpu (x86_64, 2 threads, 2 cores; 2026-12-01, commit abcdef0)" in text
     row = next(line for line in text.splitlines() if line.startswith("| pretrained ") and " of 70,000 " in line)
-    assert "0 of 70,000" in row and "0.002 (plan, cpu)" in row and "0.5 h + 0.25 h evaluation" in row
+    assert "0 of 70,000" in row and "0.002 (plan, cpu)" in row and "30 min + 15 min evaluation" in row
 
     progress = [progress_record(manifest, "maml", 2000)]  # maml under way: its own pace; pretrained from the plan
     stale = dict(cost_record(manifest, hashes={"pretrained": ["an-older-configuration"]}, device="cuda"), load=1.96)
@@ -705,7 +705,7 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     assert "3.8 h in all on cpu" in text and "1.5 h for 2 of them on cuda" in text  # pretrained's is stale on cuda
     maml = [line for line in text.splitlines() if line.startswith("| maml ") and " of 70,000 " in line]
     assert len(maml) == 3 and "2,000 of 70,000" in maml[0] and "0 of 70,000" in maml[1]
-    assert "0.5 h + 0.25 h evaluation (cpu); 0.5 h + 0.25 h evaluation (cuda)" in maml[1]
+    assert "30 min + 15 min evaluation (cpu); 30 min + 15 min evaluation (cuda)" in maml[1]
 
     finished = paper_like(manifest)  # seed 0 of each run has its paper result
     rep = build_reports(manifest, finished, ["maml-sinusoid"], [], [cost_record(manifest)])[0]
@@ -757,7 +757,7 @@ def test_a_run_that_shares_an_earlier_runs_training_costs_its_evaluation_alone(m
     assert "7 of its runs and seeds have not started (4 of them share an earlier run's training" in text
     assert "16.8 h in all on cpu" in text  # 3 trainings of 5 h and 7 evaluations of 0.25 h
     row = next(line for line in text.splitlines() if line.startswith("| n20-k5 "))
-    assert "n20-k1's training (the same)" in row and "| 0.25 h evaluation " in row
+    assert "n20-k1's training (the same)" in row and "| 15 min evaluation " in row
 
 
 def test_runs_that_need_another_claims_training_are_marked_as_one_training(manifest):

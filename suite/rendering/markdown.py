@@ -11,7 +11,7 @@ from suite.protocol.components import families
 from suite.rendering.figures import learning_curves_caption
 from suite.rendering.tables import (MARKS, _fmt, _number_cells, compared_table, compute_spent, paper_layout,
                                     protocol_line, run_selections)
-from suite.verdicts.judge import NOT_RUN, ClaimReport
+from suite.verdicts.judge import NOT_RUN, ClaimReport, duration_text
 
 
 def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
@@ -105,7 +105,7 @@ def progress_section(rep: ClaimReport) -> list[str]:
                      "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
                      "trained on": ", ".join(f"{k} {v:.2f} h" for k, v in hours.items() if v > 0) +
                      (f" ({'; '.join(names)})" if names else ""),
-                     "pace, s/it": f"{pace:.3g} ({on})", "left at that pace": f"{left:.1f} h",
+                     "pace, s/it": f"{pace:.3g} ({on})", "left at that pace": duration_text(3600 * left),
                      "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(p.get("_resumable"),
                                                                                           "—")})
     for n in rep.not_started:
@@ -116,8 +116,8 @@ def progress_section(rep: ClaimReport) -> list[str]:
                          f" (the same training as {', '.join(n['same_training'])})" if n.get("same_training") else ""),
                      "pace, s/it": "—" if twin else
                      "; ".join(f"{e['s/it']:.3g} (plan, {e['device']})" for e in estimates) or "—",
-                     "left at that pace": "; ".join(("" if twin else f"{e['training h']:.1f} h + ")
-                                                    + f"{e['evaluation h']:.2g} h evaluation"
+                     "left at that pace": "; ".join(("" if twin else f"{duration_text(3600 * e['training h'])} + ")
+                                                    + f"{duration_text(3600 * e['evaluation h'])} evaluation"
                                                     + (f" ({e['device']})" if len(estimates) > 1 else "")
                                                     for e in estimates) or "not measured",
                      "checkpoint": "—"})

@@ -340,7 +340,8 @@ def _short(x: float, metric: str) -> str:
     return value_text(x, percent=metric.startswith("accuracy"))
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration as people read it: seconds under two minutes, minutes under two hours, then hours."""
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
         f"{seconds / 3600:.1f} h"
 
@@ -401,11 +402,11 @@ def _retraining_cost(runs: list[str], records: list[dict], base_train: dict[str,
         per_seed = sum(sum(own[run]) / len(own[run]) for run in trained)
         rest = [run for run in runs if run not in trained]
         seconds, sources, missing = _estimated_training(rest, base_train, planned)
-        more = (f", ≈{_duration(seconds)} more per seed by {sources}" if sources else "") + missing
-        return f": {_duration(per_seed)} per seed, measured" + (
+        more = (f", ≈{duration_text(seconds)} more per seed by {sources}" if sources else "") + missing
+        return f": {duration_text(per_seed)} per seed, measured" + (
             f" ({', '.join(trained)}; not yet {', '.join(rest)}{more})" if rest else "")
     seconds, sources, missing = _estimated_training(runs, base_train, planned)
-    return f": ≈{_duration(seconds)} per seed ({sources}){missing}" if sources else ""
+    return f": ≈{duration_text(seconds)} per seed ({sources}){missing}" if sources else ""
 
 
 def _estimated_training(runs: list[str], base_train: dict[str, list], planned: dict[str, float]
