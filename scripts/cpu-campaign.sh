@@ -59,10 +59,13 @@ land)
     PYTHONPATH=$PWD python3 -m suite.cli park --claim "$claim"
     for path in "results/$claim/$profile" "results/plots/$claim/$profile" "trained-models/$claim" \
                 "checkpoints-in-progress/$claim"; do
-      # results, curves and models merge into main's (main may hold variants measured after this clone was made);
-      # parked checkpoints are replaced, so that a run finished here drops its parked one
-      [ "${path%%/*}" = checkpoints-in-progress ] && rm -rf "${main:?}/$path"
-      if [ -e "$path" ]; then mkdir -p "$main/$path" && cp -r "$path/." "$main/$path/"; fi
+      # everything merges into main's, the newer file winning (cp -up keeps the times it compares): main may hold what another campaign of
+      # this claim landed since this clone was made, and this clone still holds its stale copies of that
+      if [ -e "$path" ]; then mkdir -p "$main/$path" && cp -rup "$path/." "$main/$path/"; fi
+    done
+    # a training that finished here dropped the parked checkpoint it resumed from: drop it on main too
+    git ls-files "checkpoints-in-progress/$claim" | while read -r parked; do
+      [ -e "$parked" ] || rm -f "$main/$parked"
     done
     [ -f "results/metrics/$claim.$profile.json" ] && cp "results/metrics/$claim.$profile.json" "$main/results/metrics/"
     # a training that finished here dropped its progress.json: the merge above would leave main's beside the result
