@@ -442,14 +442,16 @@ def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(ma
     claim = manifest.claim("omniglot-reptile")
     curve = {"iteration": [100, 200, 300], "loss": [5.0, 4.0, 3.5]}
     under_way = [{"run": "n5-k1", "seed": 0, "curve": curve},
-                 {"run": "fomaml-n5-k1", "seed": 0}]  # a progress.json of older code: no curve, nothing drawn
+                 {"run": "fomaml-n5-k1", "seed": 0},  # a progress.json of older code: no curve, nothing drawn
+                 {"run": "n5-k1", "seed": 1, "variant": "some-variant", "curve": curve}]  # a variant's: its name
     drawn = {}
     save = figures._save
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and save(fig, path))
     made = figures.claim_figures(claim.id, "smoke", [], tmp_path, (), under_way, claim.trained_by("paper"))
     assert [p.name for p in made] == ["omniglot-reptile-paper-so-far.png"]
     fig = drawn["omniglot-reptile-paper-so-far.png"]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["n5-k1 = n5-k5"]  # n5-k5 is evaluated on it
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [  # n5-k5 is evaluated on the run's training
+        "n5-k1 = n5-k5 (seed 0)", "n5-k1, variant some-variant (seed 1)"]
     assert "paper profile, so far" in fig.axes[0].get_title()
     assert list(fig.axes[0].get_lines()[0].get_xdata()) == [100, 200, 300]
 
@@ -536,6 +538,20 @@ def test_a_retraining_variant_under_way_is_reported_in_progress_not_as_the_claim
     assert row["verdict"] == "in progress (2,000 of 70,000 iterations)" and row["seeds measured"] == 0
     assert rep.in_progress == [] and rep.progress_text() is None
     assert rep.sensitivity.set_index("variant").loc["test-lr-code", "verdict"] == "not run"
+    text = to_markdown([rep])  # the progress section lists it, with the command that resumes it
+    assert ("**Sensitivity variants' paper trainings in progress**: these trainings resume with `suite sensitivity "
+            "--claim maml-sinusoid --profile paper --variant code-inner-lr --train`, from") in text
+    row = next(line for line in text.splitlines() if line.startswith("| maml ") and "2,000 of 70,000" in line)
+    assert "| code-inner-lr " in row and "parked (in git)" in row
+    mine = [progress_record(manifest, "pretrained", 500)]  # beside a run's own training: both, each its command
+    rep = build_reports(manifest, paper_like(manifest, profile="smoke"), ["maml-sinusoid"], mine + [under_way])[0]
+    assert [p["run"] for p in rep.in_progress] == ["pretrained"] and rep.variant_progress == [under_way]
+    text = to_markdown([rep])
+    assert ("these trainings resume with `suite run --claim maml-sinusoid --profile paper` (its runs') and `suite "
+            "sensitivity --claim maml-sinusoid --profile paper --variant code-inner-lr --train` (variant "
+            "code-inner-lr's)") in text
+    assert next(line for line in text.splitlines() if line.startswith("| pretrained ")).startswith(
+        "| pretrained | —  ")
     older = dict(under_way, config_hash="an-older-configuration")  # of another configuration: not progress
     rep = build_reports(manifest, paper_like(manifest), ["maml-sinusoid"], [older])[0]
     assert rep.sensitivity.set_index("variant").loc["code-inner-lr", "verdict"] == "not run"

@@ -70,9 +70,10 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     for r in records:
         if twin := twin_in_claim(r):
             twins.setdefault((twin, r["seed"]), []).append(r["run"])
-    several_seeds = len({r["seed"] for r in rows}) > 1
+    several_seeds = so_far or len({r["seed"] for r in rows}) > 1  # so far: which seed is under way
     label = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"]), [])])
              + (f" = {r['training']['trained_by']}" if r["training"].get("trained_by") else "")
+             + (f", variant {r['variant']}" if r.get("variant") else "")
              + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
     style = run_styles([label[id(r)] for r in rows])
     tested = [r for r in rows if r["training"]["curve"].get("test")]
@@ -228,22 +229,23 @@ def policy_examples(claim_id: str, profile: str, records: list[dict], path: Path
 
 
 def progress_curves(claim_id: str, in_progress: list[dict], trained_by: dict[str, str], path: Path) -> Path | None:
-    """The learning curves so far of the paper trainings under way: each progress.json's curve at its last checkpoint
-    (suite.training.run._write_progress; one written by older code has none). A run that will be evaluated on one of
-    them (`trained_by`, suite.protocol.Claim.trained_by) is named beside its curve."""
-    rows = [{"run": p["run"], "seed": p["seed"], "training": {"curve": p["curve"]}}
+    """The learning curves so far of the paper trainings under way, its runs' and its sensitivity variants' (named
+    after their variant): each progress.json's curve at its last checkpoint (suite.training.run._write_progress; one
+    written by older code has none). A run that will be evaluated on one of its runs' trainings (`trained_by`,
+    suite.protocol.Claim.trained_by) is named beside its curve."""
+    rows = [{"run": p["run"], "seed": p["seed"], "variant": p.get("variant"), "training": {"curve": p["curve"]}}
             for p in in_progress if p.get("curve", {}).get("iteration")]
     twins = [{"run": twin, "seed": r["seed"], "training": {"curve": {"iteration": []}, "trained_by": first}}
-             for twin, first in trained_by.items() for r in rows if r["run"] == first]
+             for twin, first in trained_by.items() for r in rows if r["run"] == first and not r["variant"]]
     return learning_curves(claim_id, PAPER, rows + twins, path, so_far=True) if rows else None
 
 
 def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=(), in_progress=(),
                   trained_by=None) -> list[Path]:
     """The claim's figures from these records, and from the paper trainings under way (`in_progress`, their
-    progress.json; `trained_by`: the paper profile's twins). A figure of the claim that they cannot draw any more
-    (e.g. one drawn from smoke runs, now that the report shows the paper profile, or the curves so far of trainings
-    that have finished) is removed, not left to be mistaken."""
+    progress.json, its runs' and its variants'; `trained_by`: the paper profile's twins). A figure of the claim that
+    they cannot draw any more (e.g. one drawn from smoke runs, now that the report shows the paper profile, or the
+    curves so far of trainings that have finished) is removed, not left to be mistaken."""
     curves, examples = folder / f"{claim_id}-learning-curves.png", folder / f"{claim_id}-examples.png"
     so_far = folder / f"{claim_id}-paper-so-far.png"
     made = [learning_curves(claim_id, profile, records, curves),

@@ -87,21 +87,24 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
 
 
 def progress_section(rep: ClaimReport) -> list[str]:
-    """The paper profile's unfinished runs: the trainings under way (how far each is, on what it has trained, and
-    what is left at its last pace: its last segment's, or its mean pace where its segments did not record theirs),
-    and, where `suite plan --record` measured what they cost, the runs not started."""
+    """The paper profile's unfinished runs: the trainings under way, its runs' and its retraining sensitivity
+    variants' (how far each is, on what it has trained, what is left at its last pace: its last segment's, or its
+    mean pace where its segments did not record theirs, and the command that resumes it), and, where
+    `suite plan --record` measured what they cost, the runs not started."""
     costed = [n for n in rep.not_started if n["estimates"]]
-    if not rep.in_progress and not costed:
+    under_way = rep.in_progress + rep.variant_progress
+    if not under_way and not costed:
         return []
     rows = []
-    for p in rep.in_progress:
+    for p in under_way:
         names = sorted({seg["device_name"] for seg in p["segments"] if seg.get("device_name")})
         hours = {"CPU": (p["seconds"] - p["gpu_seconds"]) / 3600, "GPU": p["gpu_seconds"] / 3600}
         paced = [seg for seg in p["segments"] if seg.get("iterations")]
         pace, on = (paced[-1]["seconds"] / paced[-1]["iterations"], paced[-1]["device"]) if paced else \
             (p["seconds"] / p["iteration"], "mean")
         left = pace * (p["iterations"] - p["iteration"]) / 3600
-        rows.append({"run": p["run"], "seed": p["seed"], "path": p["path"],
+        rows.append({"run": p["run"], **({"variant": p.get("variant") or "—"} if rep.variant_progress else {}),
+                     "seed": p["seed"], "path": p["path"],
                      "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
                      "trained on": ", ".join(f"{k} {v:.2f} h" for k, v in hours.items() if v > 0) +
                      (f" ({'; '.join(names)})" if names else ""),
@@ -110,7 +113,8 @@ def progress_section(rep: ClaimReport) -> list[str]:
                                                                                           "—")})
     for n in rep.not_started:
         estimates, twin = n["estimates"], n.get("trained_by")
-        rows.append({"run": n["run"], "seed": n["seed"], "path": "; ".join(e["path"] for e in estimates) or "—",
+        rows.append({"run": n["run"], **({"variant": "—"} if rep.variant_progress else {}), "seed": n["seed"],
+                     "path": "; ".join(e["path"] for e in estimates) or "—",
                      "iterations": f"{twin}'s" if twin else f"0 of {n['iterations']:,}",
                      "trained on": f"{twin}'s training (the same)" if twin else "not started" + (
                          f" (the same training as {', '.join(n['same_training'])})" if n.get("same_training") else ""),
@@ -122,11 +126,17 @@ def progress_section(rep: ClaimReport) -> list[str]:
                                                     for e in estimates) or "not measured",
                      "checkpoint": "—"})
     lines = []
-    if rep.in_progress:
-        text = rep.progress_text()
-        lines.append(f"**{text[0].upper()}{text[1:]}**: these trainings resume with `suite run --claim {rep.claim.id} "
-                     "--profile paper`, from this machine's checkpoints/ or, on any clone, from the copy `suite park` "
-                     "left in checkpoints-in-progress/.")
+    if under_way:
+        text = rep.progress_text() or "sensitivity variants' paper trainings in progress"
+        both = bool(rep.in_progress and rep.variant_progress)
+        resume = ([f"`suite run --claim {rep.claim.id} --profile paper`" + (" (its runs')" if both else "")]
+                  if rep.in_progress else []) + [
+            f"`suite sensitivity --claim {rep.claim.id} --profile paper --variant {v} --train`"
+            + (f" (variant {v}'s)" if both or len(rep.variant_progress) > 1 else "")
+            for v in dict.fromkeys(p["variant"] for p in rep.variant_progress)]
+        lines.append(f"**{text[0].upper()}{text[1:]}**: these trainings resume with {' and '.join(resume)}, from this "
+                     "machine's checkpoints/ or, on any clone, from the copy `suite park` left in "
+                     "checkpoints-in-progress/.")
     elif rep.profile == PAPER:  # some paper results, nothing under way
         lines.append(f"**Paper runs left**: `suite run --claim {rep.claim.id} --profile paper` trains them.")
     else:

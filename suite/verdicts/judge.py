@@ -142,6 +142,8 @@ class ClaimReport:
     # each with what `suite plan --record` measured it to cost (not_started_runs)
     sensitivity_values: pd.DataFrame = field(default_factory=pd.DataFrame)  # what variants measure beyond their
     # runs' own metrics (variant_values)
+    variant_progress: list[dict] = field(default_factory=list)  # the paper profile's retraining sensitivity variants'
+    # trainings under way (results.store.current_variant_progress), in the manifest's order of variants, runs, seeds
 
     def progress_text(self) -> str | None:
         """"paper in progress (k of n iterations)" while paper trainings are under way and not all have results."""
@@ -581,10 +583,12 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
     current_variants = [r for rs in variant_records.values() for r in rs]
     any_profile = [r for p in claim.profiles for rs in current_variant_records(claim, mine, p).values() for r in rs]
     stale += [r for r in mine if r.get("variant") and r not in any_profile]
+    variants_under_way = current_variant_progress(claim, list(progress), variant_records, profile or PAPER)
     variants, variant_numbers = sensitivity(claim, profile or PAPER, by_run, variant_records, only, bound,
-                                            current_variant_progress(claim, list(progress), variant_records,
-                                                                     profile or PAPER),
-                                            planned_training(claim, list(costs)))
+                                            variants_under_way, planned_training(claim, list(costs)))
+    if profile not in (None, PAPER):  # the progress section is the paper profile's
+        variants_under_way = current_variant_progress(claim, list(progress),
+                                                      current_variant_records(claim, mine, PAPER), PAPER)
     divergence = divergence_statistics(claim, by_run, bound)
     listed = claim.body(profile)["seeds"] if profile else []
     seeds_missing = {run: missing for run, records in by_run.items()
@@ -601,7 +605,10 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
                        in_progress, sum(c.hyperparameters["iterations"] for group in
                                         shared_trainings(claim.run_configs(PAPER)) for c in group[:1]),
                        not_started_runs(claim, runs_of, in_progress, list(costs), across),
-                       variant_values(claim, profile or PAPER, by_run, variant_records, compared))
+                       variant_values(claim, profile or PAPER, by_run, variant_records, compared),
+                       [p for name in claim.body(PAPER)["sensitivity"]
+                        for p in sorted(variants_under_way.get(name, []),
+                                        key=lambda p: (list(claim.body(PAPER)["runs"]).index(p["run"]), p["seed"]))])
 
 
 def build_reports(manifest: Manifest, records: list[dict], claim_ids=None, progress: list[dict] = (),
