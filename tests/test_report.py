@@ -443,7 +443,9 @@ def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(ma
     curve = {"iteration": [100, 200, 300], "loss": [5.0, 4.0, 3.5]}
     under_way = [{"run": "n5-k1", "seed": 0, "curve": curve},
                  {"run": "fomaml-n5-k1", "seed": 0},  # a progress.json of older code: no curve, nothing drawn
-                 {"run": "n5-k1", "seed": 1, "variant": "some-variant", "curve": curve}]  # a variant's: its name
+                 {"run": "n5-k1", "seed": 1, "variant": "some-variant",  # a variant's: named after it
+                  "curve": {**curve, "validation": {"metric": "accuracy@3", "iteration": [100, 200],
+                                                    "value": [0.5, 0.6]}}}]  # it selects by validation
     drawn = {}
     save = figures._save
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and save(fig, path))
@@ -454,6 +456,10 @@ def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(ma
         "n5-k1 = n5-k5 (seed 0)", "n5-k1, variant some-variant (seed 1)"]
     assert "paper profile, so far" in fig.axes[0].get_title()
     assert list(fig.axes[0].get_lines()[0].get_xdata()) == [100, 200, 300]
+    loss, validation = fig.axes  # its validation accuracy, in a panel of its own, unsmoothed
+    assert validation.get_title() == "validation tasks during training (they select the model)"
+    assert validation.get_ylabel() == "validation accuracy@3"
+    assert [list(line.get_ydata()) for line in validation.get_lines()] == [[0.5, 0.6]]
 
     rep = build_reports(manifest, [], ["omniglot-reptile"], [])[0]
     text = to_markdown([rep], {claim.id: [f"figures/{p.name}" for p in made]})

@@ -76,8 +76,11 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
              + (f", variant {r['variant']}" if r.get("variant") else "")
              + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
     style = run_styles([label[id(r)] for r in rows])
-    tested = [r for r in rows if r["training"]["curve"].get("test")]
-    fig, axes = plt.subplots(1, 2 if tested else 1, figsize=(13 if tested else 7, 4), squeeze=False)
+    # beside the loss, what the training measured on tasks: test tasks (a learning curve, smoothed over its many
+    # points) and validation tasks (model selection, suite.training.loop: what picks the model that is evaluated)
+    panels = [(kind, drawn) for kind in ("test", "validation")
+              if (drawn := [r for r in rows if r["training"]["curve"].get(kind, {}).get("iteration")])]
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(7 + 6 * len(panels), 4), squeeze=False)
     ax = axes[0][0]
     for r in rows:
         curve = r["training"]["curve"]
@@ -90,23 +93,23 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     ax.set_ylabel("training loss")
     ax.set_title(f"{claim_id}: training loss ({profile} profile{', so far' if so_far else ''})")
     ax.grid(alpha=0.3)
-    if tested:
-        ax = axes[0][1]
-        for r in tested:
-            test = r["training"]["curve"]["test"]
-            window = max(1, len(test["value"]) // 50)
-            ax.plot(test["iteration"], _smooth(test["value"], window), linewidth=1.2, **style[label[id(r)]])
+    for ax, (kind, drawn) in zip(axes[0][1:], panels):
+        for r in drawn:
+            points = r["training"]["curve"][kind]
+            window = max(1, len(points["value"]) // 50) if kind == "test" else 1
+            ax.plot(points["iteration"], _smooth(points["value"], window), linewidth=1.2, **style[label[id(r)]])
         ax.set_xlabel("meta-iteration")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"test {tested[0]['training']['curve']['test']['metric']}")
-        values = [v for r in tested for v in r["training"]["curve"]["test"]["value"] if math.isfinite(v)]
+        ax.set_ylabel(f"{kind} {drawn[0]['training']['curve'][kind]['metric']}")
+        values = [v for r in drawn for v in r["training"]["curve"][kind]["value"] if math.isfinite(v)]
         if values and max(values) - min(values) < 1e-3:  # a flat curve (float noise): a readable axis, not 1e-8 steps
             ax.set_ylim(min(values) - 0.05, max(values) + 0.05)
-        ax.set_title(f"test tasks during training (moving average of {window})")
+        ax.set_title(f"test tasks during training (moving average of {window})" if kind == "test" else
+                     "validation tasks during training (they select the model)")
         ax.grid(alpha=0.3)
-    # one legend for both panels, below them, so that it hides no curve however many runs there are
+    # one legend for all panels, below them, so that it hides no curve however many runs there are
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               fontsize=8, ncol=min(len(rows), 6 if tested else 3), frameon=False)
+               fontsize=8, ncol=min(len(rows), 6 if panels else 3), frameon=False)
     return _save(fig, path)
 
 
