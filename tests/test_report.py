@@ -469,6 +469,40 @@ def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(ma
     assert not list(tmp_path.iterdir())  # finished: the curves so far are gone with them
 
 
+def test_a_retraining_variants_curve_is_drawn_beside_its_runs_own(manifest, monkeypatch, tmp_path):
+    """(maml-sinusoid's code-inner-lr retrains maml.) Its training loss is drawn beside maml's, the same seed, in a
+    figure of its own, named after the variant; an evaluation-only variant (test-k10) has no training to draw, and
+    with no retrained variant left the figure goes."""
+    import suite.rendering.figures as figures
+
+    claim = manifest.claim("maml-sinusoid")
+    own = paper_like(manifest)
+    own[0]["training"]["curve"] = {"iteration": [1, 2, 3], "loss": [1.0, 0.8, 0.7]}
+    hashes = {v: claim.variant_configs("paper", variants=[v], runs=["maml"], seeds=[0])[0].hash
+              for v in ("code-inner-lr", "test-k10")}
+    retrained = dict(record(manifest, "maml", "paper", lambda s: 0.5, config_hash=hashes["code-inner-lr"]),
+                     variant="code-inner-lr", retrains=True, _path="v/inner")
+    retrained["training"] = {"iterations": 3, "curve": {"iteration": [1, 2, 3], "loss": [1.0, 0.6, 0.4]}}
+    evaluated = dict(record(manifest, "maml", "paper", lambda s: 0.5, config_hash=hashes["test-k10"]),
+                     variant="test-k10", retrains=False, _path="v/k10")
+    rep = build_reports(manifest, own + [retrained, evaluated], ["maml-sinusoid"])[0]
+    assert rep.retrained == [retrained]
+    drawn = {}
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and save(fig, path))
+    made = figures.claim_figures(claim.id, rep.profile, rep.records, tmp_path, retrained=rep.retrained)
+    assert "maml-sinusoid-variant-curves.png" in [p.name for p in made]
+    fig = drawn["maml-sinusoid-variant-curves.png"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["maml", "maml, variant code-inner-lr"]
+    lines = fig.axes[0].get_lines()
+    assert [list(line.get_ydata()) for line in lines] == [[1.0, 0.8, 0.7], [1.0, 0.6, 0.4]]
+    assert lines[0].get_color() != lines[1].get_color()
+    text = to_markdown([rep], {claim.id: [f"figures/{p.name}" for p in made]})
+    assert "*Retraining variants: each variant's own training beside the training of the run" in text
+    figures.claim_figures(claim.id, rep.profile, rep.records, tmp_path)
+    assert not (tmp_path / "maml-sinusoid-variant-curves.png").exists()
+
+
 def test_what_a_variant_measures_beyond_its_runs_own_metrics_is_reported(manifest):
     """A variant with more test-time steps (mse@20) shows those values; the metrics its runs measure too, and
     metrics of a family the claim does not judge, are not repeated."""

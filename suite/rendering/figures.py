@@ -57,25 +57,33 @@ def run_styles(keys: list[str]) -> dict[str, dict]:
             for i, k in enumerate(keys)}
 
 
-def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path, so_far: bool = False) -> Path | None:
+def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path, so_far: bool = False,
+                    variants: bool = False) -> Path | None:
     """The training loss of each training (a resource measurement's few timed iterations are not a learning curve;
     a run evaluated on another run's training is named beside that run's curve, not drawn over it; one evaluated on
-    another claim's run's training draws that curve, named after it); `so_far`: of trainings under way
-    (progress_curves)."""
+    another claim's run's training draws that curve, named after it; a sensitivity variant's is named after the
+    variant); `so_far`: of trainings under way (progress_curves); `variants`: of variants beside their runs
+    (variant_curves)."""
     rows = [r for r in records if r["training"]["curve"]["iteration"] and not twin_in_claim(r)
             and not measures_resources(r.get("config", {}).get("evaluation"))]
     if not rows:
         return None
-    twins: dict[tuple[str, int], list[str]] = {}
+    twins: dict[tuple[str, int, str | None], list[str]] = {}
     for r in records:
         if twin := twin_in_claim(r):
-            twins.setdefault((twin, r["seed"]), []).append(r["run"])
+            twins.setdefault((twin, r["seed"], r.get("variant")), []).append(r["run"])
     several_seeds = so_far or len({r["seed"] for r in rows}) > 1  # so far: which seed is under way
-    label = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"]), [])])
+    label = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"], r.get("variant")), [])])
              + (f" = {r['training']['trained_by']}" if r["training"].get("trained_by") else "")
              + (f", variant {r['variant']}" if r.get("variant") else "")
              + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
     style = run_styles([label[id(r)] for r in rows])
+    if variants:  # one colour per run or variant, one line style per seed: a variant's seeds read as one
+        groups = list(dict.fromkeys((r["run"], r.get("variant")) for r in rows))
+        seeds = sorted({r["seed"] for r in rows})
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        style = {label[id(r)]: {"color": colours[groups.index((r["run"], r.get("variant"))) % len(colours)],
+                                "linestyle": ("-", "--", ":", "-.")[seeds.index(r["seed"]) % 4]} for r in rows}
     # beside the loss, what the training measured on tasks: test tasks (a learning curve, smoothed over its many
     # points) and validation tasks (model selection, suite.training.loop: what picks the model that is evaluated)
     panels = [(kind, drawn) for kind in ("test", "validation")
@@ -91,7 +99,8 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     ax.set_xlabel("meta-iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a few iterations (smoke) get no fractional ticks
     ax.set_ylabel("training loss")
-    ax.set_title(f"{claim_id}: training loss ({profile} profile{', so far' if so_far else ''})")
+    ax.set_title(f"{claim_id}: training loss ({profile} profile{', so far' if so_far else ''}"
+                 f"{', retraining variants beside their runs' if variants else ''})")
     ax.grid(alpha=0.3)
     for ax, (kind, drawn) in zip(axes[0][1:], panels):
         for r in drawn:
@@ -243,23 +252,34 @@ def progress_curves(claim_id: str, in_progress: list[dict], trained_by: dict[str
     return learning_curves(claim_id, PAPER, rows + twins, path, so_far=True) if rows else None
 
 
+def variant_curves(claim_id: str, profile: str, records: list[dict], retrained: list[dict], path: Path
+                   ) -> Path | None:
+    """The learning curves of a claim's retraining sensitivity variants (`retrained`, their results) beside those of
+    the runs they retrain, seed by seed: what changing the training did to it."""
+    runs = {(r["run"], r["seed"]) for r in retrained}
+    mine = [r for r in records if (r["run"], r["seed"]) in runs]
+    return learning_curves(claim_id, profile, mine + list(retrained), path, variants=True) if retrained else None
+
+
 def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=(), in_progress=(),
-                  trained_by=None) -> list[Path]:
+                  trained_by=None, retrained=()) -> list[Path]:
     """The claim's figures from these records, and from the paper trainings under way (`in_progress`, their
-    progress.json, its runs' and its variants'; `trained_by`: the paper profile's twins). A figure of the claim that
+    progress.json, its runs' and its variants'; `trained_by`: the paper profile's twins; `retrained`: the results of
+    its retraining variants, whose curves are drawn beside their runs'). A figure of the claim that
     they cannot draw any more (e.g. one drawn from smoke runs, now that the report shows the paper profile, or the
     curves so far of trainings that have finished) is removed, not left to be mistaken."""
     curves, examples = folder / f"{claim_id}-learning-curves.png", folder / f"{claim_id}-examples.png"
-    so_far = folder / f"{claim_id}-paper-so-far.png"
+    so_far, variants = folder / f"{claim_id}-paper-so-far.png", folder / f"{claim_id}-variant-curves.png"
     made = [learning_curves(claim_id, profile, records, curves),
             regression_examples(claim_id, profile, records, examples)
             or policy_examples(claim_id, profile, records, examples)]
     made += [series_figure(claim_id, profile, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
              for i, spec in enumerate(specs)]
+    made.append(variant_curves(claim_id, profile, records, list(retrained), variants))
     made.append(progress_curves(claim_id, list(in_progress), trained_by or {}, so_far))
     made = [p for p in made if p is not None]
     series = (p for p in folder.glob(f"{claim_id}-figure-*.png") if p.stem.rsplit("-", 1)[1].isdigit())
-    for old in (curves, examples, so_far, *series):
+    for old in (curves, examples, so_far, variants, *series):
         if old not in made:
             old.unlink(missing_ok=True)
     return made

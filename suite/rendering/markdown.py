@@ -75,6 +75,9 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
         if any(Path(p).stem.endswith("-learning-curves") for p in (figures or {}).get(c.id, [])):
             lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile))}*", ""]
+        if any(Path(p).stem.endswith("-variant-curves") for p in (figures or {}).get(c.id, [])):
+            lines += ["*Retraining variants: each variant's own training beside the training of the run and seed it "
+                      "retrains (the legend names the variant), the same quantities as the learning curves.*", ""]
         if any(Path(p).stem.endswith("-paper-so-far") for p in (figures or {}).get(c.id, [])):
             lines += [f"*Paper trainings in progress, so far: {learning_curves_caption(c.body(PAPER))} Each curve "
                       "ends at its training's last checkpoint (its progress.json).*", ""]
