@@ -266,7 +266,7 @@ def report(ctx, claims, fmt, output, figures):
         for rep in reports:
             made = claim_figures(rep.claim.id, rep.profile, rep.records, figures, rep.claim.body()["figures"],
                                  rep.in_progress + rep.variant_progress,
-                                 rep.claim.trained_by(PAPER) if rep.in_progress else {}, rep.retrained)
+                                 rep.claim.trained_by(PAPER) if rep.in_progress else {}, rep.variant_results)
             links[rep.claim.id] = [os.path.relpath(p, base) for p in made]
     text = {"markdown": lambda: to_markdown(reports, links), "csv": lambda: to_csv(reports),
             "latex": lambda: to_latex(reports)}[fmt]()

@@ -486,11 +486,11 @@ def test_a_retraining_variants_curve_is_drawn_beside_its_runs_own(manifest, monk
     evaluated = dict(record(manifest, "maml", "paper", lambda s: 0.5, config_hash=hashes["test-k10"]),
                      variant="test-k10", retrains=False, _path="v/k10")
     rep = build_reports(manifest, own + [retrained, evaluated], ["maml-sinusoid"])[0]
-    assert rep.retrained == [retrained]
+    assert rep.variant_results == [retrained, evaluated]
     drawn = {}
     save = figures._save
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and save(fig, path))
-    made = figures.claim_figures(claim.id, rep.profile, rep.records, tmp_path, retrained=rep.retrained)
+    made = figures.claim_figures(claim.id, rep.profile, rep.records, tmp_path, variant_results=rep.variant_results)
     assert "maml-sinusoid-variant-curves.png" in [p.name for p in made]
     fig = drawn["maml-sinusoid-variant-curves.png"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["maml", "maml, variant code-inner-lr"]
@@ -693,6 +693,11 @@ def test_paper_trainings_in_progress_are_reported_with_how_far_and_what_is_left(
     assert "2,000 of 70,000" in row and "CPU 1.00 h, GPU 0.10 h (NVIDIA H200; x86_64)" in row
     assert "0.36 (cuda)" in row and f"{left:.1f} h" in row and "parked (in git)" in row
 
+    summary = next(line for line in text.splitlines() if line.startswith("| [maml-sinusoid]"))
+    # its smoke results' 2 s and the training's 3,960 s (360 on GPU); left: 68,000 iterations at 0.36 s, and the
+    # five runs and seeds not started, which no `suite plan --record` costed
+    assert summary.endswith("| 2 s + 66 min under way (0.10 GPU-h) | 6.8 h; 5 not started, not costed |")
+
     finished = paper_like(manifest)  # once a run has its paper result, its progress is not reported
     rep = build_reports(manifest, finished, ["maml-sinusoid"], progress)[0]
     assert rep.in_progress == [] and rep.progress_text() is None
@@ -745,6 +750,8 @@ def test_paper_runs_not_started_are_reported_with_what_the_recorded_plan_says_th
     text = to_markdown([rep])
     assert "**Paper profile not started**" in text and "6 of its runs and seeds have not started" in text
     assert "4.5 h in all on cpu (x86_64, 2 threads, 2 cores; 2026-12-01, commit abcdef0)" in text
+    assert next(line for line in text.splitlines() if line.startswith("| [maml-sinusoid]")).endswith(
+        "| 2 s | 4.5 h |")  # the summary table's left: what the plan measured
     row = next(line for line in text.splitlines() if line.startswith("| pretrained ") and " of 70,000 " in line)
     assert "0 of 70,000" in row and "0.002 (plan, cpu)" in row and "30 min + 15 min evaluation" in row
 

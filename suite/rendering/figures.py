@@ -252,22 +252,23 @@ def progress_curves(claim_id: str, in_progress: list[dict], trained_by: dict[str
     return learning_curves(claim_id, PAPER, rows + twins, path, so_far=True) if rows else None
 
 
-def variant_curves(claim_id: str, profile: str, records: list[dict], retrained: list[dict], path: Path
+def variant_curves(claim_id: str, profile: str, records: list[dict], variant_results: list[dict], path: Path
                    ) -> Path | None:
-    """The learning curves of a claim's retraining sensitivity variants (`retrained`, their results) beside those of
-    the runs they retrain, seed by seed: what changing the training did to it."""
+    """The learning curves of a claim's retraining sensitivity variants (of `variant_results`, those that retrain)
+    beside those of the runs they retrain, seed by seed: what changing the training did to it."""
+    retrained = [r for r in variant_results if r.get("retrains")]
     runs = {(r["run"], r["seed"]) for r in retrained}
     mine = [r for r in records if (r["run"], r["seed"]) in runs]
-    return learning_curves(claim_id, profile, mine + list(retrained), path, variants=True) if retrained else None
+    return learning_curves(claim_id, profile, mine + retrained, path, variants=True) if retrained else None
 
 
 def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path, specs=(), in_progress=(),
-                  trained_by=None, retrained=()) -> list[Path]:
+                  trained_by=None, variant_results=()) -> list[Path]:
     """The claim's figures from these records, and from the paper trainings under way (`in_progress`, their
-    progress.json, its runs' and its variants'; `trained_by`: the paper profile's twins; `retrained`: the results of
-    its retraining variants, whose curves are drawn beside their runs'). A figure of the claim that
-    they cannot draw any more (e.g. one drawn from smoke runs, now that the report shows the paper profile, or the
-    curves so far of trainings that have finished) is removed, not left to be mistaken."""
+    progress.json, its runs' and its variants'; `trained_by`: the paper profile's twins; `variant_results`: its
+    variants' results, those that retrain drawn beside their runs). A figure of the claim that they cannot draw any
+    more (e.g. one drawn from smoke runs, now that the report shows the paper profile, or the curves so far of
+    trainings that have finished) is removed, not left to be mistaken."""
     curves, examples = folder / f"{claim_id}-learning-curves.png", folder / f"{claim_id}-examples.png"
     so_far, variants = folder / f"{claim_id}-paper-so-far.png", folder / f"{claim_id}-variant-curves.png"
     made = [learning_curves(claim_id, profile, records, curves),
@@ -275,7 +276,7 @@ def claim_figures(claim_id: str, profile: str, records: list[dict], folder: Path
             or policy_examples(claim_id, profile, records, examples)]
     made += [series_figure(claim_id, profile, spec, records, folder / f"{claim_id}-figure-{i + 1}.png")
              for i, spec in enumerate(specs)]
-    made.append(variant_curves(claim_id, profile, records, list(retrained), variants))
+    made.append(variant_curves(claim_id, profile, records, list(variant_results), variants))
     made.append(progress_curves(claim_id, list(in_progress), trained_by or {}, so_far))
     made = [p for p in made if p is not None]
     series = (p for p in folder.glob(f"{claim_id}-figure-*.png") if p.stem.rsplit("-", 1)[1].isdigit())

@@ -9,8 +9,8 @@ import pandas as pd
 from suite.protocol import PAPER
 from suite.protocol.components import families
 from suite.rendering.figures import learning_curves_caption
-from suite.rendering.tables import (MARKS, _fmt, _number_cells, compared_table, compute_spent, paper_layout,
-                                    protocol_line, run_selections)
+from suite.rendering.tables import (MARKS, _fmt, _number_cells, claim_compute, compared_table, compute_spent, pace,
+                                    paper_layout, protocol_line, run_selections)
 from suite.verdicts.judge import NOT_RUN, ClaimReport, duration_text
 
 
@@ -19,10 +19,15 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
     counts = pd.Series([r.verdict for r in reports]).value_counts()
     lines = ["# Reproduction report", "",
              "Claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f". {compute_spent(reports)}.", "",
-             "| claim | paper | verdict |", "|:--|:--|:--|"]
+             "| claim | paper | verdict | compute | paper profile left, at the report's pace |",
+             "|:--|:--|:--|:--|:--|"]
     lines += [f"| [{r.claim.id}](#{r.claim.id}) | arXiv {r.claim.paper['arxiv']}{r.claim.paper['arxiv_version']}, "
-              f"{r.claim.body()['where']} | {r.verdict}{'; ' + r.progress_text() if r.progress_text() else ''} |"
-              for r in reports]
+              f"{r.claim.body()['where']} | {r.verdict}{'; ' + r.progress_text() if r.progress_text() else ''} | "
+              + " | ".join(claim_compute(r)) + " |" for r in reports]
+    lines += ["", "Compute: the train and evaluation time its results record, its sensitivity variants' and its "
+              "trainings under way. Left: its paper trainings under way at their last pace and its paper runs not "
+              "started at what `suite plan --record` measured (its progress section lists them); a training two "
+              "claims share counts under both."]
     lines.append("")
     for rep in reports:
         c = rep.claim
@@ -102,16 +107,14 @@ def progress_section(rep: ClaimReport) -> list[str]:
     for p in under_way:
         names = sorted({seg["device_name"] for seg in p["segments"] if seg.get("device_name")})
         hours = {"CPU": (p["seconds"] - p["gpu_seconds"]) / 3600, "GPU": p["gpu_seconds"] / 3600}
-        paced = [seg for seg in p["segments"] if seg.get("iterations")]
-        pace, on = (paced[-1]["seconds"] / paced[-1]["iterations"], paced[-1]["device"]) if paced else \
-            (p["seconds"] / p["iteration"], "mean")
-        left = pace * (p["iterations"] - p["iteration"]) / 3600
+        per_iteration, on = pace(p)
+        left = per_iteration * (p["iterations"] - p["iteration"]) / 3600
         rows.append({"run": p["run"], **({"variant": p.get("variant") or "—"} if rep.variant_progress else {}),
                      "seed": p["seed"], "path": p["path"],
                      "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
                      "trained on": ", ".join(f"{k} {v:.2f} h" for k, v in hours.items() if v > 0) +
                      (f" ({'; '.join(names)})" if names else ""),
-                     "pace, s/it": f"{pace:.3g} ({on})", "left at that pace": duration_text(3600 * left),
+                     "pace, s/it": f"{per_iteration:.3g} ({on})", "left at that pace": duration_text(3600 * left),
                      "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(p.get("_resumable"),
                                                                                           "—")})
     for n in rep.not_started:

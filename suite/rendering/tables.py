@@ -6,7 +6,7 @@ import pandas as pd
 
 from suite.protocol import Claim
 from suite.protocol.fields import measures_resources
-from suite.verdicts.judge import NOT_REPRODUCED, REPRODUCED, NOT_RUN, ClaimReport, value_text as _fmt
+from suite.verdicts.judge import NOT_REPRODUCED, REPRODUCED, NOT_RUN, ClaimReport, duration_text, value_text as _fmt
 
 
 def to_csv(reports: list[ClaimReport]) -> str:
@@ -132,6 +132,38 @@ def protocol_line(claim: Claim, profile: str) -> str:
     common = ("; all runs: " + ", ".join(f"{k} {_value(v)}" for k, v in shared.items())) if shared else ""
     return (f"Task {t['family']} ({task}); model {model}; evaluation: {evaluation}{common}; runs — "
             + "; ".join(per_run) + ". Per-run task, model and evaluation overrides: `suite show " + claim.id + "`.")
+
+
+def pace(p: dict) -> tuple[float, str]:
+    """A training under way's seconds per iteration, and where: its last segment's (on that segment's device), or
+    its mean pace where its segments did not record theirs (results.store.load_progress)."""
+    paced = [seg for seg in p["segments"] if seg.get("iterations")]
+    return (paced[-1]["seconds"] / paced[-1]["iterations"], paced[-1]["device"]) if paced else \
+        (p["seconds"] / p["iteration"], "mean")
+
+
+def claim_compute(rep: ClaimReport) -> tuple[str, str]:
+    """For the summary table: (the compute in the claim's reported results, its variants' and its trainings under
+    way, with the GPU-hours among them; what its paper profile has left: its trainings under way at their pace and
+    its runs not started at what `suite plan --record` measured, as the progress section gives them)."""
+    def hours(records: list[dict], key: str) -> float:
+        return sum(sum(r["provenance"].get(k) or 0 for k in key.split("+")) for r in records)
+
+    under_way = rep.in_progress + rep.variant_progress
+    spent = [(hours(rep.records, "train_seconds+eval_seconds"), ""),
+             (hours(rep.variant_results, "train_seconds+eval_seconds"), " variants"),
+             (sum(p["seconds"] for p in under_way), " under way")]
+    gpu = hours(rep.records + rep.variant_results, "gpu_hours") + sum(p["gpu_seconds"] for p in under_way) / 3600
+    shown = " + ".join(f"{duration_text(s)}{what}" for s, what in spent if s >= 0.5) or "—"
+    left = sum(pace(p)[0] * (p["iterations"] - p["iteration"]) for p in under_way)
+    costed = [n for n in rep.not_started if n["estimates"]]
+    for n in costed:  # the first device measured, as the progress section lists them
+        e = n["estimates"][0]
+        left += 3600 * (e["evaluation h"] + (0 if n.get("trained_by") else e["training h"]))
+    missing = len(rep.not_started) - len(costed)
+    todo = "; ".join(([duration_text(left)] if left else [])
+                     + ([f"{missing} not started, not costed"] if missing else [])) or "—"
+    return shown + (f" ({gpu:.2f} GPU-h)" if gpu else ""), todo
 
 
 def compute_spent(reports: list[ClaimReport]) -> str:

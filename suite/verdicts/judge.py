@@ -142,8 +142,8 @@ class ClaimReport:
     # each with what `suite plan --record` measured it to cost (not_started_runs)
     sensitivity_values: pd.DataFrame = field(default_factory=pd.DataFrame)  # what variants measure beyond their
     # runs' own metrics (variant_values)
-    retrained: list[dict] = field(default_factory=list)  # the results of its retraining sensitivity variants (their
-    # own trainings), current by the manifest, of the profile reported
+    variant_results: list[dict] = field(default_factory=list)  # its sensitivity variants' results of the profile
+    # reported, current by the manifest (current_variant_records)
     variant_progress: list[dict] = field(default_factory=list)  # the paper profile's retraining sensitivity variants'
     # trainings under way (results.store.current_variant_progress), in the manifest's order of variants, runs, seeds
 
@@ -608,7 +608,7 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
                                         shared_trainings(claim.run_configs(PAPER)) for c in group[:1]),
                        not_started_runs(claim, runs_of, in_progress, list(costs), across),
                        variant_values(claim, profile or PAPER, by_run, variant_records, compared),
-                       [r for r in current_variants if r.get("retrains")] if profile else [],
+                       current_variants if profile else [],
                        [p for name in claim.body(PAPER)["sensitivity"]
                         for p in sorted(variants_under_way.get(name, []),
                                         key=lambda p: (list(claim.body(PAPER)["runs"]).index(p["run"]), p["seed"]))])
