@@ -146,14 +146,14 @@ def claim_compute(rep: ClaimReport) -> tuple[str, str]:
     """For the summary table: (the compute in the claim's reported results, its variants' and its trainings under
     way, with the GPU-hours among them; what its paper profile has left: its trainings under way at their pace and
     its runs not started at what `suite plan --record` measured, as the progress section gives them)."""
-    def hours(records: list[dict], key: str) -> float:
-        return sum(sum(r["provenance"].get(k) or 0 for k in key.split("+")) for r in records)
+    def total(records: list[dict], *keys: str) -> float:  # of these provenance fields
+        return sum(r["provenance"].get(k) or 0 for r in records for k in keys)
 
     under_way = rep.in_progress + rep.variant_progress
-    spent = [(hours(rep.records, "train_seconds+eval_seconds"), ""),
-             (hours(rep.variant_results, "train_seconds+eval_seconds"), " variants"),
+    spent = [(total(rep.records, "train_seconds", "eval_seconds"), ""),
+             (total(rep.variant_results, "train_seconds", "eval_seconds"), " variants"),
              (sum(p["seconds"] for p in under_way), " under way")]
-    gpu = hours(rep.records + rep.variant_results, "gpu_hours") + sum(p["gpu_seconds"] for p in under_way) / 3600
+    gpu = total(rep.records + rep.variant_results, "gpu_hours") + sum(p["gpu_seconds"] for p in under_way) / 3600
     shown = " + ".join(f"{duration_text(s)}{what}" for s, what in spent if s >= 0.5) or "—"
     left = sum(pace(p)[0] * (p["iterations"] - p["iteration"]) for p in under_way)
     costed = [n for n in rep.not_started if n["estimates"]]
