@@ -5,20 +5,22 @@
 #   scripts/cpu-campaign.sh start DIR MINUTES CLAIM [RUN...]   clone this checkout's HEAD into DIR (once; the clone
 #       stays frozen at that commit) and train the claim's paper runs there in the background: --jobs one per run up
 #       to the cores (splitting the threads), nice 10, --time-limit MINUTES (every training checkpoints and stops
-#       then; the same command resumes it to the numbers of an uninterrupted run). Runs parked in checkpoints-in-progress/ (in
-#       git, so in the clone) resume from their parked checkpoint. Log: DIR/campaign.log.
+#       then; the same command resumes it to the numbers of an uninterrupted run). Runs parked in
+#       checkpoints-in-progress/ (in git, so in the clone) resume from their parked checkpoint. Log: DIR/campaign.log.
 #       VARIANT=NAME trains and measures the claim's sensitivity variant NAME instead (`suite sensitivity --train`).
 #       JOBS=N trains N of its runs' seeds at once instead (one run of three seeds on two cores: JOBS=2).
 #   scripts/cpu-campaign.sh land DIR CLAIM...   once DIR's `suite run` has stopped: park its trainings in progress
-#       (suite park), then mirror the claim's paper results, curves, trained models, parked checkpoints and metrics
-#       into this checkout and regenerate results/REPORT.md. Commit them naming the commit DIR trained at (printed).
+#       (suite park), then bring what the campaign changed of the claim's paper results, curves, trained models,
+#       parked checkpoints and metrics (what it wrote, what it removed) into this checkout, and regenerate
+#       results/REPORT.md. Commit them naming the commit DIR trained at (printed). Campaigns of one claim in several
+#       clones land in any order (tests/test_campaign.py).
 #
 # A new machine starts again with `start` into a new DIR: the parked checkpoints landed on main carry the work over.
 # PROFILE=smoke (for both commands) tries the script out in a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 main=$PWD
-usage() { sed -n '5,16p' "$0" >&2; exit 2; }
+usage() { sed -n '5,18p' "$0" >&2; exit 2; }
 profile=${PROFILE:-paper}  # PROFILE=smoke tries the script out in minutes
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
@@ -49,29 +51,30 @@ start)
   ;;
 land)
   [ $# -gt 0 ] || usage
-  if running; then echo "the campaign in $dir is still running (pid $(cat "$dir/campaign.pid")): land it when it has stopped" >&2; exit 1; fi
+  if running; then
+    echo "the campaign in $dir is still running (pid $(cat "$dir/campaign.pid")): land it when it has stopped" >&2
+    exit 1
+  fi
   cd "$dir"
   for claim in "$@"; do
-    # runs that never began training leave only their config.json: not worth landing
-    find "results/$claim/$profile" -mindepth 2 -maxdepth 2 -type d 2>/dev/null | while read -r run; do
-      if [ "$(ls -A "$run")" = config.json ]; then rm -r "$run"; rmdir --ignore-fail-on-non-empty "$(dirname "$run")"; fi
+    # runs and variants that never began training leave only their config.json: not worth landing
+    find "results/$claim/$profile" -name config.json 2>/dev/null | while read -r config; do
+      run=$(dirname "$config")
+      if [ "$(ls -A "$run")" = config.json ]; then
+        rm -r "$run"; rmdir -p --ignore-fail-on-non-empty "$(dirname "$run")"
+      fi
     done
     PYTHONPATH=$PWD python3 -m suite.cli park --claim "$claim"
-    for path in "results/$claim/$profile" "results/plots/$claim/$profile" "trained-models/$claim" \
-                "checkpoints-in-progress/$claim"; do
-      # everything merges into main's, the newer file winning (cp -up keeps the times it compares): main may hold what another campaign of
-      # this claim landed since this clone was made, and this clone still holds its stale copies of that
-      if [ -e "$path" ]; then mkdir -p "$main/$path" && cp -rup "$path/." "$main/$path/"; fi
-    done
-    # a training that finished here dropped the parked checkpoint it resumed from: drop it on main too
-    git ls-files "checkpoints-in-progress/$claim" | while read -r parked; do
-      [ -e "$parked" ] || rm -f "$main/$parked"
-    done
-    [ -f "results/metrics/$claim.$profile.json" ] && cp "results/metrics/$claim.$profile.json" "$main/results/metrics/"
-    # a training that finished here dropped its progress.json: the merge above would leave main's beside the result
-    find "results/$claim/$profile" -name results.json 2>/dev/null | while read -r result; do
-      [ -e "$(dirname "$result")/progress.json" ] || rm -f "$main/$(dirname "$result")/progress.json"
-    done
+    # What this campaign changed since its clone was made, and nothing else: each file it wrote lands on main, each
+    # it removed (a finished training's progress.json and parked checkpoint) goes from main. Campaigns of one claim
+    # in several clones then land in any order: none carries its stale copies of the others' trainings.
+    git status --porcelain -z -uall --no-renames -- "results/$claim/$profile" "results/plots/$claim/$profile" \
+        "trained-models/$claim" "checkpoints-in-progress/$claim" "results/metrics/$claim.$profile.json" |
+      while IFS= read -r -d '' entry; do
+        path=${entry:3}
+        if [[ ${entry:0:2} == *D* ]]; then rm -f "$main/$path"
+        else mkdir -p "$main/$(dirname "$path")" && cp -p "$path" "$main/$path"; fi
+      done
   done
   trained=$(git rev-parse --short HEAD)
   cd "$main"
