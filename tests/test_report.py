@@ -436,6 +436,27 @@ def test_a_training_two_runs_share_is_one_curve_named_for_both_with_whole_iterat
     assert all(float(t).is_integer() for t in ax.get_xticks())
 
 
+def test_variants_that_share_one_training_are_one_curve_named_for_all(monkeypatch, tmp_path):
+    """(maml-sinusoid's code-inner-lr and code-protocol retrain maml alike: one training_hash.) One curve, named
+    after both variants, not one drawn exactly over the other under two legend entries; another seed's stays apart."""
+    import suite.rendering.figures as figures
+
+    def rec(variant, seed, training_hash, loss):
+        curve = {"iteration": [1, 2], "loss": loss}
+        return {"run": "maml", "seed": seed, "variant": variant,
+                "training": {"curve": curve, "training_hash": training_hash}}
+
+    records = [rec(None, 0, "a", [1.0, 0.9]), rec("code-inner-lr", 0, "b", [1.0, 0.5]),
+               rec("code-protocol", 0, "b", [1.0, 0.5]), rec("code-protocol", 1, "c", [1.0, 0.6])]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.learning_curves("maml-sinusoid", "paper", records, tmp_path / "x.png", variants=True)
+    assert [t.get_text() for t in drawn["fig"].legends[0].get_texts()] == [
+        "maml (seed 0)", "maml, variants code-inner-lr = code-protocol (seed 0)",
+        "maml, variant code-protocol (seed 1)"]
+    assert len(drawn["fig"].axes[0].get_lines()) == 3
+
+
 def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(manifest, monkeypatch, tmp_path):
     import suite.rendering.figures as figures
 
@@ -464,6 +485,10 @@ def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(ma
     rep = build_reports(manifest, [], ["omniglot-reptile"], [])[0]
     text = to_markdown([rep], {claim.id: [f"figures/{p.name}" for p in made]})
     assert "*Paper trainings in progress, so far: the training loss each run logs" in text
+    assert "Beside the training loss" not in text  # no training under way here draws another panel
+    caption = figures.learning_curves_caption(claim.body("paper"), [p.get("curve", {}) for p in under_way])
+    assert caption.endswith(" Beside the training loss, the metric its axis names on the validation tasks that "
+                            "select the model a run is evaluated with (evaluation.selection).")
 
     assert figures.claim_figures(claim.id, "smoke", [], tmp_path, (), [], claim.trained_by("paper")) == []
     assert not list(tmp_path.iterdir())  # finished: the curves so far are gone with them

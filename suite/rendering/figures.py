@@ -26,14 +26,25 @@ LOSS_SCALE = {
 }
 
 
-def learning_curves_caption(body: dict) -> str:
+def learning_curves_caption(body: dict, curves=()) -> str:
     """What the training-loss panel plots — each algorithm says what it logs (its LOGGED_LOSS) — and on what
-    scale: a summed loss grows with the images it covers."""
+    scale: a summed loss grows with the images it covers; and what the panels beside it plot (panels_caption)."""
     used = dict.fromkeys(run["algorithm"] for run in body["runs"].values())
     logged = "; ".join(f"{algorithm}: {algorithms()[algorithm].LOGGED_LOSS}" for algorithm in used)
     task = body["task"]
     scale = LOSS_SCALE.get(task["loss_normalisation"], "") if "loss_normalisation" in task else ""
-    return f"the training loss each run logs — {logged}. Points are means over log_every iterations.{scale}"
+    return (f"the training loss each run logs — {logged}. Points are means over log_every iterations.{scale}"
+            f"{panels_caption(curves)}")
+
+
+def panels_caption(curves) -> str:
+    """What the panels beside the loss plot, of the training curves a figure draws (learning_curves' panels)."""
+    kinds = [kind for kind in ("test", "validation") if any(c.get(kind, {}).get("iteration") for c in curves)]
+    what = {"test": "on test tasks during training (a moving average over its points)",
+            "validation": "on the validation tasks that select the model a run is evaluated with "
+                          "(evaluation.selection)"}
+    return (f" Beside the training loss, the metric its axis names {' and '.join(what[k] for k in kinds)}."
+            if kinds else "")
 
 
 def _save(fig, path: Path) -> Path:
@@ -73,10 +84,20 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
         if twin := twin_in_claim(r):
             twins.setdefault((twin, r["seed"], r.get("variant")), []).append(r["run"])
     several_seeds = so_far or len({r["seed"] for r in rows}) > 1  # so far: which seed is under way
-    label = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"], r.get("variant")), [])])
-             + (f" = {r['training']['trained_by']}" if r["training"].get("trained_by") else "")
-             + (f", variant {r['variant']}" if r.get("variant") else "")
-             + (f" (seed {r['seed']})" if several_seeds else "") for r in rows}
+    name = {id(r): " = ".join([r["run"], *twins.get((r["run"], r["seed"], r.get("variant")), [])])
+            + (f" = {r['training']['trained_by']}" if r["training"].get("trained_by") else "") for r in rows}
+    # variants that retrain alike share one training (its training_hash): one curve, named after all of them,
+    # rather than one drawn exactly over the other under two legend entries
+    shared: dict[tuple, list[dict]] = {}
+    for r in rows:
+        shared.setdefault((r["seed"], r["training"].get("training_hash") or id(r)), []).append(r)
+    rows = [group[0] for group in shared.values()]
+    label = {}
+    for group in shared.values():
+        named = [v for r in group if (v := r.get("variant"))]
+        label[id(group[0])] = (" = ".join(dict.fromkeys(name[id(r)] for r in group))
+                               + (f", variant{'s' if len(named) > 1 else ''} {' = '.join(named)}" if named else "")
+                               + (f" (seed {group[0]['seed']})" if several_seeds else ""))
     style = run_styles([label[id(r)] for r in rows])
     if variants:  # one colour per run or variant, one line style per seed: a variant's seeds read as one
         groups = list(dict.fromkeys((r["run"], r.get("variant")) for r in rows))

@@ -8,7 +8,7 @@ import pandas as pd
 
 from suite.protocol import PAPER
 from suite.protocol.components import families
-from suite.rendering.figures import learning_curves_caption
+from suite.rendering.figures import learning_curves_caption, panels_caption
 from suite.rendering.tables import (MARKS, _fmt, _number_cells, claim_compute, compared_table, compute_spent, pace,
                                     paper_layout, protocol_line, run_selections)
 from suite.verdicts.judge import NOT_RUN, ClaimReport, duration_text
@@ -79,13 +79,17 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
         for path in (figures or {}).get(c.id, []):
             lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
         if any(Path(p).stem.endswith("-learning-curves") for p in (figures or {}).get(c.id, [])):
-            lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile))}*", ""]
+            curves = [r["training"]["curve"] for r in rep.records if "training" in r]
+            lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile), curves)}*", ""]
         if any(Path(p).stem.endswith("-variant-curves") for p in (figures or {}).get(c.id, [])):
+            curves = [r["training"]["curve"] for r in rep.records + rep.variant_results if "training" in r]
             lines += ["*Retraining variants: each variant's own training beside the training of the run and seed it "
-                      "retrains (the legend names the variant), the same quantities as the learning curves.*", ""]
+                      "retrains (the legend names the variant), the same quantities as the learning curves."
+                      f"{panels_caption(curves)}*", ""]
         if any(Path(p).stem.endswith("-paper-so-far") for p in (figures or {}).get(c.id, [])):
-            lines += [f"*Paper trainings in progress, so far: {learning_curves_caption(c.body(PAPER))} Each curve "
-                      "ends at its training's last checkpoint (its progress.json).*", ""]
+            curves = [p.get("curve", {}) for p in rep.in_progress + rep.variant_progress]
+            lines += [f"*Paper trainings in progress, so far: {learning_curves_caption(c.body(PAPER), curves)} Each "
+                      "curve ends at its training's last checkpoint (its progress.json).*", ""]
         if rep.stale:
             lines += [f"Ignored {len(rep.stale)} stale result(s) from an older configuration or numerics version.", ""]
         if rep.extra:
