@@ -875,3 +875,17 @@ def test_runs_that_need_another_claims_training_are_marked_as_one_training(manif
     progress = progress_record(manifest, "n5-k1", 100, claim=claim.id)  # under way: one run left, singular
     text = to_markdown(build_reports(manifest, [], [claim.id], [progress], [costs]))
     assert "1 of its runs and seeds has not started (it needs the same training as another claim's run" in text
+
+    # omniglot-maml's report: its n5-k1 is under way as freeze-layer-omniglot's (one training), not "not started":
+    # how far, at that training's pace, and the two commands, the one that resumes it and the one that evaluates it
+    other = build_reports(manifest, [], ["omniglot-maml"], [progress], [])[0]
+    assert [n["under_way_as"] is progress for n in other.not_started] == [True, False, False, False]
+    text = to_markdown([other])
+    row = next(line for line in text.splitlines() if line.startswith("| n5-k1 "))
+    assert "100 of 60,000" in row and "under way as freeze-layer-omniglot/n5-k1 (the same training)" in row
+    assert "0.36 (cuda)" in row and "parked (in git), freeze-layer-omniglot's" in row
+    assert "1 of them is under way as another claim's run, the same training: `suite run --claim " \
+        "freeze-layer-omniglot --profile paper` resumes it, then `suite run --claim omniglot-maml --profile paper` " \
+        "evaluates its model." in text
+    summary = next(line for line in text.splitlines() if line.startswith("| [omniglot-maml]"))
+    assert summary.endswith(f"| {0.36 * (60000 - 100) / 3600:.1f} h; 3 not started, not costed |")  # at its pace

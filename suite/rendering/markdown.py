@@ -105,7 +105,8 @@ def progress_section(rep: ClaimReport) -> list[str]:
     `suite plan --record` measured what they cost, the runs not started."""
     costed = [n for n in rep.not_started if n["estimates"]]
     under_way = rep.in_progress + rep.variant_progress
-    if not under_way and not costed:
+    elsewhere = [n["under_way_as"] for n in rep.not_started if n.get("under_way_as")]
+    if not under_way and not costed and not elsewhere:
         return []
     rows = []
     for p in under_way:
@@ -123,6 +124,19 @@ def progress_section(rep: ClaimReport) -> list[str]:
                                                                                           "—")})
     for n in rep.not_started:
         estimates, twin = n["estimates"], n.get("trained_by")
+        if p := n.get("under_way_as"):  # its training is under way as another claim's run's
+            per_iteration, on = pace(p)
+            evaluation = [f"{duration_text(3600 * e['evaluation h'])} evaluation" for e in estimates[:1]]
+            rows.append({"run": n["run"], **({"variant": "—"} if rep.variant_progress else {}), "seed": n["seed"],
+                         "path": p["path"], "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
+                         "trained on": f"under way as {p['claim']}/{p['run']} (the same training)",
+                         "pace, s/it": f"{per_iteration:.3g} ({on})",
+                         "left at that pace": " + ".join([duration_text(per_iteration * (p["iterations"]
+                                                                                        - p["iteration"]))]
+                                                         + evaluation),
+                         "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(
+                             p.get("_resumable"), "—") + f", {p['claim']}'s"})
+            continue
         rows.append({"run": n["run"], **({"variant": "—"} if rep.variant_progress else {}), "seed": n["seed"],
                      "path": "; ".join(e["path"] for e in estimates) or "—",
                      "iterations": f"{twin}'s" if twin else f"0 of {n['iterations']:,}",
@@ -180,6 +194,12 @@ def progress_section(rep: ClaimReport) -> list[str]:
                       "iterations, curve points and test tasks): "
                       + "; ".join(spent(d) for d in dict.fromkeys(e["device"] for n in costed for e in n["estimates"]))
                       + ".")
+    if elsewhere:
+        lines[-1] += (f" {len(elsewhere)} of them {'is' if len(elsewhere) == 1 else 'are'} under way as another "
+                      "claim's run, the same training: "
+                      + " and ".join(dict.fromkeys(f"`suite run --claim {p['claim']} --profile paper`"
+                                                   for p in elsewhere))
+                      + f" resumes it, then `suite run --claim {rep.claim.id} --profile paper` evaluates its model.")
     return lines + ["", pd.DataFrame(rows).to_markdown(index=False), ""]
 
 

@@ -156,10 +156,13 @@ def claim_compute(rep: ClaimReport) -> tuple[str, str]:
     gpu = total(rep.records + rep.variant_results, "gpu_hours") + sum(p["gpu_seconds"] for p in under_way) / 3600
     shown = " + ".join(f"{duration_text(s)}{what}" for s, what in spent if s >= 0.5) or "—"
     left = sum(pace(p)[0] * (p["iterations"] - p["iteration"]) for p in under_way)
-    costed = [n for n in rep.not_started if n["estimates"]]
+    costed = [n for n in rep.not_started if n["estimates"] or n.get("under_way_as")]
     for n in costed:  # the first device measured, as the progress section lists them
-        e = n["estimates"][0]
-        left += 3600 * (e["evaluation h"] + (0 if n.get("trained_by") else e["training h"]))
+        e = (n["estimates"] or [{"evaluation h": 0, "training h": 0}])[0]
+        if p := n.get("under_way_as"):  # its training is under way as another claim's run's: at that pace
+            left += pace(p)[0] * (p["iterations"] - p["iteration"]) + 3600 * e["evaluation h"]
+        else:
+            left += 3600 * (e["evaluation h"] + (0 if n.get("trained_by") else e["training h"]))
     missing = len(rep.not_started) - len(costed)
     todo = "; ".join(([duration_text(left)] if left else [])
                      + ([f"{missing} not started, not costed"] if missing else [])) or "—"

@@ -541,23 +541,38 @@ def explain(numbers: pd.DataFrame, relations: pd.DataFrame, divergence: pd.DataF
 
 
 def not_started_runs(claim: Claim, records: list[dict], in_progress: list[dict], costs: list[dict],
-                     across: dict | None = None) -> list[dict]:
+                     across: dict | None = None, elsewhere: dict | None = None) -> list[dict]:
     """The paper profile's runs and seeds with no current result and no training under way, in the manifest's
-    order: {run, seed, iterations, estimates, trained_by, same_training}, the estimates (suite.results.costs.
-    current_costs) one per kind of device whose recorded cost is of the run's current configuration, none where
+    order: {run, seed, iterations, estimates, trained_by, same_training, under_way_as}, the estimates (suite.results.
+    costs.current_costs) one per kind of device whose recorded cost is of the run's current configuration, none where
     nothing was recorded; trained_by, the run whose training it shares (Claim.trained_by), else None; same_training,
-    the other claims' runs that need its training (`across`: Manifest.shared_across_claims)."""
+    the other claims' runs that need its training (`across`: Manifest.shared_across_claims); under_way_as, the
+    training under way of one of those (`elsewhere`: claims_under_way), its own training, else None."""
     done = {(r["run"], r["seed"]) for r in current_records(claim, records, PAPER)}
     done |= {(p["run"], p["seed"]) for p in in_progress}
     estimates, twins = current_costs(claim, costs, PAPER), claim.trained_by(PAPER)
-    return [{"run": cfg.run, "seed": cfg.seed, "iterations": cfg.hyperparameters["iterations"],
-             "estimates": estimates.get((cfg.run, cfg.seed), []), "trained_by": twins.get(cfg.run),
-             "same_training": (across or {}).get((claim.id, cfg.run, cfg.seed), [])}
-            for cfg in claim.run_configs(PAPER) if (cfg.run, cfg.seed) not in done]
+    out = []
+    for cfg in claim.run_configs(PAPER):
+        if (cfg.run, cfg.seed) in done:
+            continue
+        same = (across or {}).get((claim.id, cfg.run, cfg.seed), [])
+        under_way = [p for name in same if (p := (elsewhere or {}).get((*name.split("/"), cfg.seed)))]
+        out.append({"run": cfg.run, "seed": cfg.seed, "iterations": cfg.hyperparameters["iterations"],
+                    "estimates": estimates.get((cfg.run, cfg.seed), []), "trained_by": twins.get(cfg.run),
+                    "same_training": same, "under_way_as": under_way[0] if under_way else None})
+    return out
+
+
+def claims_under_way(manifest: Manifest, records: list[dict], progress: list[dict]) -> dict:
+    """{(claim, run, seed): its paper training under way} over the manifest's claims (current_progress), for the
+    claims whose runs need the same training (not_started_runs)."""
+    return {(c.id, p["run"], p["seed"]): p for c in manifest.claims.values() if PAPER in c.profiles
+            for p in current_progress(c, progress, [r for r in records if r["claim"] == c.id
+                                                    and not r.get("variant")], PAPER)}
 
 
 def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), costs: list[dict] = (),
-                 across: dict | None = None) -> ClaimReport:
+                 across: dict | None = None, elsewhere: dict | None = None) -> ClaimReport:
     mine = [r for r in records if r["claim"] == claim.id]
     runs_of = [r for r in mine if not r.get("variant")]
     current = [r for p in claim.profiles for r in current_records(claim, runs_of, p)]
@@ -606,7 +621,7 @@ def claim_report(claim: Claim, records: list[dict], progress: list[dict] = (), c
                        explain(numbers, relations, divergence, variants, verdict, seeds_missing, variant_numbers),
                        in_progress, sum(c.hyperparameters["iterations"] for group in
                                         shared_trainings(claim.run_configs(PAPER)) for c in group[:1]),
-                       not_started_runs(claim, runs_of, in_progress, list(costs), across),
+                       not_started_runs(claim, runs_of, in_progress, list(costs), across, elsewhere),
                        variant_values(claim, profile or PAPER, by_run, variant_records, compared),
                        current_variants if profile else [],
                        [p for name in claim.body(PAPER)["sensitivity"]
@@ -620,5 +635,5 @@ def build_reports(manifest: Manifest, records: list[dict], claim_ids=None, progr
     paper profile has done so far; `costs`, the recorded costs (results.costs.load_costs), for what its runs not
     started would cost."""
     ids = claim_ids or list(manifest.claims)
-    across = manifest.shared_across_claims(PAPER)
-    return [claim_report(manifest.claim(c), records, progress, costs, across) for c in ids]
+    across, elsewhere = manifest.shared_across_claims(PAPER), claims_under_way(manifest, records, list(progress))
+    return [claim_report(manifest.claim(c), records, progress, costs, across, elsewhere) for c in ids]
