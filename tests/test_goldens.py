@@ -9,17 +9,19 @@ version whose goldens were not regenerated. Regenerate them, in the same commit 
 
     python3 -m pytest tests/test_goldens.py --update-goldens
 
-The numbers are exact for the torch release and the CPU kernels they were made with. The kernels are torch's CPU
-capability (AVX2, AVX512, ...): it decides the instructions, and so the rounding, of torch's vectorised kernels, and
-the smoke runs' unstable inner loops amplify a last-digit difference into a different curve by their first logged loss
-(20-way 5-shot Omniglot's: 88.96 on the machines that made the first goldens, 89.02 on an AVX2 one). So each file holds
-the goldens of each kind of kernels they were made on ({capability: {path: {torch, runs}}}), and a run passes when its
-numbers equal, bit for bit, those of any kind. The first goldens' kind was not recorded: they are labelled AVX512, as
-the AVX2 machine does not reproduce them, and the label only decides what happens when no kind's numbers match: on a
-machine of a labelled kind that fails (something changed them), on a machine of another kind it skips, saying so,
-after checking the runs' identities. Regenerating on one machine adds its kind's goldens, and drops another kind's
-whose identities it changed (they are stale; a machine of that kind makes them again). Under another torch release
-the numbers are compared to 1e-4 relative, and the test says so.
+The numbers are exact for the torch release and the CPU kernels they were made with. The kernels are the CPU's
+model and torch's CPU capability (AVX2, AVX512, ...), as provenance.device_name writes them ("AMD EPYC, AVX2"): the
+capability decides the instructions of torch's vectorised kernels, and the CPU decides the code paths of the
+libraries under them (an Intel Xeon with AVX512 does not reproduce the first goldens either), and so the rounding;
+the smoke runs' unstable inner loops amplify a last-digit difference into a different curve by their first logged
+loss (20-way 5-shot Omniglot's: 88.96 on the machines that made the first goldens, 89.02 on an AVX2 one). So each
+file holds the goldens of each kind of kernels they were made on ({kernels: {path: {torch, runs}}}), and a run
+passes when its numbers equal, bit for bit, those of any kind. The first goldens' machine was not recorded: they are
+labelled FIRST. The label only decides what happens when no kind's numbers match: on a machine of a kind the file
+holds that fails (something changed them), on a machine of another kind it skips, saying so, after checking the
+runs' identities. Regenerating on one machine adds its kind's goldens, and drops another kind's whose identities it
+changed (they are stale; a machine of that kind makes them again). Under another torch release the numbers are
+compared to 1e-4 relative, and the test says so.
 
 They are made, and checked, with torch's default threads on this project's 2-core machine, as CI runs them: Conv4's
 CPU kernels round differently with OMP_NUM_THREADS=1 (the Omniglot goldens then fail, with nothing changed).
@@ -38,6 +40,7 @@ from click.testing import CliRunner
 from suite.cli import main
 from suite.protocol.components import algorithms
 from suite.training.paths import PATHS
+from suite.training.provenance import device_name
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDENS = Path(__file__).resolve().parent / "goldens"
@@ -114,7 +117,7 @@ def test_smoke_numbers_are_the_goldens(claim, path, golden_data, tmp_path, reque
     for run, r in records.items():  # a run takes its algorithm's first path where it cannot compute this one
         allowed = algorithms()[r["algorithm"]].paths(r["config"]["hyperparameters"])
         assert r["path"] == (path if path in allowed else allowed[0]), run
-    file, kernels = GOLDENS / f"{claim}.json", torch.backends.cpu.get_cpu_capability()
+    file, kernels = GOLDENS / f"{claim}.json", device_name(torch.device("cpu"))
     stored = json.loads(file.read_text()) if file.is_file() else {}  # {kernels: {path: {torch, runs}}}
     if request.config.getoption("--update-goldens"):
         stored.setdefault(kernels, {})[path] = measured
