@@ -10,7 +10,7 @@ from suite.protocol import PAPER
 from suite.protocol.components import families
 from suite.rendering.figures import learning_curves_caption, panels_caption
 from suite.rendering.tables import (MARKS, _fmt, _number_cells, claim_compute, compared_table, compute_spent, pace,
-                                    paper_layout, protocol_line, run_selections)
+                                    paper_layout, protocol_line, run_selections, seconds_left)
 from suite.verdicts.judge import NOT_RUN, ClaimReport, duration_text
 
 
@@ -108,34 +108,26 @@ def progress_section(rep: ClaimReport) -> list[str]:
     elsewhere = [n["under_way_as"] for n in rep.not_started if n.get("under_way_as")]
     if not under_way and not costed and not elsewhere:
         return []
-    rows = []
-    for p in under_way:
+    def under_way_row(p: dict) -> dict:  # how far a training under way is, on what, and what is left at its pace
         names = sorted({seg["device_name"] for seg in p["segments"] if seg.get("device_name")})
         hours = {"CPU": (p["seconds"] - p["gpu_seconds"]) / 3600, "GPU": p["gpu_seconds"] / 3600}
-        per_iteration, on = pace(p)
-        left = per_iteration * (p["iterations"] - p["iteration"]) / 3600
-        rows.append({"run": p["run"], **({"variant": p.get("variant") or "—"} if rep.variant_progress else {}),
-                     "seed": p["seed"], "path": p["path"],
-                     "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
-                     "trained on": ", ".join(f"{k} {v:.2f} h" for k, v in hours.items() if v > 0) +
-                     (f" ({'; '.join(names)})" if names else ""),
-                     "pace, s/it": f"{per_iteration:.3g} ({on})", "left at that pace": duration_text(3600 * left),
-                     "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(p.get("_resumable"),
-                                                                                          "—")})
+        return {"run": p["run"], **({"variant": p.get("variant") or "—"} if rep.variant_progress else {}),
+                "seed": p["seed"], "path": p["path"], "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
+                "trained on": ", ".join(f"{k} {v:.2f} h" for k, v in hours.items() if v > 0) +
+                (f" ({'; '.join(names)})" if names else ""),
+                "pace, s/it": "{:.3g} ({})".format(*pace(p)), "left at that pace": duration_text(seconds_left(p)),
+                "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(p.get("_resumable"), "—")}
+
+    rows = [under_way_row(p) for p in under_way]
     for n in rep.not_started:
         estimates, twin = n["estimates"], n.get("trained_by")
-        if p := n.get("under_way_as"):  # its training is under way as another claim's run's
-            per_iteration, on = pace(p)
-            evaluation = [f"{duration_text(3600 * e['evaluation h'])} evaluation" for e in estimates[:1]]
-            rows.append({"run": n["run"], **({"variant": "—"} if rep.variant_progress else {}), "seed": n["seed"],
-                         "path": p["path"], "iterations": f"{p['iteration']:,} of {p['iterations']:,}",
+        if p := n.get("under_way_as"):  # its training is under way as another claim's run's, plus its evaluation
+            row = under_way_row(p)
+            rows.append({**row, "run": n["run"], "seed": n["seed"],
                          "trained on": f"under way as {p['claim']}/{p['run']} (the same training)",
-                         "pace, s/it": f"{per_iteration:.3g} ({on})",
-                         "left at that pace": " + ".join([duration_text(per_iteration * (p["iterations"]
-                                                                                        - p["iteration"]))]
-                                                         + evaluation),
-                         "checkpoint": {"parked": "parked (in git)", "here": "this machine's"}.get(
-                             p.get("_resumable"), "—") + f", {p['claim']}'s"})
+                         "left at that pace": " + ".join([row["left at that pace"]] + [
+                             f"{duration_text(3600 * e['evaluation h'])} evaluation" for e in estimates[:1]]),
+                         "checkpoint": f"{row['checkpoint']}, {p['claim']}'s"})
             continue
         rows.append({"run": n["run"], **({"variant": "—"} if rep.variant_progress else {}), "seed": n["seed"],
                      "path": "; ".join(e["path"] for e in estimates) or "—",

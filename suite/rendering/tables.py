@@ -142,6 +142,11 @@ def pace(p: dict) -> tuple[float, str]:
         (p["seconds"] / p["iteration"], "mean")
 
 
+def seconds_left(p: dict) -> float:
+    """What a training under way has left at its pace."""
+    return pace(p)[0] * (p["iterations"] - p["iteration"])
+
+
 def claim_compute(rep: ClaimReport) -> tuple[str, str]:
     """For the summary table: (the compute in the claim's reported results, its variants' and its trainings under
     way, with the GPU-hours among them; what its paper profile has left: its trainings under way at their pace and
@@ -155,12 +160,12 @@ def claim_compute(rep: ClaimReport) -> tuple[str, str]:
              (sum(p["seconds"] for p in under_way), " under way")]
     gpu = total(rep.records + rep.variant_results, "gpu_hours") + sum(p["gpu_seconds"] for p in under_way) / 3600
     shown = " + ".join(f"{duration_text(s)}{what}" for s, what in spent if s >= 0.5) or "—"
-    left = sum(pace(p)[0] * (p["iterations"] - p["iteration"]) for p in under_way)
+    left = sum(seconds_left(p) for p in under_way)
     costed = [n for n in rep.not_started if n["estimates"] or n.get("under_way_as")]
     for n in costed:  # the first device measured, as the progress section lists them
         e = (n["estimates"] or [{"evaluation h": 0, "training h": 0}])[0]
         if p := n.get("under_way_as"):  # its training is under way as another claim's run's: at that pace
-            left += pace(p)[0] * (p["iterations"] - p["iteration"]) + 3600 * e["evaluation h"]
+            left += seconds_left(p) + 3600 * e["evaluation h"]
         else:
             left += 3600 * (e["evaluation h"] + (0 if n.get("trained_by") else e["training h"]))
     missing = len(rep.not_started) - len(costed)
