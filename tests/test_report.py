@@ -457,6 +457,37 @@ def test_variants_that_share_one_training_are_one_curve_named_for_all(monkeypatc
     assert len(drawn["fig"].axes[0].get_lines()) == 3
 
 
+def test_the_snapshot_a_validation_selected_is_circled_on_its_validation_curve(monkeypatch, tmp_path):
+    """(anil-omniglot's best-validation evaluates the snapshot that did best on the validation tasks.) The validation
+    panel circles it, where the run's own curve (the last model, no selection by validation) has none; the title over
+    both panels names the claim, the loss panel's its quantity alone; the caption says what the circle is."""
+    import suite.rendering.figures as figures
+
+    validation = {"iteration": [1000, 2000, 3000], "value": [0.5, 0.7, 0.6], "metric": "accuracy@5"}
+    records = [{"run": "anil", "seed": 0, "training": {"curve": {"iteration": [1, 2], "loss": [2.0, 1.0]}},
+                "selection": {"rule": "last", "iterations": [3000]}},
+               {"run": "anil", "seed": 0, "variant": "best-validation",
+                "training": {"curve": {"iteration": [1, 2], "loss": [2.0, 1.1], "validation": validation}},
+                "selection": {"rule": "best-validation", "iterations": [2000],
+                              "validation": {"metric": "accuracy@5", "values": [0.7]}}}]
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault("fig", fig))
+    figures.learning_curves("anil-omniglot", "paper", records, tmp_path / "x.png", variants=True)
+    loss, panel = drawn["fig"].axes
+    assert drawn["fig"]._suptitle.get_text() == \
+        "anil-omniglot: training loss (paper profile, retraining variants beside their runs)"
+    assert loss.get_title() == "training loss"
+    curve, circle = panel.get_lines()
+    assert list(curve.get_ydata()) == [0.5, 0.7, 0.6]
+    assert (list(circle.get_xdata()), list(circle.get_ydata()), circle.get_marker()) == ([2000], [0.7], "o")
+    assert circle.get_color() == curve.get_color()
+    assert figures.circled_selections(records) and not figures.circled_selections(records[:1])
+    curves = [r["training"]["curve"] for r in records]
+    assert figures.panels_caption(curves, True).endswith(
+        " A circle marks the snapshot (or snapshots) a run's evaluation selected on them.")
+    assert "circle" not in figures.panels_caption(curves)
+
+
 def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(manifest, monkeypatch, tmp_path):
     import suite.rendering.figures as figures
 
@@ -475,7 +506,7 @@ def test_paper_trainings_under_way_draw_their_curves_so_far_until_they_finish(ma
     fig = drawn["omniglot-reptile-paper-so-far.png"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [  # n5-k5 is evaluated on the run's training
         "n5-k1 = n5-k5 (seed 0)", "n5-k1, variant some-variant (seed 1)"]
-    assert "paper profile, so far" in fig.axes[0].get_title()
+    assert "paper profile, so far" in fig._suptitle.get_text()  # over the loss and validation panels
     assert list(fig.axes[0].get_lines()[0].get_xdata()) == [100, 200, 300]
     loss, validation = fig.axes  # its validation accuracy, in a panel of its own, unsmoothed
     assert validation.get_title() == "validation tasks during training (they select the model)"

@@ -26,7 +26,7 @@ LOSS_SCALE = {
 }
 
 
-def learning_curves_caption(body: dict, curves=()) -> str:
+def learning_curves_caption(body: dict, curves=(), circled: bool = False) -> str:
     """What the training-loss panel plots — each algorithm says what it logs (its LOGGED_LOSS) — and on what
     scale: a summed loss grows with the images it covers; and what the panels beside it plot (panels_caption)."""
     used = dict.fromkeys(run["algorithm"] for run in body["runs"].values())
@@ -34,17 +34,26 @@ def learning_curves_caption(body: dict, curves=()) -> str:
     task = body["task"]
     scale = LOSS_SCALE.get(task["loss_normalisation"], "") if "loss_normalisation" in task else ""
     return (f"the training loss each run logs — {logged}. Points are means over log_every iterations.{scale}"
-            f"{panels_caption(curves)}")
+            f"{panels_caption(curves, circled)}")
 
 
-def panels_caption(curves) -> str:
-    """What the panels beside the loss plot, of the training curves a figure draws (learning_curves' panels)."""
+def panels_caption(curves, circled: bool = False) -> str:
+    """What the panels beside the loss plot, of the training curves a figure draws (learning_curves' panels);
+    `circled`: some result there was evaluated with a model its validation selected, which is circled."""
     kinds = [kind for kind in ("test", "validation") if any(c.get(kind, {}).get("iteration") for c in curves)]
     what = {"test": "on test tasks during training (a moving average over its points)",
             "validation": "on the validation tasks that select the model a run is evaluated with "
                           "(evaluation.selection)"}
-    return (f" Beside the training loss, the metric its axis names {' and '.join(what[k] for k in kinds)}."
+    circle = (" A circle marks the snapshot (or snapshots) a run's evaluation selected on them."
+              if circled and "validation" in kinds else "")
+    return (f" Beside the training loss, the metric its axis names {' and '.join(what[k] for k in kinds)}.{circle}"
             if kinds else "")
+
+
+def circled_selections(records) -> bool:
+    """Whether some of these results was evaluated with the model(s) its validation selected: learning_curves
+    circles them on the validation panel."""
+    return any(r.get("selection", {}).get("validation") for r in records)
 
 
 def _save(fig, path: Path) -> Path:
@@ -120,14 +129,23 @@ def learning_curves(claim_id: str, profile: str, records: list[dict], path: Path
     ax.set_xlabel("meta-iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a few iterations (smoke) get no fractional ticks
     ax.set_ylabel("training loss")
-    ax.set_title(f"{claim_id}: training loss ({profile} profile{', so far' if so_far else ''}"
-                 f"{', retraining variants beside their runs' if variants else ''})")
+    title = (f"{claim_id}: training loss ({profile} profile{', so far' if so_far else ''}"
+             f"{', retraining variants beside their runs' if variants else ''})")
+    if panels:  # over all the panels: as the loss panel's own title it ran into the next panel's
+        fig.suptitle(title)
+        ax.set_title("training loss")
+    else:
+        ax.set_title(title)
     ax.grid(alpha=0.3)
     for ax, (kind, drawn) in zip(axes[0][1:], panels):
         for r in drawn:
             points = r["training"]["curve"][kind]
             window = max(1, len(points["value"]) // 50) if kind == "test" else 1
             ax.plot(points["iteration"], _smooth(points["value"], window), linewidth=1.2, **style[label[id(r)]])
+            if kind == "validation" and (chosen := r.get("selection", {})).get("validation"):
+                # the snapshot(s) the evaluation selected by their validation value (run.selected_model), circled
+                ax.plot(chosen["iterations"], chosen["validation"]["values"], linestyle="none", marker="o",
+                        markersize=8, fillstyle="none", color=style[label[id(r)]]["color"])
         ax.set_xlabel("meta-iteration")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{kind} {drawn[0]['training']['curve'][kind]['metric']}")

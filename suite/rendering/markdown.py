@@ -8,7 +8,7 @@ import pandas as pd
 
 from suite.protocol import PAPER
 from suite.protocol.components import families
-from suite.rendering.figures import learning_curves_caption, panels_caption
+from suite.rendering.figures import circled_selections, learning_curves_caption, panels_caption
 from suite.rendering.tables import (MARKS, _fmt, _number_cells, claim_compute, compared_table, compute_spent, pace,
                                     paper_layout, protocol_line, run_selections, seconds_left)
 from suite.verdicts.judge import NOT_RUN, ClaimReport, duration_text
@@ -80,12 +80,14 @@ def to_markdown(reports: list[ClaimReport], figures: dict | None = None) -> str:
             lines += [f"![{c.id}: {Path(path).stem}]({path})", ""]
         if any(Path(p).stem.endswith("-learning-curves") for p in (figures or {}).get(c.id, [])):
             curves = [r["training"]["curve"] for r in rep.records if "training" in r]
-            lines += [f"*Learning curves: {learning_curves_caption(c.body(rep.profile), curves)}*", ""]
+            caption = learning_curves_caption(c.body(rep.profile), curves, circled_selections(rep.records))
+            lines += [f"*Learning curves: {caption}*", ""]
         if any(Path(p).stem.endswith("-variant-curves") for p in (figures or {}).get(c.id, [])):
-            curves = [r["training"]["curve"] for r in rep.records + rep.variant_results if "training" in r]
+            drawn = rep.records + rep.variant_results
+            curves = [r["training"]["curve"] for r in drawn if "training" in r]
             lines += ["*Retraining variants: each variant's own training beside the training of the run and seed it "
                       "retrains (the legend names the variant), the same quantities as the learning curves."
-                      f"{panels_caption(curves)}*", ""]
+                      f"{panels_caption(curves, circled_selections(drawn))}*", ""]
         if any(Path(p).stem.endswith("-paper-so-far") for p in (figures or {}).get(c.id, [])):
             curves = [p.get("curve", {}) for p in rep.in_progress + rep.variant_progress]
             lines += [f"*Paper trainings in progress, so far: {learning_curves_caption(c.body(PAPER), curves)} Each "
