@@ -375,9 +375,10 @@ NUMERICS_HEADER = """\
 @click.pass_context
 @_errors_are_clear
 def park(ctx, claims):
-    """Copy each training in progress's latest checkpoint (a run's, or a retraining sensitivity variant's) into
-    checkpoints-in-progress/, which git tracks, so that another machine's `suite run` (`suite sensitivity
-    --train`) resumes it (the runner deletes the copy when the run's results are written).
+    """Copy each training in progress's latest checkpoint (a run's, or a retraining sensitivity variant's), with the
+    candidate snapshots of one that selects its model on validation, into checkpoints-in-progress/, which git
+    tracks, so that another machine's `suite run` (`suite sensitivity --train`) resumes it (the runner deletes the
+    copy when the run's results are written).
     Run it before a machine goes, and commit the folder with the runs' progress.json."""
     from suite.results.store import load_progress
     from suite.training.parking import park as park_one
@@ -391,7 +392,8 @@ def park(ctx, claims):
         what = (f"{p['claim']}/{p['profile']}/{p['run']}" + (f" variant {p['variant']}" if p["variant"] else "")
                 + f" seed {p['seed']} ({p['iteration']:,} of {p['iterations']:,})")
         if (dest := park_one(base, p)) is not None:
-            click.echo(f"{what}: parked, {dest.stat().st_size / 2**20:.1f} MiB in {dest.parent.relative_to(base)}")
+            size = sum(f.stat().st_size for f in dest.parent.rglob("*.pt"))  # latest.pt and any candidates
+            click.echo(f"{what}: parked, {size / 2**20:.1f} MiB in {dest.parent.relative_to(base)}")
         elif p["_resumable"] == "parked":
             click.echo(f"{what}: parked already (this machine has no newer checkpoint)")
         else:

@@ -71,6 +71,43 @@ def test_best_validation_picks_the_early_peak_not_the_last_model(tmp_path, scrip
     assert not list((tmp_path / "best").parent.rglob("candidates"))
 
 
+def test_a_parked_validating_training_carries_its_candidates_to_another_clone(tmp_path, scripted_validation,
+                                                                            monkeypatch):
+    """Stopped after its best validation and parked, a best-validation training resumed on a clone without
+    checkpoints/ selects the same early snapshot as an uninterrupted one: suite park carries candidates/ with
+    latest.pt (without them the selected snapshot is nowhere on the clone)."""
+    import shutil
+    import types
+    import time
+
+    scripted, _ = scripted_validation
+    peak = [0.9, 0.2, 0.5, 0.7, 0.8, 0.6]  # best after iteration 2 of 6, before the stop after 3
+    scripted += peak + peak  # the uninterrupted run's, then the stopped and resumed one's, in order
+    manifest = manifest_with(tmp_path, {"rule": "best-validation", "every": 1, "tasks": 3, "seed": 7}, iterations=6)
+    straight = run_maml(manifest, tmp_path / "straight" / "results")
+
+    clock = iter(range(10**6))  # stops after iteration 3
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(time=lambda: next(clock), perf_counter=time.perf_counter))
+    monkeypatch.setenv(loop.STOP_AT, "3")
+    first = tmp_path / "first"
+    with pytest.raises(FileNotFoundError):  # stopped at the limit: no results.json yet
+        run_maml(manifest, first / "results")
+    monkeypatch.delenv(loop.STOP_AT)
+    out = CliRunner().invoke(main, ["--manifest", str(manifest), "--results", str(first / "results"), "park"])
+    assert "maml-sinusoid/smoke/maml seed 0 (3 of 6): parked" in out.output, out.output
+    parked, = (first / "checkpoints-in-progress").rglob("latest.pt")
+    assert sorted(f.name for f in (parked.parent / "candidates").glob("*.pt")) == ["1.pt", "2.pt", "3.pt"]
+
+    second = tmp_path / "second"  # what git carries: results/ and the parked copy, no checkpoints/
+    shutil.copytree(first / "results", second / "results")
+    shutil.copytree(first / "checkpoints-in-progress", second / "checkpoints-in-progress")
+    resumed = run_maml(manifest, second / "results")
+    assert resumed["training"]["resumed_at"] == [3]
+    assert resumed["selection"] == straight["selection"] and straight["selection"]["iterations"] == [2]
+    assert resumed["episodes"] == straight["episodes"]
+    assert not (second / "checkpoints-in-progress").exists()  # landed: the parked copy, candidates too, is gone
+
+
 def test_top_k_ensemble_keeps_the_k_best_and_averages_their_outputs(tmp_path, scripted_validation):
     scripted, _ = scripted_validation
     scripted += [0.9, 0.2, 0.5, 0.3]  # validated once: the single model's run reuses the ensemble's training

@@ -27,6 +27,7 @@ from suite.training.checkpoints import load_checkpoint, save_checkpoint
 from suite.training.evaluate import curve_point, validation_point
 from suite.training.graphs import CapturedStep, cuda_graph_requested
 from suite.training.layout import RunError
+from suite.training.parking import CANDIDATES
 from suite.training.prefetch import meta_batches, prefetch_workers
 from suite.training.provenance import device_name, versions
 
@@ -81,8 +82,14 @@ def keep_candidates(folder: Path, learner, done: int, validation: dict, k: int):
 
 def selected_candidates(folder: Path, validation: dict, k: int, device) -> list[dict]:
     """The k best candidates, best first: {iteration, value, params}."""
+    best = ranked(validation)[:k]
+    missing = [str(folder / f"{it}.pt") for it, _ in best if not (folder / f"{it}.pt").is_file()]
+    if missing:
+        raise RunError(f"the model selection's candidate snapshots {', '.join(missing)} are missing: the training "
+                       "resumed from a checkpoint that came without its candidates/ (suite park carries them); "
+                       "retrain it with --overwrite")
     return [{"iteration": it, "value": value, "params": load_checkpoint(folder / f"{it}.pt", device)["params"]}
-            for it, value in ranked(validation)[:k]]
+            for it, value in best]
 
 
 def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, path: str, code: dict,
@@ -117,7 +124,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
 
     n_tasks, shots, queries = algorithms()[cfg.algorithm].task_shape(cfg.hyperparameters)
     from_training = cfg.evaluation.get("optimizer_state") == "from-training"
-    candidates = ckpts / "candidates"
+    candidates = ckpts / CANDIDATES
     k = max(cfg.evaluation["selection"].get("k", 1), KEPT) if selects_by_validation(cfg.evaluation) else 0
     began, window, stop_at = time.perf_counter(), restored_window, stop_time()
 

@@ -4,9 +4,11 @@ git.
 A paper training can outlive the machine it runs on (a lent GPU for ten minutes, a session that ends). Its
 checkpoints live in checkpoints/, which git ignores: large, and rewritten every few minutes. `suite park` copies
 the latest.pt of each training in progress (each progress.json under results/) to the same relative path under
-checkpoints-in-progress/, which git tracks; committed, it travels with the repository. On any machine, the runner
-resumes a training whose latest.pt is not in checkpoints/ from its parked copy, and deletes the copy once the run's
-results.json is written, so the commit that lands the result also removes the binary.
+checkpoints-in-progress/, which git tracks; committed, it travels with the repository. A training that selects its
+model on validation (suite.training.loop) parks its candidates/ with it: the snapshots its selection may still pick
+are part of its state, as the scores in latest.pt's curve are. On any machine, the runner resumes a training whose
+latest.pt is not in checkpoints/ from its parked copy, and deletes the copy once the run's results.json is written,
+so the commit that lands the result also removes the binary.
 
 A finished paper training is kept the same way: when its results.json is written, the runner copies its final.pt
 to trained-models/ (git tracks it; a Conv4 is about 0.5 MiB, with Reptile's carried Adam moments 1.3 MiB), and
@@ -15,6 +17,7 @@ landed is then measured on the run's own trained model on any clone, instead of 
 
     checkpoints/<claim>/<profile>/<run>/seed<N>/<training identity>/latest.pt              this machine's
     checkpoints-in-progress/<claim>/<profile>/<run>/seed<N>/<training identity>/latest.pt  parked, in git
+        (and candidates/<iteration>.pt beside it, of a training that selects on validation)
     trained-models/<claim>/paper/<run>/seed<N>/<training identity>/final.pt                kept, in git
 
 A run whose training identity another run already has (a twin: of its claim, as suite.protocol.manifest.
@@ -33,6 +36,7 @@ from suite.training.layout import CHECKPOINTS, checkpoint_base
 PARKED = "checkpoints-in-progress"
 KEPT = "trained-models"
 LATEST, FINAL = "latest.pt", "final.pt"
+CANDIDATES = "candidates"  # a validating training's kept snapshots, <iteration>.pt (suite.training.loop)
 
 
 def _twin(ckpts: Path, folder: str) -> Path:
@@ -134,12 +138,13 @@ def has_started(ckpts: Path) -> bool:
 
 
 def unpark(ckpts: Path) -> bool:
-    """Before training: copy the parked latest.pt into a checkpoint folder that has neither latest.pt nor final.pt
-    (this machine's own checkpoint, when there is one, is the newer). True when it did."""
-    source = parked_dir(ckpts) / LATEST
-    if (ckpts / LATEST).exists() or (ckpts / FINAL).exists() or not source.is_file():
+    """Before training: copy the parked latest.pt, with its candidates/, into a checkpoint folder that has neither
+    latest.pt nor final.pt (this machine's own checkpoint, when there is one, is the newer). True when it did."""
+    source = parked_dir(ckpts)
+    if (ckpts / LATEST).exists() or (ckpts / FINAL).exists() or not (source / LATEST).is_file():
         return False
-    atomic_write_bytes(ckpts / LATEST, source.read_bytes())
+    _mirror_candidates(source, ckpts)  # first: a latest.pt here is what says the folder is whole
+    atomic_write_bytes(ckpts / LATEST, (source / LATEST).read_bytes())
     return True
 
 
@@ -171,12 +176,25 @@ def where_resumable(base: Path, progress: dict) -> str | None:
     return "parked" if (parked_dir(folder) / LATEST).is_file() else None
 
 
+def _mirror_candidates(source: Path, dest: Path):
+    """Make dest/candidates/ hold exactly source/candidates/'s snapshots (none when source has none)."""
+    have = {f.name: f for f in (source / CANDIDATES).glob("*.pt")}
+    for stale in (dest / CANDIDATES).glob("*.pt"):
+        if stale.name not in have:
+            stale.unlink()
+    for name, f in have.items():
+        atomic_write_bytes(dest / CANDIDATES / name, f.read_bytes())
+    if (dest / CANDIDATES).is_dir() and not have:
+        (dest / CANDIDATES).rmdir()
+
+
 def park(base: Path, progress: dict) -> Path | None:
-    """Copy a training's latest.pt to its parked twin (replacing an older one); the copy's path, or None when this
-    machine has no latest.pt to park."""
+    """Copy a training's latest.pt, and its candidates/ if it has any, to its parked twin (replacing an older copy);
+    the parked latest.pt's path, or None when this machine has no latest.pt to park."""
     folder = checkpoint_folder(base, progress)
     if not (folder / LATEST).is_file():
         return None
-    dest = parked_dir(folder) / LATEST
-    atomic_write_bytes(dest, (folder / LATEST).read_bytes())
-    return dest
+    dest = parked_dir(folder)
+    _mirror_candidates(folder, dest)
+    atomic_write_bytes(dest / LATEST, (folder / LATEST).read_bytes())
+    return dest / LATEST
