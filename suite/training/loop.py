@@ -27,7 +27,7 @@ from suite.training.checkpoints import load_checkpoint, save_checkpoint
 from suite.training.evaluate import curve_point, validation_point
 from suite.training.graphs import CapturedStep, cuda_graph_requested
 from suite.training.layout import RunError
-from suite.training.parking import CANDIDATES
+from suite.training.parking import CANDIDATES, FINAL, LATEST
 from suite.training.prefetch import meta_batches, prefetch_workers
 from suite.training.provenance import device_name, versions
 
@@ -99,7 +99,7 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
     whose curve so far the report draws while the training is under way)."""
     iterations = cfg.hyperparameters["iterations"]
     every, log_every = cfg.execution["checkpoint_every"], cfg.execution["log_every"]
-    ckpt_path = ckpts / "latest.pt"
+    ckpt_path = ckpts / LATEST
     segment = {**code, "device": str(device), "device_name": device_name(device), "versions": versions(),
                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -178,9 +178,9 @@ def train_with_checkpoints(cfg, family, model, learner, ckpts: Path, device, pat
     training = {"curve": curve, "seconds": elapsed + spent, "gpu_seconds": gpu_seconds + (spent if on_gpu else 0.0),
                 "resumed_at": resumed_at, "segments": segments}
     selected = selected_candidates(candidates, curve["validation"], k, device) if k else []
-    save_checkpoint(ckpts / "final.pt", {"params": learner.state_dict()["params"], "training": training,
-                                         "inner_state": learner.inner_state, "candidates": selected,
-                                         "buffers": getattr(learner, "buffers", None)})
+    save_checkpoint(ckpts / FINAL, {"params": learner.state_dict()["params"], "training": training,
+                                    "inner_state": learner.inner_state, "candidates": selected,
+                                    "buffers": getattr(learner, "buffers", None)})
     ckpt_path.unlink(missing_ok=True)
     if candidates.is_dir():
         shutil.rmtree(candidates)

@@ -23,7 +23,7 @@ from suite.training.identity import numerics
 from suite.training.layout import (PROGRESS, VARIANT_MARK, RunError, check_not_overwriting, checkpoint_base,
                                    checkpoint_dir, curve_file, existing_result, run_dir)
 from suite.training.loop import train_with_checkpoints
-from suite.training.parking import (discard_parked, has_finished, has_started, keep_trained, kept_dir,
+from suite.training.parking import (FINAL, discard_parked, has_finished, has_started, keep_trained, kept_dir,
                                     restore_trained, restore_twin, trained_by, twin_under_way, unpark)
 from suite.training.paths import PATHS, choose_path
 from suite.training.provenance import device_name, versions
@@ -132,7 +132,7 @@ def train_and_evaluate(cfg: RunConfig, root: Path, device: torch.device, code: d
     restore_trained(ckpts)  # a paper training finished on another machine (kept in git)
     if (twin := restore_twin(ckpts)) and "/" in twin:  # or the same training, finished by another run (of any claim)
         tqdm.write(f"{describe(cfg)}: evaluated on {twin}'s training (the same)", file=sys.stderr)
-    if cfg.variant and (ckpts / "final.pt").is_file():  # evaluation alone: it reads the finished training only
+    if cfg.variant and (ckpts / FINAL).is_file():  # evaluation alone: it reads the finished training only
         return _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, progress, family, model,
                                          data, ckpts, path)
     if cfg.variant and not may_train:
@@ -243,7 +243,7 @@ def _measure_and_write(cfg, root, device, code, data_dir, overwrite, data, path)
     train = {"curve": {"iteration": list(range(1, iterations + 1)), "loss": measured["loss"]}, "seconds": spent,
              "gpu_seconds": spent if device.type == "cuda" else 0.0, "resumed_at": [], "segments": []}
     ckpts = checkpoint_dir(root, cfg, data, path)  # its trained parameters, as any run leaves them
-    save_checkpoint(ckpts / "final.pt", {"params": measured["params"], "inner_state": None, "training": train})
+    save_checkpoint(ckpts / FINAL, {"params": measured["params"], "inner_state": None, "training": train})
     result = {"metrics": resource_metrics(measured, cfg.evaluation["interval"]), "finetune_lr": None,
               "lr_search": None, "examples": [], "episodes": {}}
     record = _record(cfg, device, code, data, path, ckpts, train, result, spent, 0.0,
@@ -288,9 +288,9 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
     learner = make_learner(cfg, model, params, path)
     # what test-time fine-tuning adapts (ANIL: the head), and how the parameters predict (BMAML: the particles' mean)
     tuned = learner.evaluated(model.adapting_only(learner.inner_loop_names), cfg.evaluation)
-    reused = (ckpts / "final.pt").exists()
+    reused = (ckpts / FINAL).exists()
     if reused:  # the same training (configuration and numerics) finished: evaluate it
-        trained = load_checkpoint(ckpts / "final.pt", device)
+        trained = load_checkpoint(ckpts / FINAL, device)
         learner.load_params(trained["params"])
         learner.inner_state, train = trained["inner_state"], trained["training"]
     else:
@@ -301,7 +301,7 @@ def _train_evaluate_and_write(cfg, root, device, code, data_dir, overwrite, prog
             tqdm.write(f"{describe(cfg)}: resuming from its parked checkpoint", file=sys.stderr)
         train = train_with_checkpoints(cfg, family, tuned, learner, ckpts, device, path, code, progress,
                                        on_checkpoint=lambda *state: _write_progress(cfg, out, ckpts, path, *state))
-        trained = load_checkpoint(ckpts / "final.pt", device)
+        trained = load_checkpoint(ckpts / FINAL, device)
 
     eval_began = time.perf_counter()
     params, members, selection = selected_model(cfg, learner, trained)
